@@ -100,7 +100,7 @@ def train(
     generator: Annotated[str, typer.Argument(help="ae, vae, gan or infogan.")],
     dataset: DatasetOpt = "mnist5k",
     epochs: Annotated[Optional[int], typer.Option(
-        "--epochs", help="Epochs (default per generator: ae 15, vae 30, gan 25, infogan 25).")] = None,
+        "--epochs", help="Epochs (default per generator: ae 15, vae 50, gan 40, infogan 35).")] = None,
     seed: SeedOpt = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/GENERATOR).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,

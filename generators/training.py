@@ -35,7 +35,7 @@ WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
 #: default epochs per generator: recognisable digits on mnist5k in ≤ 3 min on 2 cores
-DEFAULT_EPOCHS = {"ae": 15, "vae": 30, "gan": 25, "infogan": 25}
+DEFAULT_EPOCHS = {"ae": 15, "vae": 50, "gan": 40, "infogan": 35}
 
 
 @dataclass
