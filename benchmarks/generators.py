@@ -101,7 +101,7 @@ def _histogram_figure(results: dict, path: Path) -> None:
     from forensics.plots import save_figure
 
     fig, axes = plt.subplots(1, len(GENERATORS), figsize=(14, 3), sharey=True)
-    for ax, name in zip(axes, GENERATORS):
+    for ax, name in zip(axes, GENERATORS, strict=True):
         entry = results["generators"][name]
         ax.bar(range(10), entry["digit_histogram_confident"])
         ax.set(title=f"{name}: {entry['confident_share']:.0%} confident", xticks=range(10),

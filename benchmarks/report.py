@@ -1,0 +1,210 @@
+"""Writing a benchmark's results: results.json, report.md, report.html and plots."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics import atomic
+
+METRICS = [("auc", "ROC-AUC"), ("average_precision", "AP"), ("eer", "EER"),
+           ("accuracy_calibrated", "acc@cal"), ("accuracy_best", "acc@best"),
+           ("tpr_at_1pct_fpr", "TPR@1%FPR")]
+
+
+def write_report(results: dict[str, Any], bench, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _figures(results, bench, out)
+    atomic.write_json(out / "results.json", results)
+    markdown = _markdown(results, figures)
+    atomic.write_text(out / "report.md", markdown)
+    atomic.write_text(out / "report.html", _html(markdown, out))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figures(results: dict[str, Any], bench, out: Path) -> list[tuple[str, str]]:
+    from detectors.spectral import radial_spectrum
+    from forensics.images import save_grid
+    from forensics.plots import save_figure
+
+    plt = _pyplot()
+    gens, dets = results["generators"], results["detectors"]
+    figures = []
+
+    fig, axes = plt.subplots(1, len(dets), figsize=(4 * len(dets), 3.8), squeeze=False)
+    for ax, d in zip(axes[0], dets, strict=True):
+        for g in gens:
+            roc = results["roc"][d][g]
+            ax.plot(roc["fpr"], roc["tpr"], label=f"{g} (AUC {results['in_distribution'][d][g]['auc']:.3f})")
+        ax.plot([0, 1], [0, 1], ":", color="gray")
+        ax.set(title=d, xlabel="false positive rate", ylabel="true positive rate")
+        ax.legend(fontsize=7, loc="lower right")
+    save_figure(fig, out / "roc.png")
+    figures.append(("ROC curves, in-distribution (held-out real vs held-out fakes)", "roc.png"))
+
+    fig, axes = plt.subplots(1, len(dets), figsize=(3.6 * len(dets), 3.4), squeeze=False)
+    for ax, d in zip(axes[0], dets, strict=True):
+        matrix = np.array([[results["cross_generator"][d][g][h] for h in gens] for g in gens])
+        ax.imshow(matrix, vmin=0.5, vmax=1.0, cmap="viridis")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if value < 0.8 else "black")
+        ax.set(title=d, xticks=range(len(gens)), yticks=range(len(gens)), xlabel="tested on",
+               ylabel="trained on")
+        ax.set_xticklabels(gens, rotation=45, fontsize=7)
+        ax.set_yticklabels(gens, fontsize=7)
+    save_figure(fig, out / "cross_generator_auc.png")
+    figures.append(("Cross-generator ROC-AUC (rows: trained on; columns: tested on)",
+                    "cross_generator_auc.png"))
+
+    perturbations = list(bench.suite.perturbations)
+    if perturbations:
+        fig, axes = plt.subplots(1, len(perturbations), figsize=(3.2 * len(perturbations), 3),
+                                 squeeze=False, sharey=True)
+        for ax, name in zip(axes[0], perturbations, strict=True):
+            for d in dets:
+                cells = results["robustness"][d][name]
+                strengths = sorted(cells, key=float)
+                ax.plot([float(s) for s in strengths],
+                        [np.mean([v["auc"] for v in cells[s].values()]) for s in strengths],
+                        "o-", label=d)
+            ax.set(title=name, xlabel="strength", ylim=(0.4, 1.02))
+        axes[0][0].set_ylabel("mean ROC-AUC over generators")
+        axes[0][-1].legend(fontsize=7)
+        save_figure(fig, out / "robustness.png")
+        figures.append(("Robustness: AUC under test-time perturbations (units in perturbations.jsonl)",
+                        "robustness.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sources = {"real": bench.real["test"], **{g: bench.fakes[g]["test"] for g in gens}}
+    for name, images in sources.items():
+        ax.plot(radial_spectrum(images).mean(0), label=name)
+    ax.set(xlabel="spatial frequency (radial bin)", ylabel="mean log power",
+           title="Mean 1-D power spectrum of each source")
+    ax.legend()
+    save_figure(fig, out / "spectra.png")
+    figures.append(("Mean 1-D spectrum per source", "spectra.png"))
+
+    for g in gens:
+        save_grid(bench.fakes[g]["test"][:64], out / f"samples_{g}.png", nrow=8, title=g)
+        figures.append((f"Samples: {g}", f"samples_{g}.png"))
+    return figures
+
+
+def _fmt(entry: dict[str, Any], key: str) -> str:
+    value = entry[key]
+    ci = entry.get(f"{key}_ci")
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(row) + " |" for row in rows]]
+
+
+def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
+    gens, dets = results["generators"], results["detectors"]
+    summary = results["summary"]
+    machine, timings = results["machine"], results["timings_seconds"]
+    lines = [
+        f"# forensics benchmark — suite `{results['suite_name']}`", "",
+        f"Data: {results['data']['name']} (sha256 {results['data']['sha256']}); real images: "
+        f"{results['data']['real_train']} train / {results['data']['real_val']} val / "
+        f"{results['data']['real_test']} held-out test. Seed {results['seed']}. "
+        f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {machine['platform']}; "
+        f"torch {results['versions'].get('torch')}. Wall time {timings['total']} s "
+        f"({', '.join(f'{k} {v} s' for k, v in timings.items() if k != 'total')}).", "",
+        "Every number is on held-out images; intervals are bootstrap 95 % "
+        "(stratified, real and fake resampled separately). EER is the error rate where the "
+        "false-positive and false-negative rates are equal (ROC interpolated). acc@cal uses the "
+        "threshold calibrated on the validation split and saved with the detector; acc@best is "
+        "the best threshold on the test set itself (an optimistic reference).", "",
+        f"**Best detector: `{summary['best_detector']}`.**", "",
+        "## Summary", "",
+    ]
+    rows = []
+    for d in dets:
+        s = summary["per_detector"][d]
+        rows.append([d, f"{s['min_in_distribution_auc']:.3f}", f"{s['mean_in_distribution_auc']:.3f}",
+                     _opt(s["mean_cross_generator_auc"]), _opt(s["mean_leave_one_out_auc"]),
+                     _opt(s["mean_auc_jpeg50"]), str(results["throughput_images_per_s"][d])])
+    lines += _table(rows, ["detector", "min AUC in-dist.", "mean AUC in-dist.", "mean AUC cross-gen.",
+                           "mean AUC leave-one-out", "mean AUC JPEG q50", "images/s"])
+    lines += ["", "## 1. In-distribution", ""]
+    for d in dets:
+        lines += [f"### {d}", ""]
+        lines += _table([[g, *(_fmt(results["in_distribution"][d][g], k) for k, _ in METRICS)]
+                         for g in gens], ["generator", *(label for _, label in METRICS)])
+        lines.append("")
+    lines += ["## 2. Cross-generator (ROC-AUC; rows trained on, columns tested on)", ""]
+    for d in dets:
+        lines += [f"### {d}", ""]
+        lines += _table([[g, *(f"{results['cross_generator'][d][g][h]:.3f}" for h in gens)]
+                         for g in gens], ["trained on \\ tested on", *gens])
+        lines.append("")
+    if any(results["leave_one_out"][d] for d in dets):
+        lines += ["### Leave one generator out (trained on all others, tested on it)", ""]
+        lines += _table([[d, *(_fmt(results["leave_one_out"][d][g], "auc") for g in gens)]
+                         for d in dets], ["detector", *gens])
+        lines.append("")
+    lines += ["## 3. Robustness (mean ROC-AUC over generators; in-distribution detectors)", ""]
+    columns = [(name, s) for name, cells in results["robustness"][dets[0]].items() for s in cells]
+    lines += _table([[d, *(f"{np.mean([v['auc'] for v in results['robustness'][d][n][s].values()]):.3f}"
+                           for n, s in columns)] for d in dets],
+                    ["detector", *(f"{n} {float(s):g}" for n, s in columns)])
+    lines += ["", "## Figures", ""]
+    lines += [f"**{title}**\n\n![{title}]({path})\n" for title, path in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _opt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _html(markdown: str, out: Path) -> str:
+    """A self-contained page: the markdown's tables and text, images embedded."""
+    body = []
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+                body.append("<tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>")
+                continue
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            path = line[line.index("(") + 1 : line.rindex(")")]
+            data = base64.b64encode((out / path).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(path)}" src="data:image/png;base64,{data}">')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            text = html.escape(line).replace("**", "")
+            body.append(f"<p>{text}</p>")
+    if in_table:
+        body.append("</table>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>forensics benchmark</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
