@@ -200,6 +200,58 @@ def explore(
         typer.echo(str(path))
 
 
+@app.command()
+def benchmark(
+    suite: Annotated[str, typer.Option("--suite", help="A suite in benchmarks/suites/ (quick, full) "
+                                       "or a path to a suite .toml.")] = "quick",
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/quick"),
+    seed: SeedOpt = 0,
+    cache: Annotated[Optional[Path], typer.Option(
+        "--cache", help="Artefact cache (default ~/.cache/forensics/bench or $FORENSICS_CACHE).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Retrain everything the suite names.")] = False,
+) -> None:
+    """Train the suite's generators and detectors; measure every detector against every generator."""
+    try:
+        from benchmarks.cache import default_root
+        from benchmarks.runner import run_benchmark
+        from benchmarks.suite import load_suite
+        from forensics.progress import stage_progress
+
+        loaded = load_suite(suite)
+        if out == Path("reports/quick") and loaded.name != "quick":
+            out = Path("reports") / loaded.name
+        with stage_progress(console()) as progress:
+            results = run_benchmark(loaded, out, seed=seed, cache=cache or default_root(),
+                                    fresh=fresh, progress=progress)
+    except ForensicsError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted; finished artefacts are cached, run again to continue", 130)
+    _print_summary(results)
+    typer.echo(f"report: {out / 'report.md'}  {out / 'report.html'}  {out / 'results.json'}")
+
+
+def _print_summary(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = results["summary"]
+    table = Table(title=f"benchmark {results['suite_name']}: best detector "
+                        f"{summary['best_detector']} ({results['timings_seconds']['total']} s)")
+    for column in ("detector", "min AUC", "mean AUC", "cross-gen AUC", "leave-one-out AUC",
+                   "AUC JPEG 50", "images/s"):
+        table.add_column(column, justify="right")
+
+    def fmt(value) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    for name, row in summary["per_detector"].items():
+        table.add_row(name, fmt(row["min_in_distribution_auc"]), fmt(row["mean_in_distribution_auc"]),
+                      fmt(row["mean_cross_generator_auc"]), fmt(row["mean_leave_one_out_auc"]),
+                      fmt(row["mean_auc_jpeg50"]), str(results["throughput_images_per_s"][name]))
+    Console().print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="forensics")

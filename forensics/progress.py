@@ -43,3 +43,15 @@ def count_progress(console, description: str, total: int) -> Iterator[Callable[[
     with _bar(console) as progress:
         task = progress.add_task(description, total=total, info="")
         yield lambda k=1: progress.advance(task, k)
+
+
+@contextmanager
+def stage_progress(console) -> Iterator[Callable[[str, int, int], None]]:
+    """Yield ``progress(description, done, total)`` for multi-stage jobs (benchmark)."""
+    with _bar(console) as progress:
+        task = progress.add_task("starting", total=None, info="")
+
+        def update(description: str, done: int, total: int) -> None:
+            progress.update(task, description=description, completed=done, total=total)
+
+        yield update
