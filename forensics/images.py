@@ -4,134 +4,286 @@ Every image that enters the toolkit from disk goes through :func:`read_image`
 and every image that enters a model goes through :func:`conform`, so training
 and detection never preprocess differently.
 
+Files come from strangers, so reading never crashes, hangs or blows memory:
+anything that is not a decodable image within the limits raises
+:class:`ImageReadError` with a one-line message naming the file. Files are
+opened non-blocking and checked to be regular files (a FIFO named ``x.png``
+cannot hang a run), only a few well-known formats are parsed, and an image
+declaring more than the pixel limit (``FORENSICS_MAX_PIXELS``, default
+40,000,000, or the ``max_pixels`` argument) is refused before it is decoded.
+
 Conform policy (documented once, used everywhere): an image of another size is
-resized so its *shorter* side equals the target (area interpolation when
-shrinking, bilinear when growing), then centre-cropped to the target square;
-RGB becomes grayscale by ITU-R BT.601 luma and grayscale becomes RGB by
-repeating the channel.
+centre-cropped to a square on its longer side, then resized to the target
+(area interpolation when shrinking, bilinear when growing) — the same as
+resizing the shorter side to the target and centre-cropping, up to sub-pixel
+rounding, but memory never grows with the aspect ratio. RGB becomes grayscale
+by ITU-R BT.601 luma and grayscale becomes RGB by repeating the channel.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from forensics.errors import ForensicsError
 
+PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-#: Images declaring more pixels than this are refused before decoding.
-MAX_PIXELS = int(os.environ.get("FORENSICS_MAX_PIXELS", 40_000_000))
-#: Files larger than this many bytes are refused before reading.
-MAX_BYTES = int(os.environ.get("FORENSICS_MAX_BYTES", 200 * 1024 * 1024))
+#: The only formats Pillow is allowed to parse (no EPS/Ghostscript, no exotic parsers).
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF")  # JPEG covers MPO
+#: Default limit: images declaring more pixels are refused before decoding.
+#: ``FORENSICS_MAX_PIXELS`` (read at each call) or ``max_pixels=`` override it.
+MAX_PIXELS = 40_000_000
+#: Default limit: files larger than this many bytes are refused before reading.
+#: ``FORENSICS_MAX_BYTES`` (read at each call) overrides it.
+MAX_BYTES = 200 * 1024 * 1024
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO or device must not block the open
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
 class ImageReadError(ForensicsError):
     """One file could not be read as an image; the message names the file."""
 
 
-def _display(path: Path) -> str:
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+def _as_path(raw: PathArg) -> Path:
+    """A Path for str, bytes (undecodable bytes kept by surrogateescape) or PathLike."""
+    return Path(os.fsdecode(raw))
 
 
-def read_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
+def _printable(text: str) -> str:
+    """One printable line: control characters and lone surrogates are escaped."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char
+        if char.isprintable()
+        else char.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for char in text
+    )
+
+
+def _display(path: str | os.PathLike) -> str:
+    """The file name as one printable UTF-8 line, whatever bytes it is made of."""
+    return _printable(os.fsdecode(path))
+
+
+def _env_limit(variable: str, default: int, name: str) -> int:
+    value = os.environ.get(variable)
+    if value is None or not value.strip():
+        return default
+    try:
+        limit = int(value.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ImageReadError(
+            f"{name}: {variable}={_printable(repr(value))} is not a positive integer"
+        )
+    return limit
+
+
+def _os_reason(error: OSError | ValueError, path: Path) -> str:
+    """A short reason for a failed open or stat."""
+    if isinstance(error, ValueError):  # e.g. an embedded NUL byte
+        return f"invalid file name ({_printable(str(error))})"
+    code = error.errno
+    if code == errno.ENOENT:
+        return "dangling symbolic link" if os.path.islink(path) else "no such file or directory"
+    if code == errno.ELOOP:
+        return "symbolic link loop (too many levels of symbolic links)"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if code == errno.EISDIR:
+        return "is a directory"
+    return f"cannot open ({_printable(error.strerror or type(error).__name__).lower()})"
+
+
+def read_image(path: PathArg, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode one image file to ``uint8`` of shape ``(H, W, C)`` with C in {1, 3}.
 
-    Handles 16-bit, palette, alpha (composited on black), CMYK, EXIF rotation
-    and animated files (first frame). Raises :class:`ImageReadError` with a
-    one-line reason for anything else.
+    Handles 16-bit (scaled to 8 bits), palette, alpha (composited on black),
+    CMYK, EXIF rotation and animated files (first frame). Raises
+    :class:`ImageReadError` with a one-line reason naming the file for
+    anything else, including images over the pixel limit (``max_pixels``, else
+    ``FORENSICS_MAX_PIXELS``, else :data:`MAX_PIXELS`), which are refused
+    before decoding.
     """
+    if max_pixels is not None and (isinstance(max_pixels, bool) or int(max_pixels) < 1):
+        raise ValueError(f"max_pixels must be a positive integer, not {max_pixels!r}")
+    path = _as_path(path)
+    name = _display(path)
+    limit = (
+        int(max_pixels)
+        if max_pixels is not None
+        else _env_limit("FORENSICS_MAX_PIXELS", MAX_PIXELS, name)
+    )
+    max_bytes = _env_limit("FORENSICS_MAX_BYTES", MAX_BYTES, name)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (OSError, ValueError) as error:
+        raise ImageReadError(f"{name}: {_os_reason(error, path)}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageReadError(f"{name}: is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageReadError(f"{name}: not a regular file")
+        if info.st_size == 0:
+            raise ImageReadError(f"{name}: empty file")
+        if info.st_size > max_bytes:
+            raise ImageReadError(
+                f"{name}: {info.st_size} bytes exceeds the limit of {max_bytes} bytes "
+                "(set FORENSICS_MAX_BYTES to change it)"
+            )
+        handle = os.fdopen(fd, "rb")
+        fd = -1  # the handle owns it now
+    except OSError as error:
+        raise ImageReadError(f"{name}: {_os_reason(error, path)}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    with handle:
+        return _decode(handle, name, limit)
+
+
+def _decode(handle: IO[bytes], name: str, limit: int) -> np.ndarray:
+    """Decode an open file, refusing it before decoding when over ``limit`` pixels."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    name = _display(path)
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
-    try:
-        info = path.stat()
-    except OSError as error:
-        raise ImageReadError(f"{name}: cannot access ({error.strerror or error})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageReadError(f"{name}: not a regular file")
-    if info.st_size == 0:
-        raise ImageReadError(f"{name}: empty file")
-    if info.st_size > MAX_BYTES:
-        raise ImageReadError(f"{name}: file larger than the {MAX_BYTES}-byte limit")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ImageReadError(f"{name}: cannot read ({error.strerror or error})") from None
     try:
         with warnings.catch_warnings():
+            # Pillow's DecompressionBombWarning: our own limit decides, below.
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > limit:
-                raise ImageReadError(
-                    f"{name}: {width}x{height} pixels exceeds the limit of {limit} "
-                    "(set FORENSICS_MAX_PIXELS to change it)"
-                )
-            if width < 1 or height < 1:
-                raise ImageReadError(f"{name}: image has no pixels")
-            image.seek(0)
-            image = ImageOps.exif_transpose(image) or image
-            array = _to_uint8(image)
+            with Image.open(handle, formats=IMAGE_FORMATS) as image:
+                width, height = image.size
+                _check_pixels(name, width * height, limit, f"{width}x{height} = ")
+                if width < 1 or height < 1:
+                    raise ImageReadError(f"{name}: image has no pixels")
+                image.seek(0)  # animated: the first frame
+                ImageOps.exif_transpose(image, in_place=True)  # no copy of the pixels
+                array = _to_uint8(image)
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise ImageReadError(f"{name}: not a readable image ({type(error).__name__})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ImageReadError(f"{name}: corrupt or truncated image ({reason})") from None
+    except UnidentifiedImageError:
+        formats = ", ".join(IMAGE_FORMATS)
+        raise ImageReadError(f"{name}: not a recognised image ({formats})") from None
+    except Image.DecompressionBombError as error:
+        # Pillow's own hard limit fired inside Image.open, before we saw the size.
+        found = _BOMB_PIXELS.search(str(error))
+        pixels = int(found.group(1)) if found else None
+        if pixels is not None and pixels > limit:
+            _check_pixels(name, pixels, limit, "")
+        hard = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageReadError(
+            f"{name}: image declares {pixels or 'too many'} pixels, more than Pillow's hard "
+            f"limit of {hard} (raise PIL.Image.MAX_IMAGE_PIXELS to allow it)"
+        ) from None
+    except MemoryError:
+        raise ImageReadError(f"{name}: not enough memory to decode the image") from None
+    except Exception as error:  # any parser failure on a stranger's file is a bad file
+        text = str(error).strip()
+        reason = _printable(text.splitlines()[0]) if text else type(error).__name__
+        kind = "truncated" if "truncated" in reason.lower() else "corrupt"
+        raise ImageReadError(f"{name}: {kind} image ({reason})") from None
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ImageReadError(f"{name}: unsupported image layout {array.shape} {array.dtype}")
     return array
+
+
+def _check_pixels(name: str, pixels: int, limit: int, detail: str) -> None:
+    if pixels > limit:
+        raise ImageReadError(
+            f"{name}: image declares {detail}{pixels} pixels, more than the limit of {limit} "
+            "(set FORENSICS_MAX_PIXELS or pass max_pixels to change it)"
+        )
+
+
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def _to_uint8(image) -> np.ndarray:
     """Bring any PIL mode to uint8 L or RGB (alpha composited on black)."""
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        raw = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if raw.max(initial=0) > 255 else 255.0
-        array = np.clip(raw / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return array[:, :, None]
+    if mode in _SIXTEEN_BIT:  # always on the 0..65535 scale
+        raw = np.asarray(image).astype(np.uint32)
+        return ((raw * 255 + 32767) // 65535).astype(np.uint8)[:, :, None]
+    if mode == "I":  # 32-bit integers: 8- or 16-bit data widened by the decoder
+        raw = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
+        if raw.max(initial=0) > 255:
+            raw = (raw * 255 + 32767) // 65535
+        return raw.astype(np.uint8)[:, :, None]
     if mode == "F":
-        raw = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        return np.clip(raw * (255.0 if raw.max(initial=0) <= 1 else 1.0), 0, 255).astype(
-            np.uint8
-        )[:, :, None]
-    if mode in ("1", "L"):
+        raw = np.nan_to_num(np.asarray(image, dtype=np.float32), posinf=255.0, neginf=0.0)
+        scale = 255.0 if raw.max(initial=0) <= 1 else 1.0
+        return np.clip(raw * scale + 0.5, 0, 255).astype(np.uint8)[:, :, None]
+    transparent = "transparency" in image.info
+    if mode in ("LA", "La") or (mode in ("1", "L") and transparent):
+        # Premultiplied alpha is exactly "composited on black" (rounded).
+        gray = image.convert("LA").convert("La") if mode != "La" else image
+        return np.ascontiguousarray(np.asarray(gray, dtype=np.uint8)[:, :, :1])
+    if mode == "L":
+        return np.asarray(image, dtype=np.uint8)[:, :, None]
+    if mode == "1":
         return np.asarray(image.convert("L"), dtype=np.uint8)[:, :, None]
-    if mode in ("LA", "La", "PA", "RGBA", "RGBa", "P") or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        rgb = rgba[:, :, :3] * (rgba[:, :, 3:] / 255.0)
-        array = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
-        if mode in ("LA", "La"):
-            return array[:, :, :1]
-        return array
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if mode in ("PA", "RGBA", "RGBa") or transparent:
+        rgba = image.convert("RGBA").convert("RGBa") if mode != "RGBa" else image
+        return np.ascontiguousarray(np.asarray(rgba, dtype=np.uint8)[:, :, :3])
+    return np.asarray(image if mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 def conform(images: np.ndarray, size: int, channels: int) -> np.ndarray:
-    """Bring ``(H, W, C)`` uint8 images to ``(size, size, channels)`` (see module doc)."""
+    """Bring one ``(H, W, C)`` uint8 image to ``(size, size, channels)`` (see module doc).
+
+    ``C`` may be 1 or 3 (a 2-D array counts as one channel) and ``H`` or ``W``
+    may be as small as 1. Raises ``ValueError`` for anything else.
+    """
     import cv2
 
-    image = images
+    image = np.asarray(images)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(
+            f"conform needs a uint8 (H, W, 1|3) image, not {image.shape} {image.dtype}"
+        )
     height, width = image.shape[:2]
+    if height < 1 or width < 1:
+        raise ValueError(f"conform needs a non-empty image, not {image.shape}")
+    if isinstance(size, bool) or int(size) != size or size < 1:
+        raise ValueError(f"size must be a positive integer, not {size!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, not {channels!r}")
+    size = int(size)
     if (height, width) != (size, size):
-        scale = size / min(height, width)
-        new_h = max(size, round(height * scale))
-        new_w = max(size, round(width * scale))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-        if image.ndim == 2:
-            image = image[:, :, None]
-        top = (new_h - size) // 2
-        left = (new_w - size) // 2
-        image = image[top : top + size, left : left + size]
+        # Crop first: memory stays within the input's, whatever its aspect ratio.
+        side = min(height, width)
+        top = (height - side) // 2
+        left = (width - side) // 2
+        image = image[top : top + side, left : left + side]
+        if side != size:
+            interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+            image = cv2.resize(
+                np.ascontiguousarray(image), (size, size), interpolation=interpolation
+            )
+            if image.ndim == 2:
+                image = image[:, :, None]
     if image.shape[2] != channels:
         if channels == 1:
             image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[:, :, None]
@@ -147,7 +299,7 @@ def to_float(batch_hwc: np.ndarray) -> np.ndarray:
 
 def to_uint8(batch_nchw) -> np.ndarray:
     """``(N, C, H, W)`` float in [0, 1] → ``(N, H, W, C)`` uint8 (round half up)."""
-    array = np.asarray(batch_nchw, dtype=np.float32)
+    array = np.nan_to_num(np.asarray(batch_nchw, dtype=np.float32), nan=0.0)
     return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
@@ -166,39 +318,87 @@ def png_bytes(image_hwc: np.ndarray, text: dict[str, str] | None = None) -> byte
     return buffer.getvalue()
 
 
-def png_text(path: str | Path) -> dict[str, str]:
-    """The text chunks of a PNG (provenance tags), or {} when there are none."""
+def png_text(path: PathArg, *, max_pixels: int | None = None) -> dict[str, str]:
+    """The text chunks of a PNG (provenance tags), or {} when there are none.
+
+    Opened as safely as :func:`read_image` (non-blocking, regular files only);
+    an image over the pixel limit yields {} rather than being decoded, since
+    Pillow decodes the pixels to find text chunks placed after them.
+    """
     from PIL import Image
 
+    path = _as_path(path)
     try:
-        with Image.open(path) as image:
-            return {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
+        limit = (
+            int(max_pixels)
+            if max_pixels is not None
+            else _env_limit("FORENSICS_MAX_PIXELS", MAX_PIXELS, _display(path))
+        )
+        fd = os.open(path, _OPEN_FLAGS)
+    except (ImageReadError, OSError, ValueError):
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(handle, formats=("PNG",)) as image:
+                    if image.size[0] * image.size[1] > limit:
+                        return {}
+                    text = getattr(image, "text", {})
+                    return {str(k): str(v) for k, v in text.items()}
     except Exception:  # a tag is reported, never required
         return {}
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
-def iter_image_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
+def iter_image_files(paths: Iterable[PathArg]) -> Iterator[tuple[Path, str | None]]:
     """Expand files and folders (recursively, sorted) into image paths.
 
-    Yields ``(path, problem)``; ``problem`` is a one-line reason when the path
-    cannot be used (missing, unreadable folder), else ``None``. Symlink loops
-    are not followed.
+    Yields ``(path, problem)``; ``problem`` is a one-line reason naming the
+    path when it cannot be used (missing, dangling or looping symlink, an
+    unreadable folder, a folder with an image suffix), else ``None``. Paths
+    may be bytes (undecodable names are kept via surrogateescape). Symlinks to
+    folders are not followed inside a walk. A ``None`` problem promises
+    nothing: the file can still vanish or be bad; :func:`read_image` says so.
     """
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path, onerror=None, followlinks=False):
-                dirs.sort()
-                for name in sorted(files):
-                    if name.lower().endswith(IMAGE_SUFFIXES):
-                        yield Path(root) / name, None
-                for name in dirs:
-                    if name.lower().endswith(IMAGE_SUFFIXES):
-                        yield Path(root) / name, f"{_display(Path(root) / name)}: is a directory"
-        elif path.exists() or path.is_symlink():
-            yield path, None
+        path = _as_path(raw)
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError) as error:
+            yield path, f"{_display(path)}: {_os_reason(error, path)}"
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            yield from _walk(path)
         else:
-            yield path, f"{_display(path)}: no such file or directory"
+            yield path, None
+
+
+def _walk(top: Path) -> Iterator[tuple[Path, str | None]]:
+    errors: list[OSError] = []
+
+    def problems() -> Iterator[tuple[Path, str]]:
+        while errors:
+            error = errors.pop(0)
+            where = Path(os.fsdecode(error.filename)) if error.filename else top
+            reason = _os_reason(error, where)
+            yield where, f"{_display(where)}: cannot list folder ({reason})"
+
+    for root, dirs, files in os.walk(top, onerror=errors.append, followlinks=False):
+        yield from problems()
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                yield Path(root) / name, None
+        for name in dirs:
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                yield Path(root) / name, f"{_display(Path(root) / name)}: is a directory"
+    yield from problems()
 
 
 def save_grid(images, path: str | Path, *, nrow: int = 10, title: str | None = None) -> None:
