@@ -8,8 +8,9 @@ stderr and exit status 2 (1 for ``detect`` when nothing could be read).
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -31,7 +32,7 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded with
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
 DatasetOpt = Annotated[str, typer.Option(
     "--dataset", help="mnist5k (default), digits, folder:PATH, mnist, fashion-mnist, cifar10.")]
-DataRootOpt = Annotated[Optional[str], typer.Option(
+DataRootOpt = Annotated[str | None, typer.Option(
     "--data-root", help="Where torchvision data sets live (default ~/.cache/forensics).")]
 DownloadOpt = Annotated[bool, typer.Option(
     "--download", help="Allow downloading a torchvision data set (needs internet).")]
@@ -99,37 +100,39 @@ def datasets() -> None:
 def train(
     generator: Annotated[str, typer.Argument(help="ae, vae, gan or infogan.")],
     dataset: DatasetOpt = "mnist5k",
-    epochs: Annotated[Optional[int], typer.Option(
+    epochs: Annotated[int | None, typer.Option(
         "--epochs", help="Epochs (default per generator: ae 15, vae 50, gan 40, infogan 35).")] = None,
     seed: SeedOpt = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/GENERATOR).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/GENERATOR).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
-    variant: Annotated[Optional[str], typer.Option(
+    variant: Annotated[str | None, typer.Option(
         "--variant", help="ae: plain, sparse, denoising or contractive.")] = None,
     linear: Annotated[bool, typer.Option("--linear", help="ae: linear encoder and decoder.")] = False,
-    loss: Annotated[Optional[str], typer.Option(
+    loss: Annotated[str | None, typer.Option(
         "--loss", help="gan/infogan: minimax or non-saturating.")] = None,
-    k: Annotated[Optional[int], typer.Option("--k", help="gan/infogan: D steps per G step.")] = None,
-    lam: Annotated[Optional[float], typer.Option(
+    k: Annotated[int | None, typer.Option("--k", help="gan/infogan: D steps per G step.")] = None,
+    lam: Annotated[float | None, typer.Option(
         "--lam", help="ae: λ of the sparse or contractive penalty.")] = None,
-    latent_dim: Annotated[Optional[int], typer.Option("--latent-dim", help="vae: size of z.")] = None,
-    corruption: Annotated[Optional[str], typer.Option(
+    latent_dim: Annotated[int | None, typer.Option("--latent-dim", help="vae: size of z.")] = None,
+    corruption: Annotated[str | None, typer.Option(
         "--corruption", help="ae denoising: gaussian or mask.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
     sets: Annotated[list[str], typer.Option(
-        "--set", help="Any other model option as KEY=VALUE (repeatable), e.g. --set code_dim=16.")] = [],
+        "--set", help="Any other model option as KEY=VALUE (repeatable), e.g. --set code_dim=16.")] = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
     download: DownloadOpt = False,
 ) -> None:
     """Train a generator; the run folder gets weights, metrics and a sample grid every epoch."""
+    if sets is None:
+        sets = []
     named = {"variant": variant, "linear": linear or None, "loss": loss, "k": k, "lam": lam,
              "latent_dim": latent_dim, "corruption": corruption, "batch_size": batch_size,
              "lr": lr}
     try:
         options = {key: value for key, value in named.items() if value is not None}
-        options.update(parse_sets(sets))
+        options.update(parse_sets(sets or []))
         from forensics.progress import training_progress
         from generators.registry import get
         from generators.training import train as run_training
@@ -138,7 +141,16 @@ def train(
         if epochs is not None and epochs < 1:
             raise ForensicsError("--epochs must be positive")
         out = out or Path("runs") / generator
-        with training_progress(console(), generator) as callback:
+        with ExitStack() as stack:
+            bar: list = []
+
+            def callback(event: dict) -> None:
+                # the bar starts with the first step, so a bad option, data set or run
+                # folder is reported as one line, not under an empty progress bar
+                if not bar:
+                    bar.append(stack.enter_context(training_progress(console(), generator)))
+                bar[0](event)
+
             run = run_training(generator, options, out=out, dataset=dataset, epochs=epochs,
                                seed=seed, device=device, resume=resume, data_root=data_root,
                                download=download, callback=callback)
@@ -153,7 +165,8 @@ def train(
 def generate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `forensics train`.")],
     n: Annotated[int, typer.Option("--n", help="Number of images.")] = 1000,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default RUN_DIR/synthetic).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output folder (default RUN_DIR/synthetic).")] = None,
     seed: SeedOpt = 0,
     mode: Annotated[str, typer.Option(
         "--mode", help="sample (from the prior / code distribution) or reconstruct (re-render "
@@ -185,7 +198,7 @@ def generate(
 @app.command()
 def explore(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `forensics train`.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the figures.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the figures.")] = None,
     seed: SeedOpt = 0,
 ) -> None:
     """Write the course's pictures: reconstructions, latent space, interpolations, traversals."""
@@ -200,13 +213,174 @@ def explore(
         typer.echo(str(path))
 
 
+@app.command("train-detector")
+def train_detector(
+    kind: Annotated[str, typer.Argument(help="spectral-fft, spectral-dct, cnn, discriminator, "
+                                        "attribution or pixel-logreg.")],
+    fake: Annotated[list[Path], typer.Option(
+        "--fake", help="A folder of fakes (a `forensics generate` output, any image folder, or "
+        "0_real/ + 1_fake/); repeatable.")],
+    out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
+    real: Annotated[str, typer.Option("--real", help="Real data set (its seeded split).")] = "mnist5k",
+    seed: SeedOpt = 0,
+    run: Annotated[Path | None, typer.Option(
+        "--run", help="discriminator: the gan/infogan run folder whose D is used.")] = None,
+    sets: Annotated[list[str], typer.Option(
+        "--set", help="Detector option as KEY=VALUE (repeatable), e.g. --set epochs=8.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing detector folder.")] = False,
+    data_root: DataRootOpt = None,
+) -> None:
+    """Train a real-vs-fake detector; calibrate its threshold on validation; report on test."""
+    if sets is None:
+        sets = []
+    try:
+        from detectors.inputs import gather
+        from detectors.registry import get
+        from detectors.training import save_detector
+        from detectors.training import train_detector as fit
+
+        get(kind)
+        if out.exists() and not force:
+            raise ForensicsError(f"{out} already exists (use --force to overwrite)")
+        options = parse_sets(sets or [])
+        if run is not None:
+            options["run"] = str(run)
+        if "seed" in _init_options(kind):
+            options.setdefault("seed", str(seed))
+        data = gather(real, fake, seed=seed, data_root=data_root)
+        for line in data.problems.lines:
+            typer.echo(f"skipped: {line}", err=True)
+        with console().status(f"training {kind} on {', '.join(data.fakes)}"):
+            detector, report = fit(kind, data.real["train"], data.real["val"], data.real["test"],
+                                   data.fakes, options, seed=seed)
+        save_detector(detector, out, extra={"data": data.provenance, "seed": seed,
+                                            "command": ["forensics", *sys.argv[1:]]}, force=force)
+    except ForensicsError as error:
+        fail(str(error))
+    per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
+    typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
+               f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
+    typer.echo(f"saved → {out}")
+
+
+def _init_options(kind: str) -> set[str]:
+    import inspect
+
+    from detectors.registry import get
+
+    return set(inspect.signature(get(kind).__init__).parameters)
+
+
+@app.command()
+def detect(
+    paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
+    detector: Annotated[list[Path], typer.Option(
+        "--detector",
+        help="A detector folder (repeatable); default: the one shipped with forensics.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per image on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per image, on stdout.")] = False,
+    explain: Annotated[Path | None, typer.Option(
+        "--explain", help="Write a PNG per image: the image, its spectrum vs real data, saliency.")] = None,
+) -> None:
+    """Score images: P(fake), verdict at the calibrated threshold, attributed source, provenance tag.
+
+    Exit status: 0 when every readable image was scored (unreadable files are reported
+    and skipped), 1 when no image could be read, 2 for usage errors.
+    """
+    if detector is None:
+        detector = []
+    try:
+        from detectors.base import load_detector
+        from detectors.scan import DEFAULT_DETECTOR, scan
+
+        folders = detector or [DEFAULT_DETECTOR]
+        if not detector and not (DEFAULT_DETECTOR / "detector.json").is_file():
+            raise ForensicsError("no default detector is installed; pass --detector DIR")
+        loaded = {}
+        for folder in folders:
+            name = "default" if folder == DEFAULT_DETECTOR else folder.name
+            loaded[name if name not in loaded else str(folder)] = load_detector(folder)
+        from forensics.images import iter_image_files
+        from forensics.progress import count_progress
+
+        total = sum(1 for _, problem in iter_image_files(paths) if problem is None)
+        with count_progress(console(), "scoring", total) as advance:
+            result = scan(paths, loaded, callback=advance)
+    except ForensicsError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    for line in result.problems.lines:
+        typer.secho(f"skipped: {line}", err=True, fg="yellow")
+    if result.resized:
+        shape = next(iter(loaded.values())).input_shape_
+        typer.secho(f"warning: {result.resized} image(s) were not {shape[1]}x{shape[2]} with "
+                    f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
+                    "channels converted) as in training", err=True, fg="yellow")
+    _print_records(result.records, loaded, as_json, as_csv)
+    if explain is not None and result.records:
+        from detectors.explain import explain_all
+        from detectors.storage import read_header
+
+        recorded = read_header(folders[0]).get("data", {})
+        real = recorded.get("real", {}).get("name", "mnist5k") if isinstance(recorded, dict) else "mnist5k"
+        written = explain_all(result, loaded, explain, real=real)
+        typer.echo(f"explanations: {len(written)} PNGs → {explain}", err=True)
+    typer.echo(f"{len(result.records)} scored, {len(result.problems.lines)} skipped", err=True)
+    if not result.records:
+        raise typer.Exit(1)
+
+
+def _print_records(records: list[dict], detectors: dict, as_json: bool, as_csv: bool) -> None:
+    import json
+
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(record, sort_keys=True))
+        return
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        names = list(detectors)
+        writer.writerow(["file", "p_fake", "verdict", "source", *[f"p_fake_{n}" for n in names],
+                         "provenance_tag"])
+        for r in records:
+            tag = json.dumps(r["provenance_tag"]) if r["provenance_tag"] is not None else ""
+            writer.writerow([r["file"], r["p_fake"], r["verdict"], r["source"] or "",
+                             *[r["scores"][n] for n in names], tag])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="forensics detect")
+    table.add_column("file", overflow="fold")
+    names = list(detectors)
+    if len(names) > 1:
+        for name in names:
+            table.add_column(f"P(fake) {name}", justify="right")
+    table.add_column("P(fake)" if len(names) == 1 else "combined", justify="right")
+    table.add_column("verdict")
+    table.add_column("source")
+    table.add_column("provenance tag (not trusted)", overflow="fold")
+    for r in records:
+        tag = r["provenance_tag"]
+        if isinstance(tag, dict):
+            tag = f"{tag.get('generator', '?')} {tag.get('variant', '')}".strip()
+        cells = [f"{r['scores'][n]:.3f}" for n in names] if len(names) > 1 else []
+        verdict = "[red]fake[/red]" if r["verdict"] == "fake" else "[green]real[/green]"
+        table.add_row(r["file"], *cells, f"{r['p_fake']:.3f}", verdict, r["source"] or "—",
+                      str(tag) if tag else "—")
+    Console().print(table)
+
+
 @app.command()
 def benchmark(
     suite: Annotated[str, typer.Option("--suite", help="A suite in benchmarks/suites/ (quick, full) "
                                        "or a path to a suite .toml.")] = "quick",
     out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/quick"),
     seed: SeedOpt = 0,
-    cache: Annotated[Optional[Path], typer.Option(
+    cache: Annotated[Path | None, typer.Option(
         "--cache", help="Artefact cache (default ~/.cache/forensics/bench or $FORENSICS_CACHE).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Retrain everything the suite names.")] = False,
 ) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -75,4 +75,4 @@ def machine() -> dict[str, object]:
 
 def now() -> str:
     """The one timestamp field of a record (everything else is reproducible)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

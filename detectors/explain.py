@@ -1,0 +1,63 @@
+"""``forensics detect --explain``: one figure per image showing why it was scored so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.spectral import radial_spectrum
+
+
+def _real_reference(name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """Mean and spread of the 1-D spectrum of the real training data a detector saw."""
+    from forensics.data import load_split
+    from forensics.errors import ForensicsError
+
+    try:
+        real = load_split(name, "train").images
+    except ForensicsError:  # a folder data set that moved: fall back to the embedded data
+        name, real = "mnist5k", load_split("mnist5k", "train").images
+    spectra = radial_spectrum(real)
+    return spectra.mean(0), spectra.std(0), name
+
+
+def explain_all(result, detectors: dict[str, Any], out: Path, real: str = "mnist5k") -> list[Path]:
+    """Write ``out/<n>_<file stem>.png`` for every scored image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from forensics.images import conform, read_image, to_float
+    from forensics.plots import save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    mean, std, real_name = _real_reference(real)
+    salient = next((d for d in detectors.values() if hasattr(d, "saliency")), None)
+    shape = next(iter(detectors.values())).input_shape_
+    written = []
+    for i, (path, record) in enumerate(zip(result.paths, result.records, strict=True)):
+        image = to_float(conform(read_image(path), shape[1], shape[0])[None])
+        panels = 3 if salient is not None else 2
+        fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.4))
+        axes[0].imshow(image[0].transpose(1, 2, 0).squeeze(), cmap="gray", vmin=0, vmax=1)
+        axes[0].set(title=f"P(fake) {record['p_fake']:.3f} → {record['verdict']}")
+        axes[0].axis("off")
+        spectrum = radial_spectrum(image)[0]
+        bins = np.arange(len(spectrum))
+        axes[1].fill_between(bins, mean - 2 * std, mean + 2 * std, alpha=0.3,
+                             label=f"real {real_name} ±2 sd")
+        axes[1].plot(bins, mean, "--", label="real mean")
+        axes[1].plot(bins, spectrum, label="this image")
+        axes[1].set(title="1-D power spectrum", xlabel="radial frequency bin", ylabel="log power")
+        axes[1].legend(fontsize=7)
+        if salient is not None:
+            axes[2].imshow(salient.saliency(image)[0], cmap="inferno")
+            axes[2].set(title=f"saliency |∂logit/∂x| ({salient.name})")
+            axes[2].axis("off")
+        target = out / f"{i:05d}_{Path(record['file']).stem[:60]}.png"
+        save_figure(fig, target)
+        written.append(target)
+    return written

@@ -1,0 +1,78 @@
+"""Turn ``--real DATASET`` and ``--fake DIR`` arguments into training arrays.
+
+A fake folder is a ``forensics generate`` output (its manifest names the
+generator), any folder of images (named after the folder), or a folder laid
+out as ``0_real/`` + ``1_fake/`` (the convention of existing detection
+benchmarks), whose real images join the real data, split 80/10/10 the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from forensics.batches import Problems, read_all
+from forensics.errors import ForensicsError
+from forensics.provenance import sha256_array
+
+
+@dataclass
+class TrainingData:
+    real: dict[str, np.ndarray]
+    fakes: dict[str, np.ndarray]
+    provenance: dict = field(default_factory=dict)
+    problems: Problems = field(default_factory=Problems)
+
+
+def _split(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(len(images))
+    a, b = int(0.8 * len(images)), int(0.9 * len(images))
+    return {"train": images[order[:a]], "val": images[order[a:b]], "test": images[order[b:]]}
+
+
+def _name(folder: Path, taken: dict) -> str:
+    manifest = folder / "manifest.json"
+    name = folder.name
+    if manifest.is_file():
+        try:
+            name = json.loads(manifest.read_text("utf-8"))["header"]["generator"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            pass
+    base, i = name, 2
+    while name in taken or name == "real":
+        name, i = f"{base}-{i}", i + 1
+    return name
+
+
+def gather(real: str, fake_dirs: list[Path], seed: int = 0, data_root: str | None = None,
+           ) -> TrainingData:
+    """Load the real splits and every fake folder, conformed to the real images' shape."""
+    from forensics.data import load, split_indices
+
+    dataset = load(real, root=data_root)
+    parts = split_indices(dataset.labels)
+    shape = tuple(dataset.images.shape[1:])
+    data = TrainingData({k: dataset.images[parts[k]] for k in ("train", "val", "test")}, {})
+    data.provenance = {"real": {"name": dataset.name, "sha256": dataset.fingerprint()},
+                       "fakes": {}}
+    for folder in fake_dirs:
+        if not folder.is_dir():
+            raise ForensicsError(f"--fake {folder}: not a folder")
+        if (folder / "0_real").is_dir() and (folder / "1_fake").is_dir():
+            extra, _ = read_all([folder / "0_real"], shape, data.problems)
+            for key, value in _split(extra, seed).items():
+                data.real[key] = np.concatenate([data.real[key], value])
+            fake_root = folder / "1_fake"
+        else:
+            fake_root = folder
+        images, _ = read_all([fake_root], shape, data.problems)
+        if len(images) < 10:
+            raise ForensicsError(f"--fake {folder}: {len(images)} readable images; need at least 10")
+        name = _name(folder, data.fakes)
+        data.fakes[name] = images
+        data.provenance["fakes"][name] = {"folder": str(folder), "n": len(images),
+                                          "sha256": sha256_array(images)[:16]}
+    return data
