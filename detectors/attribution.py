@@ -1,0 +1,104 @@
+"""Attribution (Yu et al. 2019): which source made an image — real or one of the named generators.
+
+The CNN of :mod:`detectors.cnn` with one output per class, trained with
+cross-entropy. Class 0 is always ``"real"``; the others are the fake sources in
+sorted order. As a binary detector, P(fake) = 1 − P(real).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from detectors.base import as_batch
+from detectors.cnn import NetDetector, net_outputs
+from detectors.registry import register
+from forensics.errors import ForensicsError
+
+REAL = "real"
+
+
+@register("attribution")
+class AttributionDetector(NetDetector):
+    """Multi-class source attribution; ``classes_[0] == "real"``."""
+
+    def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
+                 lr: float = 1e-3, seed: int = 0, augment: bool = True,
+                 device: str = "auto") -> None:
+        self.width = width
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.augment = augment
+        self.device = device
+
+    def fit(self, real: np.ndarray, fake: np.ndarray) -> AttributionDetector:
+        """Binary use: the two classes ``real`` and ``fake``."""
+        return self.fit_sources({REAL: real, "fake": fake})
+
+    def fit_sources(self, images_by_source: dict[str, np.ndarray]) -> AttributionDetector:
+        """Learn to tell the sources apart; ``"real"`` must be one of them."""
+        if REAL not in images_by_source or len(images_by_source) < 2:
+            raise ForensicsError('attribution needs a "real" set and at least one fake source')
+        classes = [REAL, *sorted(key for key in images_by_source if key != REAL)]
+        sets = [as_batch(images_by_source[name], f"{name} images") for name in classes]
+        shapes = {tuple(part.shape[1:]) for part in sets}
+        if len(shapes) > 1:
+            raise ForensicsError(f"sources have different image shapes {sorted(shapes)}; "
+                                 "conform them to one shape")
+        self._start_fit(sets[0], sets[1])
+        targets = np.concatenate([np.full(len(part), k, np.int64) for k, part in enumerate(sets)])
+        self._train(np.concatenate(sets), targets, len(classes), F.cross_entropy)
+        self.classes_ = classes
+        self._end_fit(sets[0])
+        return self
+
+    def predict_source_proba(self, images: np.ndarray) -> np.ndarray:
+        """(N, K) probabilities over ``classes_``."""
+        images = self._check_input(images)
+        logits = torch.from_numpy(net_outputs(self.net_, images,
+                                              next(self.net_.parameters()).device))
+        return torch.softmax(logits.double(), 1).numpy()
+
+    def predict_source(self, images: np.ndarray) -> list[str]:
+        return [self.classes_[k] for k in self.predict_source_proba(images).argmax(1)]
+
+    def _scores(self, images: np.ndarray) -> np.ndarray:
+        return 1.0 - self.predict_source_proba(images)[:, 0]
+
+    def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(outputs[:, 1:], 1) - outputs[:, 0]
+
+    def confusion_matrix(self, images_by_source: dict[str, np.ndarray]
+                         ) -> tuple[np.ndarray, list[str]]:
+        """(matrix, labels): rows = true source, columns = predicted, in ``classes_`` order."""
+        from sklearn.metrics import confusion_matrix
+
+        self._check_fitted()
+        unknown = sorted(set(images_by_source) - set(self.classes_))
+        if unknown:
+            raise ForensicsError(f"unknown source(s) {', '.join(unknown)}; "
+                                 f"this detector knows {', '.join(self.classes_)}")
+        truth, predicted = [], []
+        for name, images in images_by_source.items():
+            probs = self.predict_source_proba(images)
+            truth.append(np.full(len(probs), self.classes_.index(name)))
+            predicted.append(probs.argmax(1))
+        labels = list(range(len(self.classes_)))
+        matrix = confusion_matrix(np.concatenate(truth), np.concatenate(predicted), labels=labels)
+        return matrix, list(self.classes_)
+
+    def _state(self) -> tuple[dict, None, dict[str, Any]]:
+        tensors, _, state = super()._state()
+        return tensors, None, {**state, "classes": list(self.classes_)}
+
+    def _restore(self, tensors: dict | None, sklearn: Any | None, state: dict[str, Any]) -> None:
+        super()._restore(tensors, sklearn, state)
+        classes = [str(name) for name in state["classes"]]
+        if len(classes) != self.net_.head.out_features or classes[0] != REAL:
+            raise ValueError("classes do not match the network")
+        self.classes_ = classes

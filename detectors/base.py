@@ -1,0 +1,153 @@
+"""The contract every detector family follows (scikit-learn style).
+
+``__init__`` only stores keyword options; ``fit(real, fake)`` learns and
+returns ``self``; ``predict_proba(images)`` gives P(fake) per image;
+``save(folder)`` / ``load(folder)`` round-trip through :mod:`detectors.storage`.
+Learned attributes end in ``_``; ``input_shape_`` is the ``(C, H, W)`` the
+detector was trained on, ``threshold_`` the P(fake) at or above which
+:meth:`predict` says "fake" (0.5 until calibrated by :func:`train_detector`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from detectors import storage
+from forensics.errors import ForensicsError
+
+
+def as_batch(images: Any, what: str = "images") -> np.ndarray:
+    """Check the toolkit's image convention and return a float32 (N, C, H, W) array."""
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim != 4 or array.shape[1] not in (1, 3):
+        raise ForensicsError(f"{what}: expected (N, C, H, W) with C in {{1, 3}}, "
+                             f"got shape {array.shape}")
+    if len(array) == 0:
+        raise ForensicsError(f"{what}: no images")
+    return array
+
+
+class Detector:
+    """Base class; subclasses implement ``fit``, ``_scores`` and the state hooks."""
+
+    name: ClassVar[str]
+
+    def get_params(self) -> dict[str, Any]:
+        """The keyword options this detector was built with (enough to rebuild it)."""
+        names = [key for key, p in inspect.signature(type(self).__init__).parameters.items()
+                 if p.kind is p.KEYWORD_ONLY]
+        return {key: getattr(self, key) for key in names}
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
+        return f"{type(self).__name__}({options})"
+
+    # -- the contract -------------------------------------------------------
+    def fit(self, real: np.ndarray, fake: np.ndarray) -> Detector:
+        raise NotImplementedError
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """P(fake) in [0, 1] for each image, shape (N,)."""
+        images = self._check_input(images)
+        return np.clip(np.asarray(self._scores(images), dtype=np.float64), 0.0, 1.0)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """True where P(fake) reaches the calibrated threshold."""
+        return self.predict_proba(images) >= self.threshold_
+
+    def _scores(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- helpers for subclasses --------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "input_shape_"):
+            raise ForensicsError(f"{self.name} detector is not fitted; call fit first")
+
+    def _check_input(self, images: Any) -> np.ndarray:
+        self._check_fitted()
+        images = as_batch(images)
+        if tuple(images.shape[1:]) != tuple(self.input_shape_):
+            raise ForensicsError(
+                f"images are {tuple(images.shape[1:])} but the detector was trained on "
+                f"{tuple(self.input_shape_)}; conform them first (forensics.images.conform)")
+        return images
+
+    def _start_fit(self, real: Any, fake: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Check both sets and mark the detector unfitted until :meth:`_end_fit`."""
+        real, fake = as_batch(real, "real images"), as_batch(fake, "fake images")
+        if real.shape[1:] != fake.shape[1:]:
+            raise ForensicsError(f"real images are {real.shape[1:]} but fake images are "
+                                 f"{fake.shape[1:]}; conform them to one shape")
+        self.__dict__.pop("input_shape_", None)
+        return real, fake
+
+    def _end_fit(self, images: np.ndarray) -> None:
+        """Record the training shape; threshold 0.5 until calibrated."""
+        self.input_shape_ = tuple(int(v) for v in images.shape[1:])
+        self.threshold_ = 0.5
+        self.metrics_: dict[str, Any] = {}
+
+    # -- state hooks ----------------------------------------------------------
+    def _state(self) -> tuple[dict | None, Any | None, dict[str, Any]]:
+        """``(torch tensors, scikit-learn object, JSON-able extra state)`` to save."""
+        raise NotImplementedError
+
+    def _restore(self, tensors: dict | None, sklearn: Any | None, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- persistence --------------------------------------------------------
+    def save(self, folder: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Write the detector into ``folder`` (see :func:`detectors.save_detector` for atomic)."""
+        from forensics.provenance import now, versions
+
+        self._check_fitted()
+        tensors, sklearn, state = self._state()
+        header = {"kind": self.name, "options": self.get_params(),
+                  "input_shape": list(self.input_shape_), "threshold": float(self.threshold_),
+                  "metrics": self.metrics_, "state": state, "versions": versions(),
+                  "created": now()}
+        clash = sorted(set(extra or {}) & (set(header) | {"files"}))
+        if clash:
+            raise ValueError(f"extra keys clash with detector.json fields: {clash}")
+        storage.write_folder(folder, {**header, **(extra or {})}, tensors, sklearn)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Detector:
+        """Rebuild a saved detector of this family; one-line ForensicsError if damaged."""
+        header = storage.read_header(folder)
+        if header["kind"] != cls.name:
+            raise ForensicsError(f"{folder}: holds a {header['kind']!r} detector, "
+                                 f"not {cls.name!r}")
+        return _from_header(cls, folder, header)
+
+
+def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]) -> Detector:
+    from detectors.registry import create
+
+    options = header["options"]
+    if not isinstance(options, dict):
+        raise ForensicsError(f"{folder}: detector options must be a JSON object")
+    detector = create(cls.name, **options)
+    tensors, sklearn = storage.read_folder(folder, header)
+    try:
+        detector._restore(tensors, sklearn, header.get("state") or {})
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ForensicsError(f"{folder}: model files do not fit a {cls.name} detector "
+                             f"({first})") from None
+    detector.input_shape_ = tuple(int(v) for v in header["input_shape"])
+    detector.threshold_ = float(header.get("threshold", 0.5))
+    detector.metrics_ = header.get("metrics") or {}
+    return detector
+
+
+def load_detector(folder: str | Path) -> Detector:
+    """Open any saved detector folder: read ``detector.json`` and dispatch on its kind."""
+    from detectors.registry import get
+
+    header = storage.read_header(folder)
+    return _from_header(get(str(header["kind"])), folder, header)

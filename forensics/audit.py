@@ -1,0 +1,665 @@
+"""Audit a folder of synthetic images against the real data set it imitates.
+
+:func:`run_audit` reads every image of a folder (unreadable files are skipped
+and listed), conforms it to the real data's shape and measures:
+
+* **quality** — Fréchet distance and KID on the shipped digit classifier's
+  128-d features (a *digit-domain* metric, not Inception FID), fake vs real
+  train, beside the real-vs-real floor (held-out test vs train, same n);
+* **diversity / fidelity** — precision, recall, density, coverage (k = 5) in
+  the same feature space against a real train subsample of the fake set's size;
+* **memorisation** — each image's pixel-L2 distance to its nearest training
+  image, against held-out test images' distances; Meehan et al.'s Z_U and the
+  share of near-copies;
+* **mode coverage** — the classifier's digit histogram;
+* **codes** — for InfoGAN folders (``manifest.json`` rows with ``c1``): how
+  ``c1`` agrees with the digit and how ``c2``, ``c3`` move slant and stroke width;
+* **spectrum** — the mean azimuthally averaged log power spectrum vs real.
+
+Results go to ``audit.json``, ``audit.md``, a self-contained ``audit.html``
+and three plots, all written atomically. The library stays quiet: progress is
+reported through ``callback({"stage": str, "done": int, "total": int})``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics import metrics
+from forensics.errors import ForensicsError
+
+NEAREST_PAIRS = 10
+PRDC_K = 5
+PRDC_CAP = 2000
+KID_SUBSETS = 50
+KID_SUBSET_SIZE = 1000
+RARE_SHARE = 0.02
+CONFIDENT = 0.9
+NEAR_COPY_PERCENTILE = 1.0
+PLOTS = ("digit_histogram.png", "spectrum.png", "nearest_pairs.png")
+DOMAIN_NOTE = (
+    "Fréchet distance, KID and precision/recall/density/coverage are computed on the "
+    "shipped digit classifier's 128-d features: a digit-domain metric, not Inception FID; "
+    "compare them with the real-vs-real floor, not with published FID values."
+)
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class _Folder:
+    images: np.ndarray  # (N, C, H, W) float32 in [0, 1]
+    files: list[str]  # paths relative to the audited folder
+    hashes: list[str]
+    skipped: list[str]
+
+
+@dataclass(frozen=True)
+class _Reference:
+    train: np.ndarray
+    test: np.ndarray
+    train_features: np.ndarray
+    test_features: np.ndarray
+    test_proba: np.ndarray
+
+
+def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed: int = 0,
+              callback: Callback | None = None) -> dict:
+    """Audit the images under ``folder`` against data set ``real``; return every number.
+
+    Writes ``audit.json``, ``audit.md``, ``audit.html`` and the plots
+    :data:`PLOTS` to ``out`` (default ``folder / "audit"``, which is never
+    read as input). Raises :class:`ForensicsError` when ``folder`` is not a
+    folder or holds fewer than two readable images.
+    """
+    started = time.perf_counter()
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder / "audit"
+    if not folder.is_dir():
+        raise ForensicsError(f"audit: {folder} is not a folder")
+
+    def emit(stage: str, done: int = 0, total: int = 1) -> None:
+        if callback is not None:
+            callback({"stage": stage, "done": done, "total": total})
+
+    emit("reference")
+    ref = _reference(real)
+    shape = ref.train.shape[1:]
+    loaded = _read_folder(folder, out, shape, emit)
+    if len(loaded.images) < 2:
+        raise ForensicsError(
+            f"audit: {folder} holds {len(loaded.images)} readable image(s); at least 2 are needed"
+        )
+    rng = np.random.default_rng(seed)
+    classifier = _classifier()
+
+    emit("features")
+    fake_features = classifier.features(loaded.images)
+    fake_proba = classifier.predict_proba(loaded.images)
+
+    emit("quality")
+    quality = _quality(fake_features, ref, rng, seed)
+    emit("diversity")
+    diversity = _diversity(fake_features, ref, rng)
+    emit("memorisation")
+    memorisation, pairs = _memorisation(loaded, ref)
+    emit("modes")
+    modes = {"generated": _modes(fake_proba), "real_test": _modes(ref.test_proba),
+             "rare_share": RARE_SHARE, "confidence": CONFIDENT}
+    emit("codes")
+    codes = _codes(folder, loaded, fake_proba.argmax(1))
+    emit("spectrum")
+    spectrum, curves = _spectrum(loaded.images, ref, rng)
+
+    result: dict[str, Any] = {
+        "audit": {
+            "folder": str(folder), "real": real, "seed": seed, "out": str(out),
+            "image_shape": list(shape), "n_images": len(loaded.images),
+            "n_skipped": len(loaded.skipped), "skipped": loaded.skipped,
+            "n_real_train": len(ref.train), "n_real_test": len(ref.test),
+            "inputs_sha256": _inputs_hash(loaded.hashes), "note": DOMAIN_NOTE,
+        },
+        "quality": quality, "diversity": diversity, "memorisation": memorisation,
+        "modes": modes, "codes": codes, "spectrum": spectrum,
+    }
+    result["flags"] = _flags(result)
+
+    emit("report")
+    from forensics import atomic, provenance
+    from forensics.plots import save_figure
+
+    figures = {
+        "digit_histogram.png": _plot_histogram(modes),
+        "spectrum.png": _plot_spectrum(curves, spectrum),
+        "nearest_pairs.png": _plot_pairs(pairs),
+    }
+    plots = {}
+    for name, fig in figures.items():
+        save_figure(fig, out / name)
+        plots[name] = (out / name).read_bytes()  # embedded in the self-contained HTML
+    result["audit"].update(
+        versions=_versions(), created=provenance.now(), plots=list(plots),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    result = _plain(result)
+    atomic.write_json(out / "audit.json", result)
+    atomic.write_text(out / "audit.md", _markdown(result))
+    atomic.write_text(out / "audit.html", _html(result, plots))
+    emit("done", 1, 1)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+
+
+@lru_cache(maxsize=1)
+def _classifier():
+    from forensics.classifier import load_digit_classifier
+
+    return load_digit_classifier()
+
+
+def _reference(real: str) -> _Reference:
+    # a folder data set can change between calls; named ones cannot
+    return _load_reference(real) if real.startswith("folder:") else _cached_reference(real)
+
+
+@lru_cache(maxsize=2)
+def _cached_reference(real: str) -> _Reference:
+    return _load_reference(real)
+
+
+def _load_reference(real: str) -> _Reference:
+    from forensics.data import load_split
+
+    train, test = load_split(real, "train"), load_split(real, "test")
+    if train.images.shape[2] != train.images.shape[3]:
+        raise ForensicsError(f"audit: {real} images are not square {train.images.shape[1:]}")
+    classifier = _classifier()
+    return _Reference(train.images, test.images, classifier.features(train.images),
+                      classifier.features(test.images), classifier.predict_proba(test.images))
+
+
+def _read_folder(folder: Path, out: Path, shape: tuple[int, ...],
+                 emit: Callable[[str, int, int], None]) -> _Folder:
+    """Read and conform every image under ``folder`` except those under ``out``."""
+    from forensics.images import ImageReadError, conform, iter_image_files, read_image, to_float
+    from forensics.provenance import sha256_file
+
+    out_resolved = out.resolve()
+    found = [(path, problem) for path, problem in iter_image_files([folder])
+             if not path.resolve().is_relative_to(out_resolved)]
+    channels, size = shape[0], shape[1]
+    images, files, hashes, skipped = [], [], [], []
+    for i, (path, problem) in enumerate(found):
+        if i % 100 == 0:
+            emit("read", i, len(found))
+        if problem is not None:
+            skipped.append(problem)
+            continue
+        try:
+            image = conform(read_image(path), size, channels)
+            digest = sha256_file(path)
+        except ImageReadError as error:
+            skipped.append(str(error))
+            continue
+        except OSError as error:  # vanished between decoding and hashing
+            skipped.append(f"{path}: {error.strerror or error}")
+            continue
+        images.append(image)
+        hashes.append(digest)
+        files.append(path.relative_to(folder).as_posix())
+    emit("read", len(found), len(found))
+    batch = to_float(np.stack(images)) if images else np.zeros((0, *shape), np.float32)
+    return _Folder(batch, files, hashes, skipped)
+
+
+def _inputs_hash(hashes: list[str]) -> str:
+    from forensics.provenance import sha256_bytes
+
+    return sha256_bytes("\n".join(sorted(hashes)).encode())
+
+
+def _versions() -> dict[str, str]:
+    from forensics.provenance import versions
+
+    found = versions()
+    for name in ("scipy", "prdc", "matplotlib"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _subsample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n)
+
+
+# ---------------------------------------------------------------------------
+# Measurements
+
+
+def _quality(fake: np.ndarray, ref: _Reference, rng: np.random.Generator, seed: int) -> dict:
+    """FD and KID vs real train, fake and held-out test both subsampled to the same n."""
+    n = min(len(fake), len(ref.test))
+    fake_sub = fake[_subsample(rng, len(fake), n)]
+    test_sub = ref.test_features[_subsample(rng, len(ref.test), n)]
+    size = min(KID_SUBSET_SIZE, n)
+    kid = metrics.kernel_inception_distance(fake_sub, ref.train_features, KID_SUBSETS, size, seed)
+    kid_floor = metrics.kernel_inception_distance(test_sub, ref.train_features, KID_SUBSETS,
+                                                  size, seed)
+    return {
+        "feature_space": "digit classifier, 128-d penultimate layer (digit-domain, not Inception)",
+        "reference": "real train", "n": n, "kid_subsets": KID_SUBSETS, "kid_subset_size": size,
+        "fd": metrics.frechet_distance(fake_sub, ref.train_features),
+        "fd_floor": metrics.frechet_distance(test_sub, ref.train_features),
+        "fd_all_generated": metrics.frechet_distance(fake, ref.train_features),
+        "n_all_generated": len(fake),
+        "kid": kid[0], "kid_std": kid[1], "kid_floor": kid_floor[0], "kid_floor_std": kid_floor[1],
+    }
+
+
+def _diversity(fake: np.ndarray, ref: _Reference, rng: np.random.Generator) -> dict:
+    """PRDC vs a real train subsample of the fake set's size (capped), and the test floor."""
+    m = min(len(fake), PRDC_CAP, len(ref.train_features))
+    n_floor = min(m, len(ref.test_features))
+    result: dict[str, Any] = {"k": PRDC_K, "n": m, "n_floor": n_floor,
+                              "reference": "real train subsample of the same size"}
+    if min(m, n_floor) <= PRDC_K:
+        result["note"] = f"too few images for k={PRDC_K}"
+        return result
+    train = ref.train_features
+    result["generated"] = metrics.precision_recall_density_coverage(
+        train[_subsample(rng, len(train), m)], fake[_subsample(rng, len(fake), m)], PRDC_K)
+    result["real_test"] = metrics.precision_recall_density_coverage(
+        train[_subsample(rng, len(train), n_floor)],
+        ref.test_features[_subsample(rng, len(ref.test_features), n_floor)], PRDC_K)
+    return result
+
+
+def _memorisation(loaded: _Folder, ref: _Reference) -> tuple[dict, dict]:
+    gen_d, gen_i = metrics.nearest_neighbour_distances(loaded.images, ref.train)
+    test_d, _ = metrics.nearest_neighbour_distances(ref.test, ref.train)
+    threshold = float(np.percentile(test_d, NEAR_COPY_PERCENTILE))
+    closest = np.argsort(gen_d, kind="stable")[:NEAREST_PAIRS]
+    pairs = [{"file": loaded.files[j], "train_index": int(gen_i[j]), "distance": float(gen_d[j])}
+             for j in closest]
+    quantiles = (0.0, 0.01, 0.1, 0.5)
+    result = {
+        "space": "pixel L2 on flattened images in [0, 1]", "reference": "real train",
+        "zu": metrics.memorisation_zu(gen_d, test_d),
+        "zu_note": "Meehan et al. 2020 Z_U, simple (non-cell-partitioned) variant; "
+                   "negative = generated closer to train than held-out real data",
+        "near_copy_threshold": threshold,
+        "near_copy_rule": f"NN distance below the {NEAR_COPY_PERCENTILE:g}st percentile of "
+                          "held-out test→train NN distances",
+        "near_copy_share": float(np.mean(gen_d < threshold)),
+        "generated_nn_quantiles": {str(q): float(np.quantile(gen_d, q)) for q in quantiles},
+        "test_nn_quantiles": {str(q): float(np.quantile(test_d, q)) for q in quantiles},
+        "closest_pairs": pairs,
+    }
+    plot = {"generated": loaded.images[closest], "train": ref.train[gen_i[closest]],
+            "distances": gen_d[closest], "files": [loaded.files[j] for j in closest]}
+    return result, plot
+
+
+def _modes(proba: np.ndarray) -> dict:
+    classes = proba.shape[1]
+    counts = np.bincount(proba.argmax(1), minlength=classes)
+    share = counts / counts.sum()
+    present = share[share > 0]
+    return {
+        "counts": counts.tolist(), "share": share.tolist(),
+        "missing": np.flatnonzero(counts == 0).tolist(),
+        "rare": np.flatnonzero((counts > 0) & (share < RARE_SHARE)).tolist(),
+        "kl_to_uniform": float(np.sum(present * np.log(present * classes))),
+        "confident_share": float(np.mean(proba.max(1) >= CONFIDENT)),
+    }
+
+
+def slant(images: np.ndarray) -> np.ndarray:
+    """Per-image slant ``mu11 / mu02`` from intensity moments (as ``cv2.moments``).
+
+    The horizontal shift of the ink's centre per row going down: 0 = upright,
+    negative = the top leans right. NaN for a blank image.
+    """
+    gray = np.asarray(images, dtype=np.float64).mean(1)
+    _, height, width = gray.shape
+    y, x = np.mgrid[:height, :width]
+    mass = gray.sum((1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = (gray * x).sum((1, 2)) / mass
+        cy = (gray * y).sum((1, 2)) / mass
+        dx = x[None] - cx[:, None, None]
+        dy = y[None] - cy[:, None, None]
+        return (gray * dx * dy).sum((1, 2)) / (gray * dy * dy).sum((1, 2))
+
+
+def stroke_width(images: np.ndarray) -> np.ndarray:
+    """Per-image stroke width proxy ``2 · ink area / ink boundary length`` in pixels.
+
+    Ink = pixels > 0.5; the boundary counts ink/background pixel edges
+    (4-neighbours, the image padded with background). A stroke of width w and
+    length L ≫ w has area wL and boundary ≈ 2L. NaN for a blank image.
+    """
+    ink = np.asarray(images).mean(1) > 0.5
+    padded = np.pad(ink, ((0, 0), (1, 1), (1, 1)))
+    edges = (np.diff(padded, axis=1) != 0).sum((1, 2)) + (np.diff(padded, axis=2) != 0).sum((1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(edges > 0, 2.0 * ink.sum((1, 2)) / edges, np.nan)
+
+
+def _codes(folder: Path, loaded: _Folder, digits: np.ndarray) -> dict | None:
+    """InfoGAN code agreement, when ``manifest.json`` rows carry ``c1``."""
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["images"]
+        by_file = {str(row["file"]): row for row in rows}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return {"note": f"manifest.json unreadable: {error}"}
+    position = {name: i for i, name in enumerate(loaded.files)}
+    hashes_differ = sum(1 for name, row in by_file.items() if name in position
+                        and row.get("sha256") not in (None, loaded.hashes[position[name]]))
+    matched = [(position[name], row) for name, row in by_file.items()
+               if name in position and isinstance(row.get("c1"), int)]
+    result: dict[str, Any] = {"manifest_rows": len(by_file), "matched": len(matched),
+                              "sha256_mismatches": hashes_differ}
+    if len(matched) < 2:
+        result["note"] = "no manifest rows with c1 codes match the images read"
+        return result
+    index = np.array([i for i, _ in matched])
+    c1 = np.array([row["c1"] for _, row in matched])
+    result.update(_code_agreement(c1, digits[index]))
+    cont = [row.get("c_cont") for _, row in matched]
+    if all(isinstance(c, list) and c for c in cont) and len({len(c) for c in cont}) == 1:
+        result["continuous"] = _code_properties(np.asarray(cont, dtype=np.float64),
+                                                loaded.images[index])
+    return result
+
+
+def _code_agreement(c1: np.ndarray, digits: np.ndarray) -> dict:
+    """Accuracy after Hungarian matching of c1 values to digits, and NMI."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import normalized_mutual_info_score
+
+    codes, code_index = np.unique(c1, return_inverse=True)
+    confusion = np.zeros((len(codes), 10), dtype=np.int64)
+    np.add.at(confusion, (code_index, digits), 1)
+    rows, cols = linear_sum_assignment(-confusion)
+    return {
+        "c1_hungarian_accuracy": float(confusion[rows, cols].sum() / len(c1)),
+        "c1_to_digit": {str(int(codes[r])): int(c) for r, c in zip(rows, cols, strict=True)},
+        "c1_nmi": float(normalized_mutual_info_score(c1, digits)),
+        "confusion": confusion.tolist(), "confusion_rows": [int(c) for c in codes],
+    }
+
+
+def _code_properties(cont: np.ndarray, images: np.ndarray) -> dict:
+    """Spearman correlation of each continuous code with slant and stroke width."""
+    from scipy.stats import spearmanr
+
+    properties = {"slant": slant(images), "stroke_width": stroke_width(images)}
+    table: dict[str, dict[str, float | None]] = {}
+    for j in range(cont.shape[1]):
+        table[f"c{j + 2}"] = {}
+        for name, values in properties.items():
+            keep = np.isfinite(values)
+            rho = (spearmanr(cont[keep, j], values[keep]).statistic
+                   if keep.sum() > 2 else float("nan"))
+            table[f"c{j + 2}"][name] = float(rho)
+    return {"spearman": table,
+            "slant": "mu11/mu02 of the intensity moments (shift per row; 0 = upright)",
+            "stroke_width": "2 * ink area / ink boundary length, ink = pixels > 0.5"}
+
+
+def radial_log_spectrum(images: np.ndarray) -> np.ndarray:
+    """Azimuthally averaged log10 power spectrum of each image: ``(N, R)``.
+
+    Channels are averaged to gray; the centred 2-D FFT power is averaged over
+    rings of integer radius 0 … min(H, W) // 2 (frequency r / size cycles per pixel).
+    """
+    gray = np.asarray(images, dtype=np.float64).mean(1)
+    n, height, width = gray.shape
+    power = np.abs(np.fft.fftshift(np.fft.fft2(gray), axes=(-2, -1))) ** 2
+    log_power = np.log10(power + 1e-10).reshape(n, -1)
+    y, x = np.mgrid[:height, :width]
+    radius = np.rint(np.hypot(y - height // 2, x - width // 2)).astype(np.int64).ravel()
+    rings = min(height, width) // 2 + 1
+    keep = radius < rings
+    one_hot = np.zeros((height * width, rings))
+    one_hot[np.flatnonzero(keep), radius[keep]] = 1.0
+    return (log_power @ one_hot) / one_hot.sum(0)
+
+
+def _spectrum(fake: np.ndarray, ref: _Reference, rng: np.random.Generator) -> tuple[dict, dict]:
+    test = radial_log_spectrum(ref.test).mean(0)
+    generated = radial_log_spectrum(fake).mean(0)
+    train = radial_log_spectrum(ref.train[_subsample(rng, len(ref.train), len(ref.test))]).mean(0)
+    size = min(fake.shape[2:])
+    result = {
+        "measure": "L2 distance between mean azimuthally averaged log10 power spectra",
+        "l2": float(np.linalg.norm(generated - test)),
+        "l2_floor": float(np.linalg.norm(train - test)),
+        "frequency": (np.arange(len(test)) / size).tolist(),
+        "generated": generated.tolist(), "real_test": test.tolist(),
+    }
+    return result, {"frequency": np.arange(len(test)) / size, "generated": generated,
+                    "real_test": test, "real_train": train}
+
+
+def _flags(result: dict) -> list[str]:
+    """Plain-language warnings; each rule is written in its message."""
+    flags = []
+    mem, quality, modes = result["memorisation"], result["quality"], result["modes"]["generated"]
+    if mem["near_copy_share"] > 0.05:
+        flags.append(f"memorisation: {mem['near_copy_share']:.0%} of images are near-copies of "
+                     "training images (held-out real data: 1% by construction)")
+    if mem["zu"] < -3:
+        flags.append(f"memorisation: Z_U = {mem['zu']:.1f} < -3, generated images sit closer to "
+                     "the training set than held-out real images")
+    if modes["missing"]:
+        flags.append(f"mode collapse: no image classified as digit(s) {modes['missing']}")
+    if quality["fd"] > 2 * quality["fd_floor"] + 1:
+        flags.append(f"quality: Fréchet distance {quality['fd']:.2f} is over twice the "
+                     f"real-vs-real floor {quality['fd_floor']:.2f}")
+    if result["audit"]["n_skipped"]:
+        flags.append(f"{result['audit']['n_skipped']} file(s) skipped as unreadable")
+    return flags
+
+
+# ---------------------------------------------------------------------------
+# Plots
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_histogram(modes: dict):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    digits = np.arange(len(modes["generated"]["share"]))
+    ax.bar(digits - 0.2, modes["generated"]["share"], 0.4, label="generated")
+    ax.bar(digits + 0.2, modes["real_test"]["share"], 0.4, label="real test")
+    ax.axhline(1 / len(digits), color="gray", lw=0.8, ls="--", label="uniform")
+    ax.set(xticks=digits, xlabel="digit (classifier argmax)", ylabel="share",
+           title="Digit histogram")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _plot_spectrum(curves: dict, spectrum: dict):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(curves["frequency"], curves["real_test"], label="real test")
+    ax.plot(curves["frequency"], curves["real_train"], ls=":", label="real train (floor)")
+    ax.plot(curves["frequency"], curves["generated"], label="generated")
+    ax.set(xlabel="spatial frequency (cycles / pixel)", ylabel="mean log10 power",
+           title=f"Azimuthal power spectrum (L2 {spectrum['l2']:.3f}, "
+                 f"floor {spectrum['l2_floor']:.3f})")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _plot_pairs(pairs: dict):
+    plt = _plt()
+    count = max(len(pairs["distances"]), 1)
+    fig, axes = plt.subplots(2, count, figsize=(1.3 * count, 3.0), squeeze=False)
+    for j in range(count):
+        for row, key in enumerate(("generated", "train")):
+            ax = axes[row, j]
+            ax.axis("off")
+            if j >= len(pairs["distances"]):
+                continue
+            image = np.asarray(pairs[key][j]).transpose(1, 2, 0)
+            ax.imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray",
+                      vmin=0, vmax=1)
+            if row == 0:
+                ax.set_title(f"d={pairs['distances'][j]:.2f}", fontsize=8)
+    axes[0, 0].text(-0.1, 0.5, "generated", transform=axes[0, 0].transAxes, rotation=90,
+                    ha="right", va="center", fontsize=8)
+    axes[1, 0].text(-0.1, 0.5, "nearest train", transform=axes[1, 0].transAxes, rotation=90,
+                    ha="right", va="center", fontsize=8)
+    fig.suptitle("Closest generated / training pairs (pixel L2)", fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Reports
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-able copy: numpy scalars to Python, NaN and infinities to None."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) for every section of the readable reports."""
+    q, d, m = result["quality"], result["diversity"], result["memorisation"]
+    modes, s, audit = result["modes"], result["spectrum"], result["audit"]
+    tables = [
+        ("Input", ["item", "value"], [
+            ["folder", audit["folder"]], ["real data set", audit["real"]],
+            ["images read", str(audit["n_images"])], ["files skipped", str(audit["n_skipped"])],
+            ["image shape", str(tuple(audit["image_shape"]))], ["seed", str(audit["seed"])],
+            ["inputs sha256", audit["inputs_sha256"][:16] + "…"],
+            ["seconds", _fmt(audit["seconds"])],
+        ]),
+        (f"Quality (digit-domain, n = {q['n']} vs real train)",
+         ["metric", "generated", "real-vs-real floor"], [
+            ["Fréchet distance", _fmt(q["fd"]), _fmt(q["fd_floor"])],
+            ["KID", f"{_fmt(q['kid'])} ± {_fmt(q['kid_std'], 2)}",
+             f"{_fmt(q['kid_floor'])} ± {_fmt(q['kid_floor_std'], 2)}"],
+        ]),
+    ]
+    if "generated" in d:
+        tables.append((f"Diversity / fidelity (k = {d['k']}, n = {d['n']})",
+                       ["metric", "generated", "real test (floor)"],
+                       [[key, _fmt(d["generated"][key]), _fmt(d["real_test"][key])]
+                        for key in ("precision", "recall", "density", "coverage")]))
+    quant_g, quant_t = m["generated_nn_quantiles"], m["test_nn_quantiles"]
+    tables.append(("Memorisation (pixel L2 to nearest training image)",
+                   ["metric", "generated", "held-out real test"], [
+                       ["min NN distance", _fmt(quant_g["0.0"]), _fmt(quant_t["0.0"])],
+                       ["median NN distance", _fmt(quant_g["0.5"]), _fmt(quant_t["0.5"])],
+                       ["near-copy share", _fmt(m["near_copy_share"]),
+                        f"{NEAR_COPY_PERCENTILE / 100:g} (by construction)"],
+                       ["Z_U (Meehan et al., simple variant)", _fmt(m["zu"]), "≈ 0"],
+                   ]))
+    gen, real = modes["generated"], modes["real_test"]
+    tables.append(("Mode coverage (digit classifier)", ["metric", "generated", "real test"], [
+        ["missing digits", str(gen["missing"]), str(real["missing"])],
+        [f"rare digits (< {RARE_SHARE:.0%})", str(gen["rare"]), str(real["rare"])],
+        ["KL(histogram ‖ uniform), nats", _fmt(gen["kl_to_uniform"]),
+         _fmt(real["kl_to_uniform"])],
+        [f"confidence ≥ {CONFIDENT}", _fmt(gen["confident_share"]),
+         _fmt(real["confident_share"])],
+    ]))
+    codes = result["codes"]
+    if codes and "c1_hungarian_accuracy" in codes:
+        rows = [["c1 accuracy (Hungarian-matched to digit)", _fmt(codes["c1_hungarian_accuracy"])],
+                ["c1 NMI with digit", _fmt(codes["c1_nmi"])],
+                ["manifest rows matched", str(codes["matched"])]]
+        for code, props in codes.get("continuous", {}).get("spearman", {}).items():
+            for prop, rho in props.items():
+                rows.append([f"Spearman({code}, {prop})", _fmt(rho)])
+        tables.append(("InfoGAN codes", ["metric", "value"], rows))
+    tables.append(("Spectrum", ["metric", "generated vs test", "train vs test (floor)"], [
+        ["L2 between mean log spectra", _fmt(s["l2"]), _fmt(s["l2_floor"])]]))
+    if audit["skipped"]:
+        tables.append(("Skipped files", ["reason"], [[reason] for reason in audit["skipped"]]))
+    return tables
+
+
+def _markdown(result: dict) -> str:
+    lines = ["# Synthetic data audit", "", f"> {DOMAIN_NOTE}", ""]
+    if result["flags"]:
+        lines += ["## Flags", ""] + [f"- {flag}" for flag in result["flags"]] + [""]
+    for title, header, rows in _tables(result):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+                  for row in rows]
+        lines.append("")
+    lines += ["## Plots", ""] + [f"![{name}]({name})" for name in PLOTS] + [""]
+    return "\n".join(lines)
+
+
+def _html(result: dict, plots: dict[str, bytes]) -> str:
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Synthetic data audit"
+             "</title><style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+             "table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;"
+             "padding:.2em .6em;text-align:left}</style></head><body>",
+             "<h1>Synthetic data audit</h1>", f"<p><em>{esc(DOMAIN_NOTE)}</em></p>"]
+    if result["flags"]:
+        parts.append("<h2>Flags</h2><ul>" + "".join(f"<li>{esc(f)}</li>" for f in result["flags"])
+                     + "</ul>")
+    for title, header, rows in _tables(result):
+        parts.append(f"<h2>{esc(title)}</h2><table><tr>"
+                     + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>"
+                  for row in rows]
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for name, data in plots.items():
+        encoded = base64.b64encode(data).decode("ascii")
+        parts.append(f"<p><img alt='{esc(name)}' src='data:image/png;base64,{encoded}'></p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
