@@ -12,7 +12,7 @@ from forensics.errors import ForensicsError
 
 _REGISTRY: dict[str, type] = {}
 _MODULES = ("detectors.spectral", "detectors.dct", "detectors.cnn", "detectors.attribution",
-            "detectors.discriminator")
+            "detectors.discriminator", "detectors.pixel")
 
 
 def register(name: str):
