@@ -8,6 +8,7 @@ stderr and exit status 2 (1 for ``detect`` when nothing could be read).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
@@ -61,6 +62,22 @@ def console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def opened_on_first_call(stack: ExitStack, open_display: Callable) -> Callable:
+    """A callback that enters its progress display (on ``stack``) when first called.
+
+    Checks that fail before any progress (a bad option, an existing output folder)
+    then print one line of error instead of an empty progress bar above it.
+    """
+    display: list[Callable] = []
+
+    def callback(*args) -> None:
+        if not display:
+            display.append(stack.enter_context(open_display()))
+        display[0](*args)
+
+    return callback
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
@@ -142,15 +159,7 @@ def train(
             raise ForensicsError("--epochs must be positive")
         out = out or Path("runs") / generator
         with ExitStack() as stack:
-            bar: list = []
-
-            def callback(event: dict) -> None:
-                # the bar starts with the first step, so a bad option, data set or run
-                # folder is reported as one line, not under an empty progress bar
-                if not bar:
-                    bar.append(stack.enter_context(training_progress(console(), generator)))
-                bar[0](event)
-
+            callback = opened_on_first_call(stack, lambda: training_progress(console(), generator))
             run = run_training(generator, options, out=out, dataset=dataset, epochs=epochs,
                                seed=seed, device=device, resume=resume, data_root=data_root,
                                download=download, callback=callback)
@@ -186,7 +195,9 @@ def generate(
 
         run = load_run(run_dir, device=device)
         out = out or run_dir / "synthetic"
-        with count_progress(console(), f"generating {n} images", n) as advance:
+        with ExitStack() as stack:
+            advance = opened_on_first_call(
+                stack, lambda: count_progress(console(), f"generating {n} images", n))
             make(run, n, out, seed=seed, mode=mode, force=force, callback=advance)
     except ForensicsError as error:
         fail(str(error))

@@ -36,13 +36,24 @@ def _binary(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
-def _roc(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full ROC (every distinct threshold); the first threshold is +inf (nothing fake)."""
-    from sklearn.metrics import roc_curve
+def _curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Full ROC of validated inputs: one point per distinct score, from (0, 0) at +inf.
 
-    labels, scores = _binary(labels, scores)
-    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
-    return fpr, tpr, thresholds
+    The same points as scikit-learn's ``roc_curve(drop_intermediate=False)``,
+    computed without its input checks so bootstraps stay fast.
+    """
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, hits = scores[order], labels[order]
+    ends = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    tps = np.cumsum(hits)[ends]
+    fps = ends + 1 - tps
+    fpr = np.r_[0.0, fps / fps[-1]]
+    tpr = np.r_[0.0, tps / tps[-1]]
+    return fpr, tpr, np.r_[np.inf, ranked[ends]]
+
+
+def _roc(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _curve(*_binary(labels, scores))
 
 
 def _finite_threshold(threshold: float, scores) -> float:
@@ -50,6 +61,30 @@ def _finite_threshold(threshold: float, scores) -> float:
     if np.isfinite(threshold):
         return float(threshold)
     return float(np.nextafter(np.max(scores), np.inf))
+
+
+def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    gap = fpr - (1.0 - tpr)  # never decreases: −1 at the first point (0, 0), +1 at (1, 1)
+    i = int(np.searchsorted(gap, 0.0, side="left"))  # first point with gap >= 0
+    if gap[i] == 0.0:
+        return float(fpr[i])
+    t = -gap[i - 1] / (gap[i] - gap[i - 1])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def _tpr_at(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
+    i = int(np.searchsorted(fpr, target, side="right")) - 1  # last point with FPR <= target
+    if fpr[i] == target or i == len(fpr) - 1:
+        return float(tpr[i])
+    t = (target - fpr[i]) / (fpr[i + 1] - fpr[i])
+    return float(tpr[i] + t * (tpr[i + 1] - tpr[i]))
+
+
+def _best_accuracy(fpr, tpr, thresholds, labels, scores) -> tuple[float, float]:
+    positives = labels.sum()
+    accuracy = (tpr * positives + (1.0 - fpr) * (len(labels) - positives)) / len(labels)
+    best = int(np.argmax(accuracy))
+    return float(accuracy[best]), _finite_threshold(thresholds[best], scores)
 
 
 def roc_auc(labels, scores) -> float:
@@ -72,13 +107,7 @@ def equal_error_rate(labels, scores) -> float:
     Along the ROC, FPR − FNR never decreases; the EER is where it crosses
     zero, linearly interpolated between the two ROC points around the crossing.
     """
-    fpr, tpr, _ = _roc(labels, scores)
-    gap = fpr - (1.0 - tpr)  # −1 at the first point (0, 0), +1 at the last (1, 1)
-    i = int(np.searchsorted(gap, 0.0, side="left"))  # first point with gap >= 0
-    if gap[i] == 0.0:
-        return float(fpr[i])
-    t = -gap[i - 1] / (gap[i] - gap[i - 1])
-    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+    return _eer(*_roc(labels, scores)[:2])
 
 
 def accuracy_at(labels, scores, threshold: float) -> float:
@@ -89,13 +118,8 @@ def accuracy_at(labels, scores, threshold: float) -> float:
 
 def best_threshold_accuracy(labels, scores) -> tuple[float, float]:
     """The highest accuracy over all thresholds, and the threshold reaching it."""
-    fpr, tpr, thresholds = _roc(labels, scores)
     labels, scores = _binary(labels, scores)
-    positives = labels.sum()
-    negatives = len(labels) - positives
-    accuracy = (tpr * positives + (1.0 - fpr) * negatives) / len(labels)
-    best = int(np.argmax(accuracy))
-    return float(accuracy[best]), _finite_threshold(thresholds[best], scores)
+    return _best_accuracy(*_curve(labels, scores), labels, scores)
 
 
 def tpr_at_fpr(labels, scores, fpr: float = 0.01) -> float:
@@ -106,18 +130,28 @@ def tpr_at_fpr(labels, scores, fpr: float = 0.01) -> float:
     """
     if not 0.0 <= fpr <= 1.0:
         raise ValueError(f"fpr must lie in [0, 1], not {fpr}")
-    curve_fpr, curve_tpr, _ = _roc(labels, scores)
-    i = int(np.searchsorted(curve_fpr, fpr, side="right")) - 1  # last point with FPR <= fpr
-    if curve_fpr[i] == fpr or i == len(curve_fpr) - 1:
-        return float(curve_tpr[i])
-    t = (fpr - curve_fpr[i]) / (curve_fpr[i + 1] - curve_fpr[i])
-    return float(curve_tpr[i] + t * (curve_tpr[i + 1] - curve_tpr[i]))
+    return _tpr_at(*_roc(labels, scores)[:2], fpr)
 
 
 def youden_threshold(labels, scores) -> float:
     """The threshold maximising Youden's J = TPR − FPR."""
     fpr, tpr, thresholds = _roc(labels, scores)
     return _finite_threshold(thresholds[int(np.argmax(tpr - fpr))], scores)
+
+
+def _resamples(labels: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, N)`` stratified bootstrap indices: each class resampled to its own count."""
+    if n_boot < 1:
+        raise ValueError("n_boot must be positive")
+    rng = np.random.default_rng(seed)
+    real, fake = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    return np.concatenate([rng.choice(real, (n_boot, len(real))),
+                           rng.choice(fake, (n_boot, len(fake)))], axis=1)
+
+
+def _interval(values, alpha: float) -> tuple[float, float]:
+    low, high = np.quantile(np.asarray(values, dtype=np.float64), [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
 
 
 def bootstrap_ci(metric_fn: Callable[[np.ndarray, np.ndarray], float], labels, scores, *,
@@ -128,44 +162,52 @@ def bootstrap_ci(metric_fn: Callable[[np.ndarray, np.ndarray], float], labels, s
     own count, so every resample keeps both classes and the class balance.
     """
     labels, scores = _binary(labels, scores)
-    if n_boot < 1:
-        raise ValueError("n_boot must be positive")
-    rng = np.random.default_rng(seed)
-    real, fake = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
-    index = np.concatenate([rng.choice(real, (n_boot, len(real))),
-                            rng.choice(fake, (n_boot, len(fake)))], axis=1)
-    values = np.array([metric_fn(labels[row], scores[row]) for row in index], dtype=np.float64)
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    index = _resamples(labels, n_boot, seed)
+    return _interval([metric_fn(labels[row], scores[row]) for row in index], alpha)
+
+
+def _all_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Every metric of :func:`binary_report` from one ROC (validated inputs)."""
+    fpr, tpr, thresholds = _curve(labels, scores)
+    positives = labels.sum()
+    tp, fp = tpr[1:] * positives, fpr[1:] * (len(labels) - positives)
+    accuracy, best = _best_accuracy(fpr, tpr, thresholds, labels, scores)
+    return {
+        "auc": float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2),  # trapezoids
+        "average_precision": float(np.sum(np.diff(tpr) * tp / (tp + fp))),
+        "eer": _eer(fpr, tpr),
+        "accuracy_calibrated": float(np.mean((scores >= threshold) == (labels == 1))),
+        "accuracy_best": accuracy,
+        "best_threshold": best,
+        "tpr_at_1pct_fpr": _tpr_at(fpr, tpr, 0.01),
+        "youden_threshold": _finite_threshold(thresholds[int(np.argmax(tpr - fpr))], scores),
+    }
 
 
 def binary_report(labels, scores, threshold: float = 0.5, n_boot: int = 200,
                   seed: int = 0, alpha: float = 0.05) -> dict:
     """Every detector metric of this module with its stratified bootstrap CI (JSON-able).
 
-    Returns ``{"n_real", "n_fake", "threshold", "n_boot", "seed", "alpha",
-    "metrics": {name: {"value", "ci_low", "ci_high"}}}`` with names ``roc_auc``,
-    ``average_precision``, ``eer``, ``accuracy`` (at ``threshold``),
-    ``best_accuracy``, ``best_threshold``, ``tpr_at_1pct_fpr``, ``youden_threshold``.
+    A flat dict: for each name ``auc``, ``average_precision``, ``eer``,
+    ``accuracy_calibrated`` (at ``threshold``), ``accuracy_best``,
+    ``best_threshold``, ``tpr_at_1pct_fpr`` and ``youden_threshold``, the value
+    under ``name`` and its interval as ``[low, high]`` under ``name + "_ci"``
+    (the same resamples as :func:`bootstrap_ci` with this seed); plus
+    ``threshold``, ``n_real``, ``n_fake``, ``n_boot``, ``seed`` and ``alpha``.
     """
     labels, scores = _binary(labels, scores)
-    functions: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-        "roc_auc": roc_auc,
-        "average_precision": average_precision,
-        "eer": equal_error_rate,
-        "accuracy": lambda y, s: accuracy_at(y, s, threshold),
-        "best_accuracy": lambda y, s: best_threshold_accuracy(y, s)[0],
-        "best_threshold": lambda y, s: best_threshold_accuracy(y, s)[1],
-        "tpr_at_1pct_fpr": lambda y, s: tpr_at_fpr(y, s, 0.01),
-        "youden_threshold": youden_threshold,
+    point = _all_metrics(labels, scores, threshold)
+    boots = [_all_metrics(labels[row], scores[row], threshold)
+             for row in _resamples(labels, n_boot, seed)]
+    report: dict[str, float | int | list[float]] = {
+        "threshold": float(threshold), "n_real": int((labels == 0).sum()),
+        "n_fake": int((labels == 1).sum()), "n_boot": int(n_boot), "seed": int(seed),
+        "alpha": float(alpha),
     }
-    metrics = {}
-    for name, fn in functions.items():
-        low, high = bootstrap_ci(fn, labels, scores, n_boot=n_boot, seed=seed, alpha=alpha)
-        metrics[name] = {"value": float(fn(labels, scores)), "ci_low": low, "ci_high": high}
-    return {"n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),
-            "threshold": float(threshold), "n_boot": int(n_boot), "seed": int(seed),
-            "alpha": float(alpha), "metrics": metrics}
+    for name, value in point.items():
+        report[name] = value
+        report[f"{name}_ci"] = list(_interval([boot[name] for boot in boots], alpha))
+    return report
 
 
 # ---------------------------------------------------------------------------

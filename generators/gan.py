@@ -84,6 +84,10 @@ class GAN(Generator):
             result.update(self.generator_step(len(x)))
         return result
 
+    def end_epoch(self, train_images: torch.Tensor) -> None:
+        """Drop a partial k-iteration, so every epoch (and a resumed run) starts afresh."""
+        self._pending.clear()
+
     def fake(self, m: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         codes = {k: v.to(self.device) for k, v in self.draw_codes(m).items()}
         return self.nets["G"](self.code_vector(codes)), codes

@@ -34,6 +34,8 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
+#: the ``derive_seed`` counter of the initial weights (epochs use ``(seed, epoch)``)
+INIT_STREAM = 10**6 + 1
 #: default epochs per generator: recognisable digits on mnist5k in ≤ 3 min on 2 cores
 DEFAULT_EPOCHS = {"ae": 15, "vae": 50, "gan": 40, "infogan": 35}
 
@@ -77,6 +79,8 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
                       "epochs": epochs or DEFAULT_EPOCHS.get(name, 20), "seed": seed,
                       "data_root": data_root, "download": download}
         data = _data(config)
+        # the initial weights come from the run seed too (a stream no epoch uses)
+        torch.manual_seed(derive_seed(int(config["seed"]), INIT_STREAM))
         model = create(config["generator"], image_shape=data.shape, **config["options"])
         config["options"] = model.options.to_dict()
         config["data"] = {"name": data.name, "sha256": data.fingerprint(), "size": len(data),

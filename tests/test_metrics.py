@@ -55,9 +55,14 @@ def test_tpr_at_fpr_of_two_gaussians() -> None:
 
 
 def test_sklearn_metrics_and_ties() -> None:
+    from sklearn.metrics import roc_curve
+
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 2, 500)
     scores = np.round(rng.random(500) + 0.3 * labels, 1)  # many ties
+    for ours, theirs in zip(metrics._roc(labels, scores),
+                            roc_curve(labels, scores, drop_intermediate=False), strict=True):
+        np.testing.assert_allclose(ours, theirs)
     assert metrics.roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
     assert metrics.average_precision(labels, scores) == pytest.approx(
         average_precision_score(labels, scores))
@@ -87,12 +92,24 @@ def test_bootstrap_ci_contains_estimate_and_narrows() -> None:
 def test_binary_report_is_plain_json() -> None:
     import json
 
-    report = metrics.binary_report(*gaussian_scores(1.0, 100), threshold=0.0, n_boot=20)
-    text = json.dumps(report, allow_nan=False)
-    assert json.loads(text) == report
-    for entry in report["metrics"].values():
-        assert entry["ci_low"] <= entry["ci_high"]
-        assert all(type(value) is float for value in entry.values())
+    labels, scores = gaussian_scores(1.0, 100)
+    report = metrics.binary_report(labels, scores, threshold=0.0, n_boot=20)
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
+    names = ("auc", "average_precision", "eer", "accuracy_calibrated", "accuracy_best",
+             "best_threshold", "tpr_at_1pct_fpr", "youden_threshold")
+    for name in names:
+        low, high = report[f"{name}_ci"]
+        assert type(report[name]) is float and type(low) is float and low <= high
+    # one shared ROC gives the same numbers as the single-metric functions
+    assert report["auc"] == pytest.approx(metrics.roc_auc(labels, scores))
+    assert report["average_precision"] == pytest.approx(metrics.average_precision(labels, scores))
+    assert report["eer"] == metrics.equal_error_rate(labels, scores)
+    assert report["accuracy_calibrated"] == metrics.accuracy_at(labels, scores, 0.0)
+    assert (report["accuracy_best"], report["best_threshold"]) == pytest.approx(
+        metrics.best_threshold_accuracy(labels, scores))
+    assert report["youden_threshold"] == metrics.youden_threshold(labels, scores)
+    assert report["auc_ci"] == pytest.approx(
+        metrics.bootstrap_ci(metrics.roc_auc, labels, scores, n_boot=20))
     assert report["n_real"] == report["n_fake"] == 100
 
 
