@@ -193,7 +193,7 @@ def _html(markdown: str, out: Path) -> str:
             body.append("</table>")
             in_table = False
         if line.startswith("!["):
-            path = line[line.index("(") + 1 : line.rindex(")")]
+            path = line[:-1].rsplit("](", 1)[1]
             data = base64.b64encode((out / path).read_bytes()).decode()
             body.append(f'<img alt="{html.escape(path)}" src="data:image/png;base64,{data}">')
         elif line.startswith("#"):

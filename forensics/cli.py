@@ -425,7 +425,7 @@ def _print_summary(results: dict) -> None:
                         f"{summary['best_detector']} ({results['timings_seconds']['total']} s)")
     for column in ("detector", "min AUC", "mean AUC", "cross-gen AUC", "leave-one-out AUC",
                    "AUC JPEG 50", "images/s"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=column == "detector")
 
     def fmt(value) -> str:
         return "—" if value is None else f"{value:.3f}"
@@ -435,6 +435,47 @@ def _print_summary(results: dict) -> None:
                       fmt(row["mean_cross_generator_auc"]), fmt(row["mean_leave_one_out_auc"]),
                       fmt(row["mean_auc_jpeg50"]), str(results["throughput_images_per_s"][name]))
     Console().print(table)
+
+
+@app.command()
+def audit(
+    folder: Annotated[Path, typer.Argument(help="A folder of generated images (any source).")],
+    real: Annotated[str, typer.Option("--real", help="The real data set to compare with.")] = "mnist5k",
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default FOLDER/audit).")] = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Judge generated images: quality (FD, KID), diversity, memorisation, modes, codes, spectra."""
+    try:
+        from forensics.audit import run_audit
+        from forensics.progress import stage_progress
+
+        with stage_progress(console()) as progress:
+            result = run_audit(folder, real=real, out=out, seed=seed,
+                               callback=lambda e: progress(e["stage"], e["done"], e["total"]))
+    except ForensicsError as error:
+        fail(str(error))
+    for flag in result.get("flags", []):
+        typer.secho(f"flag: {flag}", err=True, fg="yellow")
+    target = out or folder / "audit"
+    typer.echo(f"audit: {target / 'audit.md'}  {target / 'audit.html'}  {target / 'audit.json'}")
+
+
+@app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="A synthetic data set, detector or run folder.")],
+) -> None:
+    """Check a folder against the hashes in its manifest; list missing, extra or altered files."""
+    try:
+        from forensics.verify import verify as check
+
+        kind, problems = check(folder)
+    except ForensicsError as error:
+        fail(str(error))
+    for line in problems:
+        typer.echo(line)
+    if problems:
+        fail(f"{folder}: {kind} does NOT match its manifest ({len(problems)} problem(s))", 1)
+    typer.echo(f"{folder}: {kind} verified")
 
 
 def main() -> None:

@@ -1,0 +1,105 @@
+"""``forensics verify``: check a folder against the hashes it records about itself.
+
+- a synthetic data set (``manifest.json``): every listed file present and
+  unaltered, no unlisted image, no listed path escaping the folder;
+- a detector folder (``detector.json``): every model file present and unaltered;
+- a run folder (``config.json`` + ``model.safetensors``): the weights parse as
+  safetensors and the config as a run config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+
+from forensics.errors import ForensicsError
+from forensics.images import IMAGE_SUFFIXES
+from forensics.provenance import sha256_file
+
+
+def safe_member(folder: Path, name: str) -> Path:
+    """``folder / name`` if ``name`` is a plain relative path inside ``folder``."""
+    pure = PurePosixPath(name)
+    if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name or "\x00" in name:
+        raise ForensicsError(f"{folder}: path {name!r} escapes its folder; refused")
+    return folder / pure
+
+
+def verify(folder: str | Path) -> tuple[str, list[str]]:
+    """Return the kind of folder and one line per problem (empty = verified)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ForensicsError(f"{folder}: not a folder")
+    if (folder / "manifest.json").is_file():
+        return "synthetic data set", _synthetic(folder)
+    if (folder / "detector.json").is_file():
+        return "detector", _detector(folder)
+    if (folder / "config.json").is_file():
+        return "training run", _run(folder)
+    raise ForensicsError(f"{folder}: no manifest.json, detector.json or config.json to verify against")
+
+
+def _load(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError) as error:
+        raise ForensicsError(f"{path}: unreadable ({error})") from None
+    if not isinstance(value, dict):
+        raise ForensicsError(f"{path}: expected a JSON object")
+    return value
+
+
+def _synthetic(folder: Path) -> list[str]:
+    manifest = _load(folder / "manifest.json")
+    rows = manifest.get("images")
+    if not isinstance(rows, list):
+        raise ForensicsError(f"{folder / 'manifest.json'}: no image list")
+    problems, listed = [], set()
+    for row in rows:
+        name = str(row.get("file", ""))
+        try:
+            path = safe_member(folder, name)
+        except ForensicsError as error:
+            problems.append(str(error))
+            continue
+        listed.add(path.name)
+        if not path.is_file():
+            problems.append(f"missing: {name}")
+        elif sha256_file(path) != row.get("sha256"):
+            problems.append(f"altered: {name} (sha256 differs from the manifest)")
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in listed:
+            problems.append(f"extra: {path.name} (not in the manifest)")
+    return problems
+
+
+def _detector(folder: Path) -> list[str]:
+    header = _load(folder / "detector.json")
+    files = header.get("files")
+    if not isinstance(files, dict) or not files:
+        return ["detector.json lists no model files"]
+    problems = []
+    for name, digest in files.items():
+        try:
+            path = safe_member(folder, str(name))
+        except ForensicsError as error:
+            problems.append(str(error))
+            continue
+        if not path.is_file():
+            problems.append(f"missing: {name}")
+        elif sha256_file(path) != digest:
+            problems.append(f"altered: {name} (sha256 differs from detector.json)")
+    return problems
+
+
+def _run(folder: Path) -> list[str]:
+    from forensics.checkpoint import load_weights
+
+    config = _load(folder / "config.json")
+    problems = [f"config.json has no {key!r}" for key in ("generator", "options", "data")
+                if key not in config]
+    try:
+        load_weights(folder / "model.safetensors")
+    except ForensicsError as error:
+        problems.append(str(error))
+    return problems
