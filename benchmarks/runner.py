@@ -170,7 +170,7 @@ def _balanced(bench: Bench, sources: list[str], part: str) -> np.ndarray:
 def _train_detectors(bench: Bench) -> None:
     from detectors.base import load_detector
     from detectors.registry import create
-    from forensics.metrics import youden_threshold
+    from detectors.training import calibrate
 
     sets = training_sets(list(bench.runs))
     jobs = [(d, s) for d in bench.suite.detectors for s in sets]
@@ -191,10 +191,7 @@ def _train_detectors(bench: Bench) -> None:
                 options.setdefault("seed", bench.seed)
             detector = create(entry["kind"], **options)
             detector.fit(bench.real["train"], _balanced(bench, sources, "train"))
-            val_fake = _balanced(bench, sources, "val")
-            labels = np.r_[np.zeros(len(bench.real["val"])), np.ones(len(val_fake))]
-            scores = detector.predict_proba(np.concatenate([bench.real["val"], val_fake]))
-            detector.threshold_ = youden_threshold(labels, scores)
+            calibrate(detector, bench.real["val"], [_balanced(bench, sources, "val")])
             with atomic.staging_dir(folder) as tmp:
                 detector.save(tmp, extra={"trained_on": sources, "cache_key": key})
         bench.detectors[(det_name, set_name)] = load_detector(folder)

@@ -16,6 +16,7 @@ import numpy as np
 from detectors.base import Detector, as_batch
 from detectors.registry import create
 from forensics.errors import ForensicsError
+from forensics.metrics import best_threshold_accuracy, youden_threshold
 
 FAKE_FRACTIONS = (0.8, 0.1)
 PARTS = ("train", "val", "test")
@@ -38,26 +39,16 @@ def split_fakes(fakes: dict[str, np.ndarray], seed: int = 0
     return parts
 
 
-def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The score threshold (predict fake at or above) maximising TPR − FPR."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thresholds = roc_curve(labels, scores)
-    return float(np.clip(thresholds[int(np.argmax(tpr - fpr))], 0.0, 1.0))
-
-
-def best_accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Accuracy at the best threshold in hindsight (an upper bound, not a claim)."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(labels, scores)
-    positives, negatives = labels.sum(), len(labels) - labels.sum()
-    return float(np.max((tpr * positives + (1 - fpr) * negatives) / len(labels)))
-
-
 def _labelled(real: np.ndarray, fakes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     fake = np.concatenate(fakes)
     return np.concatenate([real, fake]), np.r_[np.zeros(len(real)), np.ones(len(fake))]
+
+
+def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarray]) -> float:
+    """Set ``detector.threshold_`` to the Youden threshold on validation images; return it."""
+    images, labels = _labelled(real_val, fakes_val)
+    detector.threshold_ = youden_threshold(labels, detector.predict_proba(images))
+    return detector.threshold_
 
 
 def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
@@ -87,8 +78,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     else:
         detector.fit(real["train"], np.concatenate(list(train_fakes.values())))
 
-    images, labels = _labelled(real["val"], [parts["val"] for parts in split.values()])
-    threshold = youden_threshold(labels, detector.predict_proba(images))
+    threshold = calibrate(detector, real["val"], [parts["val"] for parts in split.values()])
     images, labels = _labelled(real["test"], [parts["test"] for parts in split.values()])
     scores = detector.predict_proba(images)
     real_scores, fake_scores = scores[: len(real["test"])], scores[len(real["test"]):]
@@ -103,7 +93,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
         "auc": float(roc_auc_score(labels, scores)),
         "accuracy": float(np.mean(predicted == labels)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
-        "best_accuracy": best_accuracy(labels, scores),
+        "best_accuracy": best_threshold_accuracy(labels, scores)[0],
         "threshold": threshold,
         "per_source_auc": per_source,
         "n": {part: {"real": len(real[part]),
