@@ -25,17 +25,6 @@ REAL = "real"
 class AttributionDetector(NetDetector):
     """Multi-class source attribution; ``classes_[0] == "real"``."""
 
-    def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
-                 lr: float = 1e-3, seed: int = 0, augment: bool = True,
-                 device: str = "auto") -> None:
-        self.width = width
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.seed = seed
-        self.augment = augment
-        self.device = device
-
     def fit(self, real: np.ndarray, fake: np.ndarray) -> AttributionDetector:
         """Binary use: the two classes ``real`` and ``fake``."""
         return self.fit_sources({REAL: real, "fake": fake})

@@ -93,13 +93,16 @@ def net_outputs(net: nn.Module, inputs: np.ndarray, device: torch.device) -> np.
 class NetDetector(Detector):
     """Shared by the CNN and attribution detectors: options, saliency, state."""
 
-    width: int
-    epochs: int
-    batch_size: int
-    lr: float
-    seed: int
-    augment: bool
-    device: str
+    def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
+                 lr: float = 1e-3, seed: int = 0, augment: bool = True,
+                 device: str = "auto") -> None:
+        self.width = width
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.augment = augment
+        self.device = device
 
     def _device(self) -> torch.device:
         from forensics.runtime import pick_device
@@ -147,17 +150,6 @@ class NetDetector(Detector):
 @register("cnn")
 class CNNDetector(NetDetector):
     """Wang et al. 2020: binary CNN (logit = log-odds of fake), BCE, blur/JPEG augmentation."""
-
-    def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
-                 lr: float = 1e-3, seed: int = 0, augment: bool = True,
-                 device: str = "auto") -> None:
-        self.width = width
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.seed = seed
-        self.augment = augment
-        self.device = device
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> CNNDetector:
         real, fake = self._start_fit(real, fake)

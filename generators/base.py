@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from forensics.errors import ForensicsError
+from forensics.registry import coerce
 
 
 @dataclasses.dataclass
@@ -36,7 +37,7 @@ class Options:
             )
         parsed = {}
         for key, value in values.items():
-            parsed[key] = _coerce(key, value, hints[key])
+            parsed[key] = coerce(key, value, hints[key])
         options = cls(**parsed)
         options.validate()
         return options
@@ -53,23 +54,6 @@ class Options:
     def check_choice(self, key: str, choices: tuple[str, ...]) -> None:
         if getattr(self, key) not in choices:
             raise ForensicsError(f"{key} must be one of {', '.join(choices)}")
-
-
-def _coerce(key: str, value: Any, kind: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        if kind is bool:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind in (int, float):
-            return kind(value)
-    except ValueError:
-        raise ForensicsError(f"option {key}: {value!r} is not a valid {kind.__name__}") from None
-    return value
 
 
 class Generator:
