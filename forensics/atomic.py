@@ -54,46 +54,58 @@ def staging_dir(final: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder that becomes ``final`` only if the block succeeds.
 
     An existing ``final`` is refused unless ``force``; then it is replaced only
-    after the new content is complete.
+    after the new content is complete. A lock beside ``final`` keeps a second
+    process out; leftovers of a killed earlier attempt are cleared first.
     """
     from forensics.errors import ForensicsError
 
     final = Path(final)
-    if final.exists() and not force:
-        raise ForensicsError(f"{final} already exists (use --force to overwrite)")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    tmp.chmod(0o777 & ~_umask())
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
+    with _lock(final.parent / f".{final.name}.lock", final):
         trash = final.with_name(f".{final.name}.old")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+        if trash.exists() and not final.exists():  # killed between the two renames below
+            os.replace(trash, final)
+        for stale in final.parent.glob(f".{final.name}.*.partial"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if final.exists() and not force:
+            raise ForensicsError(f"{final} already exists (use --force to overwrite)")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+        tmp.chmod(0o777 & ~_umask())
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if final.exists():
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
 
 
 @contextmanager
 def locked(folder: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` so two processes never write it at once."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _lock(folder / ".lock", folder):
+        yield
+
+
+@contextmanager
+def _lock(lockfile: Path, what: Path) -> Iterator[None]:
     import fcntl
 
     from forensics.errors import ForensicsError
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / ".lock", "w")
+    handle = open(lockfile, "w")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ForensicsError(f"{folder} is in use by another forensics process") from None
+            raise ForensicsError(f"{what} is in use by another forensics process") from None
         yield
     finally:
         handle.close()
