@@ -96,16 +96,27 @@ def locked(folder: str | Path) -> Iterator[None]:
 
 @contextmanager
 def _lock(lockfile: Path, what: Path) -> Iterator[None]:
+    """flock ``lockfile`` (refusing, not waiting, when held); remove it on release.
+
+    After locking, the path must still name the locked file: a holder that was
+    releasing (and unlinking) at that moment counts as still holding it.
+    """
     import fcntl
 
     from forensics.errors import ForensicsError
 
-    handle = open(lockfile, "w")
+    busy = ForensicsError(f"{what} is in use by another forensics process")
+    handle = open(lockfile, "a")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ForensicsError(f"{what} is in use by another forensics process") from None
-        yield
+            if os.fstat(handle.fileno()).st_ino != os.stat(lockfile).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            raise busy from None
+        try:
+            yield
+        finally:
+            lockfile.unlink(missing_ok=True)
     finally:
         handle.close()
