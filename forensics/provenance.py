@@ -62,6 +62,8 @@ def machine() -> dict[str, object]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        # other work on the machine slows timings down: say how busy it was
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     try:
         import torch
