@@ -39,7 +39,8 @@ def explain_all(result, detectors: dict[str, Any], out: Path, real: str = "mnist
     shape = next(iter(detectors.values())).input_shape_
     written = []
     for i, (path, record) in enumerate(zip(result.paths, result.records, strict=True)):
-        image = to_float(conform(read_image(path), shape[1], shape[0])[None])
+        raw = read_image(path)
+        image = to_float(conform(raw, shape[1], shape[0])[None])
         panels = 3 if salient is not None else 2
         fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.4))
         axes[0].imshow(image[0].transpose(1, 2, 0).squeeze(), cmap="gray", vmin=0, vmax=1)
@@ -54,7 +55,9 @@ def explain_all(result, detectors: dict[str, Any], out: Path, real: str = "mnist
         axes[1].set(title="1-D power spectrum", xlabel="radial frequency bin", ylabel="log power")
         axes[1].legend(fontsize=7)
         if salient is not None:
-            axes[2].imshow(salient.saliency(image)[0], cmap="inferno")
+            own = salient.input_shape_  # the saliency detector may see another shape
+            axes[2].imshow(salient.saliency(to_float(conform(raw, own[1], own[0])[None]))[0],
+                           cmap="inferno")
             axes[2].set(title=f"saliency |∂logit/∂x| ({salient.name})")
             axes[2].axis("off")
         target = out / f"{i:05d}_{Path(record['file']).stem[:60]}.png"

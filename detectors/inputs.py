@@ -33,6 +33,21 @@ def _split(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     return {"train": images[order[:a]], "val": images[order[a:b]], "test": images[order[b:]]}
 
 
+def _listed(folder: Path) -> list[Path]:
+    """The image files of a ``forensics generate`` output as its manifest lists them.
+
+    Other PNGs under the folder (``audit/`` figures, explanations) are not fakes of
+    that generator; a folder without a usable manifest is read whole.
+    """
+    from forensics.verify import safe_member
+
+    try:
+        rows = json.loads((folder / "manifest.json").read_text("utf-8"))["images"]
+        return [safe_member(folder, str(row["file"])) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return [folder]
+
+
 def _name(folder: Path, taken: dict) -> str:
     manifest = folder / "manifest.json"
     name = folder.name
@@ -68,7 +83,7 @@ def gather(real: str, fake_dirs: list[Path], seed: int = 0, data_root: str | Non
             fake_root = folder / "1_fake"
         else:
             fake_root = folder
-        images, _ = read_all([fake_root], shape, data.problems)
+        images, _ = read_all(_listed(fake_root), shape, data.problems)
         if len(images) < 10:
             raise ForensicsError(f"--fake {folder}: {len(images)} readable images; need at least 10")
         name = _name(folder, data.fakes)

@@ -38,12 +38,13 @@ def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *,
     """Score every readable image under ``paths`` with each detector."""
     result = ScanResult()
     paths = list(paths)
-    shapes = {tuple(d.input_shape_) for d in detectors.values()}
-    first = next(iter(shapes))
-    for batch in iter_batches(paths, first, result.problems, batch_size):
+    # the first detector's shape is the one ``resized`` counts against (and the CLI names)
+    shapes = [tuple(d.input_shape_) for d in detectors.values()]
+    for batch in iter_batches(paths, shapes[0], result.problems, batch_size, also=shapes[1:]):
         result.resized += batch.resized
-        scores = {name: _scores(det, batch, first) for name, det in detectors.items()}
-        sources = _sources(detectors, batch, first)
+        scores = {name: det.predict_proba(batch.at(det.input_shape_))
+                  for name, det in detectors.items()}
+        sources = _sources(detectors, batch)
         for i, path in enumerate(batch.paths):
             per = {name: float(s[i]) for name, s in scores.items()}
             combined = float(np.mean(list(per.values())))
@@ -63,20 +64,10 @@ def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *,
     return result
 
 
-def _scores(detector, batch, shape: tuple[int, int, int]) -> np.ndarray:
-    images = batch.images
-    if tuple(detector.input_shape_) != shape:  # a second detector of another shape
-        from forensics.images import conform, to_float, to_uint8
-
-        c, s = detector.input_shape_[0], detector.input_shape_[1]
-        images = to_float(np.stack([conform(im, s, c) for im in to_uint8(images)]))
-    return detector.predict_proba(images)
-
-
-def _sources(detectors: dict[str, Any], batch, shape) -> list[str] | None:
+def _sources(detectors: dict[str, Any], batch) -> list[str] | None:
     for detector in detectors.values():
-        if hasattr(detector, "predict_source") and tuple(detector.input_shape_) == shape:
-            return list(detector.predict_source(batch.images))
+        if hasattr(detector, "predict_source"):
+            return list(detector.predict_source(batch.at(detector.input_shape_)))
     return None
 
 

@@ -309,7 +309,7 @@ def detect(
             raise ForensicsError("no default detector is installed; pass --detector DIR")
         loaded = {}
         for folder in folders:
-            name = "default" if folder == DEFAULT_DETECTOR else folder.name
+            name = "default" if folder == DEFAULT_DETECTOR else folder.resolve().name  # "." too
             loaded[name if name not in loaded else str(folder)] = load_detector(folder)
         from forensics.images import iter_image_files
         from forensics.progress import count_progress

@@ -1,0 +1,443 @@
+"""``forensics train-detector`` and ``forensics detect`` on a tiny real world.
+
+A 1-epoch GAN on ``digits`` (8×8 gray) makes 200 fakes; spectral-fft and
+pixel-logreg detectors are trained on them through the CLI; ``detect`` then
+scores single files, folders, broken files and foreign sizes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from forensics.cli import app
+from forensics.images import png_bytes, read_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+runner = CliRunner()
+N_FAKES = 200
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    """Exit ``code``, one ``error:`` line on stderr naming ``fragments``, no traceback."""
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def records(result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny GAN run, its 200 fakes, and detectors trained on them through the CLI."""
+    from generators.training import train
+
+    root = tmp_path_factory.mktemp("detect_world")
+    run = root / "gan"
+    train("gan", {"width": 8, "noise_dim": 8, "batch_size": 32}, out=run, dataset="digits",
+          epochs=1, seed=0, device="cpu")
+    fakes = root / "fakes"
+    result = invoke("generate", run, "--n", N_FAKES, "--out", fakes, "--seed", 0, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    detectors = {}
+    for kind in ("spectral-fft", "pixel-logreg"):
+        out = root / "detectors" / kind
+        result = invoke("train-detector", kind, "--real", "digits", "--fake", fakes, "--out", out)
+        assert result.exit_code == 0, result.output
+        assert "test AUC" in result.stdout
+        detectors[kind] = out
+    return {"root": root, "run": run, "fakes": fakes, "detectors": detectors}
+
+
+def fake_png(world, index: int = 0) -> Path:
+    return world["fakes"] / f"img_{index:06d}.png"
+
+
+# -- train-detector -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["spectral-fft", "pixel-logreg"])
+def test_train_detector_writes_a_calibrated_detector(world, kind):
+    folder = world["detectors"][kind]
+    header = json.loads((folder / "detector.json").read_text())
+    assert header["kind"] == kind
+    assert 0.0 <= header["threshold"] <= 1.0
+    assert header["input_shape"] == [1, 8, 8]
+    assert header["data"]["real"]["name"] == "digits"
+    # the manifest names the generator, so the fake source is "gan", with all 200 images
+    assert header["data"]["fakes"]["gan"]["n"] == N_FAKES
+    assert 0.0 <= header["metrics"]["auc"] <= 1.0
+    for name in header["files"]:
+        assert (folder / name).is_file()
+
+
+def test_train_detector_refuses_existing_folder(world):
+    result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", world["fakes"],
+                    "--out", world["detectors"]["spectral-fft"])
+    assert_one_line_error(result, 2, "already exists")
+
+
+def test_train_detector_unknown_kind(world, tmp_path):
+    result = invoke("train-detector", "no-such-detector", "--real", "digits", "--fake",
+                    world["fakes"], "--out", tmp_path / "d")
+    assert_one_line_error(result, 2, "no-such-detector")
+    assert not (tmp_path / "d").exists()
+
+
+def test_train_detector_real_fake_layout(world, tmp_path):
+    """``0_real/`` + ``1_fake/``: the extra real images join the real splits."""
+    layout = tmp_path / "bench"
+    (layout / "0_real").mkdir(parents=True)
+    shutil.copytree(world["fakes"], layout / "1_fake")
+    (layout / "1_fake" / "manifest.json").unlink()
+    from forensics.data import load_split
+
+    extra = load_split("mnist5k", "test").images[:100]  # 28×28: conformed to 8×8
+    for i, image in enumerate(extra):
+        (layout / "0_real" / f"r{i:03d}.png").write_bytes(
+            png_bytes((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)))
+    out = tmp_path / "det"
+    result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", layout,
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    header = json.loads((out / "detector.json").read_text())
+    assert 0.0 <= header["threshold"] <= 1.0
+    assert header["data"]["fakes"]["bench"]["n"] == N_FAKES
+    counts = header["metrics"]["n"]
+    digits_counts = {part: len(load_split("digits", part)) for part in ("train", "val", "test")}
+    # 100 extra real images split 80/10/10 on top of digits' own split
+    assert counts["train"]["real"] == digits_counts["train"] + 80
+    assert counts["val"]["real"] == digits_counts["val"] + 10
+    assert counts["test"]["real"] == digits_counts["test"] + 10
+
+
+def test_train_detector_ignores_non_manifest_pngs_of_a_generate_folder(world, tmp_path):
+    """Figures written into a synthetic set (e.g. ``audit/``) are not training fakes."""
+    fakes = tmp_path / "fakes"
+    shutil.copytree(world["fakes"], fakes)
+    (fakes / "audit").mkdir()
+    for i in range(5):
+        (fakes / "audit" / f"figure{i}.png").write_bytes(
+            png_bytes(np.full((40, 60, 3), 200, np.uint8)))
+    out = tmp_path / "det"
+    result = invoke("train-detector", "pixel-logreg", "--real", "digits", "--fake", fakes,
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    header = json.loads((out / "detector.json").read_text())
+    assert header["data"]["fakes"]["gan"]["n"] == N_FAKES
+
+
+# -- detect: one file, folders, output formats --------------------------------------------------
+
+
+def test_detect_single_png_json(world):
+    det = world["detectors"]["spectral-fft"]
+    result = invoke("detect", fake_png(world), "--detector", det, "--json")
+    assert result.exit_code == 0, result.output
+    [record] = records(result)
+    assert record["file"].endswith("img_000000.png")
+    assert 0.0 <= record["p_fake"] <= 1.0
+    assert record["verdict"] in ("real", "fake")
+    threshold = json.loads((det / "detector.json").read_text())["threshold"]
+    assert record["verdict"] == ("fake" if record["p_fake"] >= threshold else "real")
+    assert record["scores"] == {"spectral-fft": record["p_fake"]}
+    tag = record["provenance_tag"]
+    assert isinstance(tag, dict) and tag["generator"] == "gan"
+    manifest = json.loads((world["fakes"] / "manifest.json").read_text())
+    assert tag["index"] == 0
+    assert tag["run_config_hash"] == manifest["header"]["run_config_hash"]
+    assert "1 scored, 0 skipped" in result.stderr
+
+
+def test_detect_single_png_table(world):
+    result = invoke("detect", fake_png(world, 3), "--detector", world["detectors"]["spectral-fft"])
+    assert result.exit_code == 0, result.output
+    assert "img_000003.png" in result.stdout
+    assert "gan" in result.stdout  # the provenance tag column
+
+
+def test_detect_score_matches_the_library(world):
+    """The CLI's P(fake) is the detector's predict_proba on the file as read."""
+    from detectors.base import load_detector
+    from forensics.images import to_float
+
+    det = world["detectors"]["pixel-logreg"]
+    result = invoke("detect", fake_png(world, 7), "--detector", det, "--json")
+    [record] = records(result)
+    expected = load_detector(det).predict_proba(to_float(read_image(fake_png(world, 7))[None]))[0]
+    assert record["p_fake"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_detect_folder_recursive_json(world, tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(world["fakes"], tree / "a")
+    (tree / "b" / "c").mkdir(parents=True)
+    for i in range(3):
+        shutil.copy(fake_png(world, i), tree / "b" / "c" / f"deep{i}.png")
+    result = invoke("detect", tree, "--detector", world["detectors"]["spectral-fft"], "--json")
+    assert result.exit_code == 0, result.output
+    rows = records(result)
+    assert len(rows) == N_FAKES + 3
+    files = [row["file"] for row in rows]
+    assert len(set(files)) == len(files)
+    assert sum("deep" in f for f in files) == 3
+    assert all(0.0 <= row["p_fake"] <= 1.0 for row in rows)
+    assert {row["verdict"] for row in rows} <= {"real", "fake"}
+    # a detector trained on these fakes catches most of them
+    assert np.mean([row["verdict"] == "fake" for row in rows]) > 0.5
+    assert f"{N_FAKES + 3} scored, 0 skipped" in result.stderr
+
+
+def test_detect_folder_csv(world):
+    result = invoke("detect", world["fakes"], "--detector", world["detectors"]["spectral-fft"],
+                    "--csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == N_FAKES
+    assert list(rows[0]) == ["file", "p_fake", "verdict", "source", "p_fake_spectral-fft",
+                             "provenance_tag"]
+    for row in rows:
+        assert 0.0 <= float(row["p_fake"]) <= 1.0
+        assert row["verdict"] in ("real", "fake")
+        assert json.loads(row["provenance_tag"])["generator"] == "gan"
+
+
+def test_detect_real_images_mostly_real(world, tmp_path):
+    """Held-out real digits are mostly called real (the threshold is calibrated)."""
+    from forensics.data import load_split
+
+    real = load_split("digits", "test").images
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for i, image in enumerate(real):
+        (folder / f"real{i:03d}.png").write_bytes(
+            png_bytes((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)))
+    result = invoke("detect", folder, "--detector", world["detectors"]["pixel-logreg"], "--json")
+    assert result.exit_code == 0, result.output
+    rows = records(result)
+    assert len(rows) == len(real)
+    assert all(row["provenance_tag"] is None for row in rows)
+    assert np.mean([row["verdict"] == "real" for row in rows]) > 0.5
+
+
+# -- detect: bad input --------------------------------------------------------------------------
+
+
+def test_detect_missing_path_only(world, tmp_path):
+    missing = tmp_path / "nowhere.png"
+    result = invoke("detect", missing, "--detector", world["detectors"]["spectral-fft"], "--json")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "nowhere.png" in result.stderr
+    assert "0 scored, 1 skipped" in result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_detect_missing_path_beside_good_one(world, tmp_path):
+    result = invoke("detect", tmp_path / "nowhere.png", fake_png(world), "--detector",
+                    world["detectors"]["spectral-fft"], "--json")
+    assert result.exit_code == 0, result.output
+    assert len(records(result)) == 1
+    assert "nowhere.png" in result.stderr
+
+
+def test_detect_bad_file_in_folder(world, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copy(fake_png(world, i), folder / f"good{i}.png")
+    (folder / "notes.png").write_text("this is not an image\n")
+    result = invoke("detect", folder, "--detector", world["detectors"]["spectral-fft"], "--json")
+    assert result.exit_code == 0, result.output
+    rows = records(result)
+    assert sorted(Path(row["file"]).name for row in rows) == [f"good{i}.png" for i in range(4)]
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and "notes.png" in skipped[0]
+    assert "4 scored, 1 skipped" in result.stderr
+
+
+def test_detect_folder_of_only_bad_files(world, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = invoke("detect", folder, "--detector", world["detectors"]["spectral-fft"])
+    assert result.exit_code == 1
+    assert "a.png" in result.stderr
+
+
+def test_detect_conforms_other_sizes(world, tmp_path):
+    """A 28×28 RGB image is conformed to the detector's 8×8 gray, with a warning."""
+    rgb = np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    path = tmp_path / "big_rgb.png"
+    path.write_bytes(png_bytes(rgb))
+    result = invoke("detect", path, fake_png(world), "--detector",
+                    world["detectors"]["spectral-fft"], "--json")
+    assert result.exit_code == 0, result.output
+    rows = records(result)
+    assert len(rows) == 2 and all(0.0 <= row["p_fake"] <= 1.0 for row in rows)
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1
+    assert "1 image(s) were not 8x8 with 1 channel(s); conformed" in warning[0]
+
+
+def test_detect_two_detectors_combined(world):
+    dets = world["detectors"]
+    result = invoke("detect", world["fakes"], "--detector", dets["spectral-fft"], "--detector",
+                    dets["pixel-logreg"], "--json")
+    assert result.exit_code == 0, result.output
+    rows = records(result)
+    assert len(rows) == N_FAKES
+    thresholds = [json.loads((dets[k] / "detector.json").read_text())["threshold"]
+                  for k in ("spectral-fft", "pixel-logreg")]
+    for row in rows:
+        assert set(row["scores"]) == {"spectral-fft", "pixel-logreg"}
+        assert all(0.0 <= v <= 1.0 for v in row["scores"].values())
+        assert row["p_fake"] == pytest.approx(np.mean(list(row["scores"].values())), abs=2e-6)
+        assert row["threshold"] == pytest.approx(np.mean(thresholds), abs=2e-6)
+        assert row["verdict"] == ("fake" if row["p_fake"] >= row["threshold"] else "real")
+    table = invoke("detect", fake_png(world), "--detector", dets["spectral-fft"], "--detector",
+                   dets["pixel-logreg"])
+    assert table.exit_code == 0
+    assert "combined" in table.stdout
+
+
+def test_detect_two_detectors_csv_columns(world):
+    dets = world["detectors"]
+    result = invoke("detect", fake_png(world), fake_png(world, 1), "--detector",
+                    dets["spectral-fft"], "--detector", dets["pixel-logreg"], "--csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 2
+    assert {"p_fake_spectral-fft", "p_fake_pixel-logreg"} <= set(rows[0])
+
+
+def test_detect_explain_writes_one_png_per_image(world, tmp_path):
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(fake_png(world, i), folder / f"x{i}.png")
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    (folder / "x3.png").write_bytes(png_bytes(rgb))
+    out = tmp_path / "why"
+    result = invoke("detect", folder, "--detector", world["detectors"]["spectral-fft"],
+                    "--explain", out)
+    assert result.exit_code == 0, result.output
+    written = sorted(out.glob("*.png"))
+    assert len(written) == 4
+    assert [p.name.split("_", 1)[1] for p in written] == [f"x{i}.png" for i in range(4)]
+    for path in written:
+        assert read_image(path).shape[0] > 100  # a figure, not a copy of the 8×8 input
+    assert "explanations: 4 PNGs" in result.stderr
+
+
+def test_detect_explain_same_stem_in_two_folders(world, tmp_path):
+    """Two files with the same name in different folders get two explanations."""
+    for sub in ("a", "b"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        shutil.copy(fake_png(world), tmp_path / "in" / sub / "same.png")
+    out = tmp_path / "why"
+    result = invoke("detect", tmp_path / "in", "--detector", world["detectors"]["spectral-fft"],
+                    "--explain", out)
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.png"))) == 2
+
+
+# -- detect: bad detectors ----------------------------------------------------------------------
+
+
+def test_detect_unknown_detector_folder(world, tmp_path):
+    result = invoke("detect", fake_png(world), "--detector", tmp_path / "no-such-detector")
+    assert_one_line_error(result, 2, "no-such-detector")
+
+
+def test_detect_folder_without_detector_json(world, tmp_path):
+    empty = tmp_path / "empty-detector"
+    empty.mkdir()
+    result = invoke("detect", fake_png(world), "--detector", empty)
+    assert_one_line_error(result, 2, "detector.json")
+
+
+def test_detect_tampered_detector_refused(world, tmp_path):
+    det = tmp_path / "det"
+    shutil.copytree(world["detectors"]["pixel-logreg"], det)
+    model = next(p for p in det.iterdir() if p.name.startswith("model."))
+    model.write_bytes(model.read_bytes() + b"\0")
+    result = invoke("detect", fake_png(world), "--detector", det)
+    assert_one_line_error(result, 2, model.name)
+
+
+# -- the shipped default detector ---------------------------------------------------------------
+
+
+def test_detect_with_default_detector(tmp_path):
+    from detectors.scan import DEFAULT_DETECTOR
+
+    if not (DEFAULT_DETECTOR / "detector.json").is_file():
+        pytest.skip("no shipped default detector yet (forensics/assets/default_detector is being "
+                    "built by benchmarks/default_detector.py)")
+    from forensics.data import load_split
+
+    image = load_split("mnist5k", "test").images[0]
+    path = tmp_path / "digit.png"
+    path.write_bytes(png_bytes((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)))
+    result = invoke("detect", path, "--json")
+    assert result.exit_code == 0, result.output
+    [record] = records(result)
+    assert 0.0 <= record["p_fake"] <= 1.0
+    assert record["verdict"] in ("real", "fake")
+    assert isinstance(record["source"], str) and record["source"]
+
+
+def test_detect_detectors_of_different_shapes(world, tmp_path):
+    """A detector's score does not depend on which other detectors run beside it.
+
+    One detector is trained on 8×8 digits, the other on 28×28 mnist5k: each must
+    see the file conformed straight to its own shape, whatever the order.
+    """
+    big = tmp_path / "big-fft"
+    result = invoke("train-detector", "spectral-fft", "--real", "mnist5k", "--fake",
+                    world["fakes"], "--out", big)
+    assert result.exit_code == 0, result.output
+    small = world["detectors"]["spectral-fft"]
+    from forensics.data import load_split
+
+    image = (load_split("mnist5k", "test").images[0].transpose(1, 2, 0) * 255).round()
+    path = tmp_path / "digit28.png"
+    path.write_bytes(png_bytes(image.astype(np.uint8)))
+    files = [path, fake_png(world)]
+
+    def scores(*detectors: Path) -> list[dict]:
+        args = [a for d in detectors for a in ("--detector", d)]
+        result = invoke("detect", *files, *args, "--json")
+        assert result.exit_code == 0, result.output
+        return [row["scores"] for row in records(result)]
+
+    alone = [{**a, **b} for a, b in zip(scores(small), scores(big), strict=True)]
+    assert scores(small, big) == alone
+    assert scores(big, small) == alone
+
+
+def test_detect_detector_given_as_current_folder(world, monkeypatch):
+    """``--detector .`` names the detector after its folder, not after an empty string."""
+    monkeypatch.chdir(world["detectors"]["pixel-logreg"])
+    result = invoke("detect", fake_png(world), "--detector", ".", "--json")
+    assert result.exit_code == 0, result.output
+    [record] = records(result)
+    assert list(record["scores"]) == ["pixel-logreg"]
