@@ -16,10 +16,15 @@ Params = list[dict[str, float]]
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    flag = cv2.IMREAD_GRAYSCALE if image.shape[2] == 1 else cv2.IMREAD_COLOR
-    out = cv2.imdecode(data, flag)
-    return out[:, :, None] if out.ndim == 2 else out
+    # OpenCV reads colour arrays as BGR: swap so the JPEG luma/chroma split is the
+    # one any other encoder applies to these RGB images
+    colour = image.shape[2] == 3
+    encoded = np.ascontiguousarray(image[:, :, ::-1]) if colour else image
+    ok, data = cv2.imencode(".jpg", encoded, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
+    out = cv2.imdecode(data, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
+    return np.ascontiguousarray(out[:, :, ::-1]) if colour else out[:, :, None]
 
 
 def _keep_channels(out: np.ndarray) -> np.ndarray:

@@ -160,10 +160,14 @@ def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
                          for d in dets], ["detector", *gens])
         lines.append("")
     lines += ["## 3. Robustness (mean ROC-AUC over generators; in-distribution detectors)", ""]
-    columns = [(name, s) for name, cells in results["robustness"][dets[0]].items() for s in cells]
-    lines += _table([[d, *(f"{np.mean([v['auc'] for v in results['robustness'][d][n][s].values()]):.3f}"
-                           for n, s in columns)] for d in dets],
-                    ["detector", *(f"{n} {float(s):g}" for n, s in columns)])
+    columns = [(name, s) for name, cells in results["robustness"].get(dets[0], {}).items()
+               for s in cells]
+    if not columns:  # a suite without perturbations
+        lines.append("The suite names no perturbations.")
+    else:
+        lines += _table([[d, *(f"{np.mean([v['auc'] for v in results['robustness'][d][n][s].values()]):.3f}"
+                               for n, s in columns)] for d in dets],
+                        ["detector", *(f"{n} {float(s):g}" for n, s in columns)])
     lines += ["", "## Figures", ""]
     lines += [f"**{title}**\n\n![{title}]({path})\n" for title, path in figures]
     return "\n".join(lines) + "\n"

@@ -135,7 +135,9 @@ def _make_fakes(bench: Bench) -> None:
         if not folder.exists():
             generate(load_run(bench.runs[name]), n, folder, seed=bench.seed)
         images = read_synthetic(folder)
-        order = np.random.default_rng([bench.seed, i]).permutation(len(images))
+        # seeded by the set's cache key, not its place in the suite: a cached detector
+        # reused by another suite must meet the same held-out fakes
+        order = np.random.default_rng([bench.seed, int(key, 16)]).permutation(len(images))
         n_train, n_val = int(0.8 * len(images)), int(0.1 * len(images))
         bench.fakes[name] = {"train": images[order[:n_train]],
                              "val": images[order[n_train : n_train + n_val]],
@@ -179,7 +181,8 @@ def _train_detectors(bench: Bench) -> None:
         sources = sets[set_name]
         config = {"kind": entry["kind"], "options": entry.get("options", {}), "seed": bench.seed,
                   "real": bench.keys["real"], "real_train": bench.suite.real_train,
-                  "fakes": [bench.keys[f"synthetic:{g}"] for g in sources]}
+                  "fakes": [bench.keys[f"synthetic:{g}"] for g in sources],
+                  "fake_split": "by-key"}  # detectors cached under the old split are not reused
         folder, key = slot(bench.cache, "detectors", f"{det_name}-{set_name}", config)
         bench.keys[f"detector:{det_name}:{set_name}"] = key
         bench.progress(f"training {det_name} on {set_name}", i, len(jobs))
@@ -273,7 +276,7 @@ def _evaluate(bench: Bench, out: Path) -> dict[str, Any]:
     done += len(dets)
     bench.progress("evaluation", total, total)
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / "perturbations.jsonl", "\n".join(params_log) + "\n")
+    atomic.write_text(out / "perturbations.jsonl", "".join(line + "\n" for line in params_log))
     results["summary"] = _summary(results, gens, dets)
     return results
 

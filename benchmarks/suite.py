@@ -47,16 +47,30 @@ def load_suite(name_or_path: str) -> Suite:
         raise ForensicsError(f"{path}: not valid TOML ({error})") from None
     from benchmarks.perturb import DEFAULT
 
-    unknown = set(raw.get("perturbations", {})) - set(DEFAULT)
+    perturbations = raw.get("perturbations", {})
+    if not isinstance(perturbations, dict):
+        raise ForensicsError(f"{path}: [perturbations] must be a table of name = [strengths]")
+    unknown = set(perturbations) - set(DEFAULT)
     if unknown:
-        raise ForensicsError(f"{path}: unknown perturbation(s) {', '.join(sorted(unknown))}")
-    for section in ("generators", "detectors"):
+        raise ForensicsError(f"{path}: unknown perturbation(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(DEFAULT)}")
+    for key, strengths in perturbations.items():
+        # a string would otherwise be read one character at a time ("50" → 5.0, 0.0)
+        if not isinstance(strengths, list) or not strengths or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in strengths):
+            raise ForensicsError(f"{path}: perturbation {key} needs a list of numbers, "
+                                 f"not {strengths!r}")
+    from detectors.registry import get as detector_kind
+    from generators.registry import get as generator_kind
+
+    for section, known in (("generators", generator_kind), ("detectors", detector_kind)):
         entries = raw.get(section, {})
         if not entries:
             raise ForensicsError(f"{path}: the suite names no {section}")
         for key, entry in entries.items():
-            if "kind" not in entry:
+            if not isinstance(entry, dict) or "kind" not in entry:
                 raise ForensicsError(f"{path}: [{section}.{key}] has no kind")
+            known(str(entry["kind"]))  # an unknown kind fails now, not after an hour of training
     try:
         return Suite(
             name=str(raw.get("name", path.stem)), dataset=str(raw.get("dataset", "mnist5k")),

@@ -1,0 +1,415 @@
+"""``forensics benchmark`` on a tiny suite, and the test-time perturbations."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.perturb import DEFAULT, apply
+from forensics.cli import app
+
+runner = CliRunner()
+
+GENERATORS = """
+[generators.gan]
+kind = "gan"
+epochs = 1
+options = { width = 8, noise_dim = 8, batch_size = 32 }
+"""
+
+VAE = """
+[generators.vae]
+kind = "vae"
+epochs = 1
+options = { hidden = 32, latent_dim = 4, batch_size = 64 }
+"""
+
+DETECTORS = """
+[detectors.pixel-logreg]
+kind = "pixel-logreg"
+
+[detectors.spectral-fft]
+kind = "spectral-fft"
+"""
+
+HEAD = """name = "tiny"
+dataset = "digits"
+fakes_per_generator = 200
+real_train = 300
+bootstrap = 20
+"""
+
+SUITE = HEAD + GENERATORS + VAE + DETECTORS + "\n[perturbations]\njpeg = [50]\n"
+
+#: fields that measure time or the moment of the run, so differ between two runs
+TIMED = {"created", "timings_seconds", "throughput_images_per_s"}
+FIGURES = ("roc.png", "cross_generator_auc.png", "robustness.png", "spectra.png")
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def folders(cache: Path) -> dict[Path, int]:
+    """Every artefact folder of the cache and its modification time."""
+    return {p: p.stat().st_mtime_ns for p in sorted(cache.glob("*/*")) if p.is_dir()}
+
+
+def results_of(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """The tiny suite run twice on one cache: from scratch, then from the cache."""
+    root = tmp_path_factory.mktemp("bench")
+    suite, cache = root / "tiny.toml", root / "cache"
+    suite.write_text(SUITE)
+    began = time.perf_counter()
+    first = invoke("benchmark", "--suite", suite, "--out", root / "report", "--cache", cache)
+    first_seconds = time.perf_counter() - began
+    assert first.exit_code == 0, first.output
+    after_first = folders(cache)
+    began = time.perf_counter()
+    second = invoke("benchmark", "--suite", suite, "--out", root / "again", "--cache", cache)
+    second_seconds = time.perf_counter() - began
+    assert second.exit_code == 0, second.output
+    return {"root": root, "suite": suite, "cache": cache, "out": root / "report",
+            "again": root / "again", "first": first, "after_first": after_first,
+            "after_second": folders(cache), "seconds": (first_seconds, second_seconds)}
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def test_benchmark_prints_summary(bench):
+    assert "best detector" in bench["first"].stdout
+    assert "report.md" in bench["first"].stdout
+
+
+def test_benchmark_writes_every_file(bench):
+    out = bench["out"]
+    for name in ("results.json", "report.md", "report.html", "perturbations.jsonl", *FIGURES,
+                 "samples_gan.png", "samples_vae.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    from forensics.images import read_image
+
+    for name in FIGURES:
+        assert read_image(out / name).shape[0] > 100  # a real figure
+
+
+def test_report_html_is_self_contained(bench):
+    page = (bench["out"] / "report.html").read_text()
+    figures = page.count('src="data:image/png;base64,')
+    assert figures == len(FIGURES) + 2  # + one sample grid per generator
+    assert 'src="roc.png"' not in page and "<table>" in page
+    markdown = (bench["out"] / "report.md").read_text()
+    for name in FIGURES:
+        assert f"]({name})" in markdown
+
+
+def in_range(value: float, low: float, high: float) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and low - 1e-9 <= value <= high + 1e-9
+
+
+def check_report(entry: dict) -> None:
+    """Every metric of one binary report in its range, inside its own interval."""
+    for key in ("auc", "average_precision", "accuracy_calibrated", "accuracy_best",
+                "tpr_at_1pct_fpr", "threshold", "best_threshold", "youden_threshold"):
+        assert in_range(entry[key], 0.0, 1.0), (key, entry[key])
+    assert in_range(entry["eer"], 0.0, 0.5), entry["eer"]
+    for key, value in entry.items():
+        if key.endswith("_ci"):
+            low, high = value
+            point = entry[key[:-3]]
+            assert low - 1e-9 <= point <= high + 1e-9, (key, low, point, high)
+    assert entry["n_boot"] == 20
+
+
+def test_results_metrics_in_range(bench):
+    results = results_of(bench["out"])
+    gens, dets = results["generators"], results["detectors"]
+    assert gens == ["gan", "vae"] and dets == ["pixel-logreg", "spectral-fft"]
+    for d in dets:
+        for g in gens:
+            entry = results["in_distribution"][d][g]
+            check_report(entry)
+            assert entry["n_real"] == results["data"]["real_test"]
+            assert entry["n_fake"] == 20  # 10 % of 200 fakes held out
+            check_report(results["leave_one_out"][d][g])
+            roc = results["roc"][d][g]
+            assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0
+            assert np.all(np.diff(roc["tpr"]) >= 0)
+        # the cross-generator matrix is complete, its diagonal the in-distribution AUC
+        matrix = results["cross_generator"][d]
+        assert set(matrix) == set(gens)
+        for g in gens:
+            assert set(matrix[g]) == set(gens)
+            assert all(in_range(v, 0.0, 1.0) for v in matrix[g].values())
+            assert matrix[g][g] == pytest.approx(results["in_distribution"][d][g]["auc"])
+        robust = results["robustness"][d]["jpeg"]["50.0"]
+        assert set(robust) == set(gens)
+        for cell in robust.values():
+            assert in_range(cell["auc"], 0.0, 1.0)
+            assert in_range(cell["accuracy_calibrated"], 0.0, 1.0)
+        assert results["throughput_images_per_s"][d] > 0
+        summary = results["summary"]["per_detector"][d]
+        assert summary["mean_auc_jpeg50"] == pytest.approx(np.mean([c["auc"] for c in robust.values()]))
+        assert summary["min_in_distribution_auc"] <= summary["mean_in_distribution_auc"]
+    assert results["summary"]["best_detector"] in dets
+
+
+def test_results_record_provenance(bench):
+    results = results_of(bench["out"])
+    assert results["seed"] == 0 and results["suite_name"] == "tiny"
+    assert results["suite"]["fakes_per_generator"] == 200
+    data = results["data"]
+    assert data["name"] == "digits" and data["sha256"]
+    assert data["real_train"] == 300
+    assert data["real_val"] > 0 and data["real_test"] > 0
+    assert results["versions"]["numpy"] and results["versions"]["torch"]
+    assert results["machine"]["cpu_count"] >= 1
+    assert results["timings_seconds"]["total"] > 0
+    for key in ("generator:gan", "synthetic:gan", "detector:spectral-fft:gan", "real"):
+        assert results["artefacts"][key]
+
+
+def test_perturbations_log_one_line_per_image(bench):
+    results = results_of(bench["out"])
+    lines = (bench["out"] / "perturbations.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    n_real = results["data"]["real_test"]
+    assert len(rows) == n_real + 2 * 20
+    assert {(r["source"], r["perturbation"], r["strength"], r["quality"]) for r in rows} == {
+        (s, "jpeg", 50.0, 50) for s in ("real", "gan", "vae")}
+    assert sorted(r["index"] for r in rows if r["source"] == "real") == list(range(n_real))
+    assert sorted(r["index"] for r in rows if r["source"] == "gan") == list(range(20))
+
+
+# -- the cache ----------------------------------------------------------------------------------
+
+
+def test_second_run_reuses_the_cache(bench):
+    first, second = bench["after_first"], bench["after_second"]
+    kinds = {p.parent.name for p in first}
+    assert kinds == {"generators", "synthetic", "detectors"}
+    assert second == first  # no new folder, none rewritten
+    t1, t2 = (results_of(bench[k])["timings_seconds"] for k in ("out", "again"))
+    for stage in ("generators", "synthetic sets", "detectors"):
+        assert t2[stage] < t1[stage]
+    assert bench["seconds"][1] < bench["seconds"][0]
+
+
+def test_second_run_gives_identical_numbers(bench):
+    a, b = results_of(bench["out"]), results_of(bench["again"])
+    assert {k: v for k, v in a.items() if k not in TIMED} == \
+        {k: v for k, v in b.items() if k not in TIMED}
+    assert (bench["out"] / "perturbations.jsonl").read_bytes() == \
+        (bench["again"] / "perturbations.jsonl").read_bytes()
+
+
+def test_split_of_fakes_does_not_depend_on_suite_order(bench, tmp_path):
+    """A cached detector is reused by any suite naming the same generator: its held-out
+    fakes must be the same ones, or the detector is tested on images it trained on."""
+    suite = tmp_path / "vae_only.toml"
+    suite.write_text(HEAD + VAE + DETECTORS + "\n[perturbations]\njpeg = [50]\n")
+    result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "report", "--cache",
+                    bench["cache"])
+    assert result.exit_code == 0, result.output
+    assert folders(bench["cache"]) == bench["after_first"]  # everything came from the cache
+    alone, together = results_of(tmp_path / "report"), results_of(bench["out"])
+    for d in together["detectors"]:
+        assert alone["in_distribution"][d]["vae"] == together["in_distribution"][d]["vae"]
+        assert alone["robustness"][d] == {"jpeg": {"50.0": {
+            "vae": together["robustness"][d]["jpeg"]["50.0"]["vae"]}}}
+
+
+def test_suite_without_perturbations(bench, tmp_path):
+    suite = tmp_path / "plain.toml"
+    suite.write_text(HEAD + GENERATORS + DETECTORS)
+    out = tmp_path / "report"
+    result = invoke("benchmark", "--suite", suite, "--out", out, "--cache", bench["cache"])
+    assert result.exit_code == 0, result.output
+    results = results_of(out)
+    assert results["robustness"] == {} and results["leave_one_out"]["pixel-logreg"] == {}
+    assert "no perturbations" in (out / "report.md").read_text()
+    assert (out / "perturbations.jsonl").read_text() == ""
+    assert not (out / "robustness.png").exists()
+
+
+def test_fresh_retrains(bench, tmp_path):
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(bench["cache"], cache)
+    before = folders(cache)
+    time.sleep(0.01)
+    result = invoke("benchmark", "--suite", bench["suite"], "--out", tmp_path / "report",
+                    "--cache", cache, "--fresh")
+    assert result.exit_code == 0, result.output
+    after = folders(cache)
+    assert [p.name for p in after] == [p.name for p in before]
+    assert all(after[p] > before[p] for p in before), "every artefact rebuilt"
+    a, b = results_of(bench["out"]), results_of(tmp_path / "report")
+    # retrained on CPU with the same seeds: the same detectors, so the same numbers
+    assert a["in_distribution"] == b["in_distribution"]
+
+
+# -- bad suites ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../quick", "../../etc/passwd", "sub/quick", ".hidden"])
+def test_suite_name_with_path_parts_refused(name, tmp_path):
+    result = invoke("benchmark", "--suite", name, "--out", tmp_path / "r", "--cache", tmp_path / "c")
+    assert_one_line_error(result, "plain name")
+    assert not (tmp_path / "c").exists()
+
+
+def test_unknown_suite(tmp_path):
+    result = invoke("benchmark", "--suite", "no-such-suite", "--out", tmp_path / "r",
+                    "--cache", tmp_path / "c")
+    assert_one_line_error(result, "no-such-suite", "quick")
+
+
+def test_missing_suite_file(tmp_path):
+    result = invoke("benchmark", "--suite", tmp_path / "absent.toml", "--out", tmp_path / "r",
+                    "--cache", tmp_path / "c")
+    assert_one_line_error(result, "absent.toml")
+
+
+def test_unknown_perturbation(tmp_path):
+    suite = tmp_path / "bad.toml"
+    suite.write_text(HEAD + GENERATORS + DETECTORS + "\n[perturbations]\nsharpen = [1.0]\n")
+    result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
+    assert_one_line_error(result, "unknown perturbation", "sharpen")
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (HEAD + GENERATORS, "no detectors"),
+    (HEAD + DETECTORS, "no generators"),
+    (HEAD + GENERATORS + '[detectors.x]\nclassifier = "svm"\n', "has no kind"),
+    ("name = [", "not valid TOML"),
+    (HEAD + GENERATORS + DETECTORS + '\n[perturbations]\njpeg = "fifty"\n', "jpeg"),
+    (HEAD + GENERATORS + DETECTORS + "\n[perturbations]\njpeg = 50\n", "jpeg"),
+])
+def test_malformed_suite(tmp_path, body, fragment):
+    suite = tmp_path / "bad.toml"
+    suite.write_text(body)
+    result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
+    assert_one_line_error(result, fragment)
+
+
+def test_unknown_generator_or_detector_kind(tmp_path):
+    suite = tmp_path / "bad.toml"
+    suite.write_text(HEAD + GENERATORS + '[detectors.x]\nkind = "no-such-detector"\n')
+    result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
+    assert_one_line_error(result, "no-such-detector")
+
+
+# -- perturbations ------------------------------------------------------------------------------
+
+
+def images(channels: int, n: int = 6, size: int = 16) -> np.ndarray:
+    rng = np.random.default_rng(channels)
+    smooth = rng.random((n, channels, size // 4, size // 4))
+    return np.kron(smooth, np.ones((1, 1, 4, 4))).astype(np.float32)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("name", sorted(DEFAULT))
+def test_perturb_keeps_shape_and_records_params(name, channels):
+    batch = images(channels)
+    for strength in DEFAULT[name]:
+        out, params = apply(name, strength, batch, seed=3)
+        assert out.shape == batch.shape and out.dtype == np.float32
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        assert len(params) == len(batch)
+        assert all(isinstance(p, dict) and p for p in params)
+        json.dumps(params)  # written to perturbations.jsonl
+        again, params_again = apply(name, strength, batch, seed=3)
+        np.testing.assert_array_equal(out, again)
+        assert params == params_again
+
+
+def test_perturb_params_name_the_strength():
+    batch = images(1)
+    assert apply("jpeg", 30, batch)[1][0] == {"quality": 30}
+    assert apply("blur", 2.0, batch)[1][0] == {"sigma": 2.0}
+    assert apply("downscale", 0.5, batch)[1][0] == {"factor": 0.5}
+    chain = apply("chain", 75, batch)[1]
+    assert all(p["quality"] == 75 and p["crop_h"] == 14 for p in chain)
+
+
+def test_perturb_random_ones_depend_on_seed():
+    batch = images(1, n=20)
+    crops = [apply("crop", 0.25, batch, seed=s)[1] for s in (0, 1)]
+    assert crops[0] != crops[1]
+    for p in crops[0]:
+        assert p["crop_h"] == p["crop_w"] == 12
+        assert 0 <= p["top"] <= 4 and 0 <= p["left"] <= 4
+    noisy = [apply("noise", 10.0, batch, seed=s)[0] for s in (0, 1)]
+    assert not np.array_equal(noisy[0], noisy[1])
+
+
+def test_perturb_crop_is_the_recorded_crop():
+    """The params rebuild the perturbed image exactly."""
+    import cv2
+
+    from forensics.images import to_float, to_uint8
+
+    batch = images(3, n=3)
+    out, params = apply("crop", 0.25, batch, seed=5)
+    for image, p, got in zip(to_uint8(batch), params, out, strict=True):
+        crop = image[p["top"] : p["top"] + p["crop_h"], p["left"] : p["left"] + p["crop_w"]]
+        expected = cv2.resize(crop, (16, 16), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(to_float(expected[None])[0], got)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_jpeg_quality_orders_the_damage(channels):
+    batch = images(channels, n=8, size=32)
+    noise = np.random.default_rng(0).random(batch.shape).astype(np.float32) * 0.2
+    batch = np.clip(batch + noise, 0, 1)
+    error = {q: np.abs(apply("jpeg", q, batch)[0] - batch).mean() for q in (95, 75, 50, 30)}
+    assert 0 < error[95] < error[75] < error[50] < error[30]
+    blur = {s: np.abs(apply("blur", s, batch)[0] - batch).mean() for s in (0.5, 1.0, 2.0)}
+    assert blur[0.5] < blur[1.0] < blur[2.0]
+
+
+def test_jpeg_matches_a_real_jpeg_save_of_rgb_images():
+    """The perturbation is what saving the RGB image as JPEG does (as Pillow writes it)."""
+    from PIL import Image
+
+    from forensics.images import to_uint8
+
+    batch = images(3, n=4, size=32)
+    batch[:, 0, 8:24, 8:24] = 1.0  # saturated red squares: channel order matters
+    batch[:, 1:, 8:24, 8:24] = 0.0
+    out, _ = apply("jpeg", 50, batch)
+    for image, got in zip(to_uint8(batch), to_uint8(out), strict=True):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=50)
+        expected = np.asarray(Image.open(buffer).convert("RGB"))
+        assert np.abs(got.astype(int) - expected).mean() < 1.0
+
+
+def test_unknown_perturbation_name():
+    with pytest.raises(ValueError, match="sharpen"):
+        apply("sharpen", 1.0, images(1))
