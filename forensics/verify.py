@@ -54,21 +54,25 @@ def _synthetic(folder: Path) -> list[str]:
     rows = manifest.get("images")
     if not isinstance(rows, list):
         raise ForensicsError(f"{folder / 'manifest.json'}: no image list")
-    problems, listed = [], set()
-    for row in rows:
+    problems: list[str] = []
+    listed: set[Path] = set()
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            problems.append(f"manifest.json: image entry {index} is not an object ({row!r:.40})")
+            continue
         name = str(row.get("file", ""))
         try:
             path = safe_member(folder, name)
         except ForensicsError as error:
             problems.append(str(error))
             continue
-        listed.add(path.name)
+        listed.add(path)  # the whole relative path: sub/a.png does not list a top-level a.png
         if not path.is_file():
             problems.append(f"missing: {name}")
         elif sha256_file(path) != row.get("sha256"):
             problems.append(f"altered: {name} (sha256 differs from the manifest)")
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in listed:
+        if path.suffix.lower() in IMAGE_SUFFIXES and path not in listed:
             problems.append(f"extra: {path.name} (not in the manifest)")
     return problems
 
