@@ -101,6 +101,11 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
               for part in PARTS},
         "seed": seed,
     }
+    if hasattr(detector, "confusion_matrix"):  # attribution: which source made each test image
+        matrix, names = detector.confusion_matrix(
+            {"real": real["test"], **{source: parts["test"] for source, parts in split.items()}})
+        report["confusion_matrix"] = {"labels": names, "rows_true_columns_predicted": matrix.tolist(),
+                                      "accuracy": float(np.trace(matrix) / matrix.sum())}
     detector.threshold_ = threshold
     detector.metrics_ = report
     return detector, report

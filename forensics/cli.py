@@ -271,7 +271,23 @@ def train_detector(
     per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
     typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
                f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
+    if "confusion_matrix" in report:
+        _print_confusion(report["confusion_matrix"])
     typer.echo(f"saved → {out}")
+
+
+def _print_confusion(confusion: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"attribution on held-out test images (accuracy {confusion['accuracy']:.3f}); "
+                        "rows: true source, columns: predicted")
+    table.add_column("")
+    for name in confusion["labels"]:
+        table.add_column(name, justify="right")
+    for name, row in zip(confusion["labels"], confusion["rows_true_columns_predicted"], strict=True):
+        table.add_row(name, *map(str, row))
+    Console().print(table)
 
 
 def _init_options(kind: str) -> set[str]:
