@@ -1,0 +1,118 @@
+"""The course's claims, each reproduced as a measured experiment.
+
+Run one: ``python -m benchmarks.course NAME [--seed S] [--tiny] [--out DIR]``;
+run all: ``python -m benchmarks.course all``. Each experiment is a module with
+``TITLE``, ``CLAIM`` and ``run(ctx) -> dict``; the dict holds ``numbers``
+(JSON-able), ``holds`` (True / False / None when partly) and ``summary`` (the
+measured sentence of the results page). The runner adds seed, versions and wall
+time, writes ``NAME.json`` beside the figure ``NAME.png`` and regenerates the
+results page ``README.md`` from every ``*.json`` in the folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+#: experiment name → module (in the course's order)
+EXPERIMENTS: dict[str, str] = {
+    "pca": "benchmarks.course.pca",
+    "sparse": "benchmarks.course.sparse",
+    "denoising": "benchmarks.course.denoising",
+    "contractive": "benchmarks.course.contractive",
+    "vae": "benchmarks.course.vae",
+    "gan1d": "benchmarks.course.gan1d",
+    "gan-losses": "benchmarks.course.gan_losses",
+    "infogan": "benchmarks.course.infogan",
+    "semi-supervised": "benchmarks.course.semi_supervised",
+}
+DEFAULT_OUT = Path("benchmarks/results/course")
+
+
+def run_experiment(name: str, *, seed: int = 0, tiny: bool = False,
+                   out: str | Path = DEFAULT_OUT, page: bool = True) -> dict[str, Any]:
+    """Run one experiment, write ``NAME.json`` (+ ``NAME.png``), refresh the page."""
+    from benchmarks.course.context import Context
+    from forensics import atomic, provenance
+    from forensics.errors import ForensicsError
+
+    if name not in EXPERIMENTS:
+        raise ForensicsError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}, all")
+    module = importlib.import_module(EXPERIMENTS[name])
+    ctx = Context(name=name, seed=seed, tiny=tiny, out=Path(out))
+    began = time.perf_counter()
+    found = module.run(ctx)
+    result = {
+        "experiment": name, "title": module.TITLE, "claim": module.CLAIM,
+        "holds": found["holds"], "summary": found["summary"], "numbers": _plain(found["numbers"]),
+        "figure": f"{name}.png", "seed": seed, "tiny": tiny,
+        "wall_seconds": round(time.perf_counter() - began, 2),
+        "versions": provenance.versions(), "machine": provenance.machine(),
+        "created": provenance.now(),
+    }
+    atomic.write_json(ctx.out / f"{name}.json", result)
+    if page:
+        write_page(ctx.out)
+    return result
+
+
+def write_page(out: str | Path) -> Path:
+    """Regenerate ``README.md`` from the experiments' JSON files in ``out``."""
+    from forensics import atomic
+
+    out = Path(out)
+    results = [json.loads((out / f"{name}.json").read_text())
+               for name in EXPERIMENTS if (out / f"{name}.json").is_file()]
+    verdict = {True: "holds", False: "does not hold", None: "partly"}
+    lines = [
+        "# The course, measured",
+        "",
+        "Every claim of the course *Autoencoders and Generative Adversarial Networks* (INSA "
+        "Toulouse) that can be measured, reproduced with this toolkit's generators on mnist5k "
+        "(train split for training, held-out test split for evaluation). Regenerate with "
+        "`python -m benchmarks.course all` (one experiment: `python -m benchmarks.course NAME`).",
+        "",
+        "| experiment | claim | verdict | wall time (s) | seed |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        tiny = " (tiny)" if r["tiny"] else ""
+        lines.append(f"| [{r['experiment']}](#{r['experiment']}) | {r['claim']} | "
+                     f"**{verdict[r['holds']]}**{tiny} | {r['wall_seconds']:.0f} | {r['seed']} |")
+    lines.append("")
+    for r in results:
+        lines += [
+            f"## {r['experiment']}", "",
+            f"**{r['title']}.** Claim: {r['claim']}", "",
+            f"{r['summary']} **Verdict: {verdict[r['holds']]}.**", "",
+            f"`python -m benchmarks.course {r['experiment']} --seed {r['seed']}`"
+            f"{' --tiny' if r['tiny'] else ''} — {r['wall_seconds']:.0f} s on "
+            f"{r['machine'].get('cpu_count')} CPU cores (torch {r['versions'].get('torch')}); "
+            f"numbers in [{r['experiment']}.json]({r['experiment']}.json).", "",
+            f"![{r['experiment']}]({r['figure']})", "",
+        ]
+    path = out / "README.md"
+    atomic.write_text(path, "\n".join(lines))
+    return path
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-able copy: numpy to Python, NaN / infinities to None."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_, bool)):
+        return obj.item() if hasattr(obj, "item") else obj
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
