@@ -53,7 +53,7 @@ def run(ctx: Context) -> dict:
     x_test, _ = ctx.tensors("test")
     shape = tuple(x_train.shape[1:])
     width = ctx.pick(32, 8)
-    warm, first = ctx.pick((50, 200), (3, 5))
+    warm, first = ctx.pick((200, 200), (3, 5))
     # part 1: one D warm-up, then both losses from the same state
     ctx.seed_torch(1)
     base = generators.create("gan", image_shape=shape, width=width)

@@ -1,8 +1,8 @@
 """A linear autoencoder with the quadratic loss is a PCA.
 
 For k in (2, 8, 16): train ``ae`` with ``linear=True, code_dim=k`` by its own
-``train_step`` (minibatch Adam epochs, then full-batch Adam steps with a
-decaying rate so the optimum is actually reached), then compare the decoder's
+``train_step`` (minibatch Adam, 120 epochs: lr 1e-2, decayed to 1e-4 over the
+second half so that the optimum is actually reached), then compare the decoder's
 column space with the top-k principal subspace of the training images
 (principal angles, ``scipy.linalg.subspace_angles``) and the held-out test
 reconstruction errors Σ(x − r)² of both.
@@ -32,20 +32,19 @@ def run(ctx: Context) -> dict:
     flat_train = x_train.flatten(1).double().numpy()
     flat_test = x_test.flatten(1)
     ks = ctx.pick((2, 8, 16), (2, 4))
-    epochs, polish = ctx.pick((10, 1500), (1, 30))
+    epochs = ctx.pick(120, 2)
+    # Adam at 1e-2 for half the epochs, then decayed geometrically to 1e-4: a constant rate
+    # leaves minibatch noise of ~0.1 rad in the subspace, the decay removes it
+    schedule = np.r_[np.full(epochs // 2, 1e-2), np.geomspace(1e-2, 1e-4, epochs - epochs // 2)]
     rows = []
     for k in ks:
         ctx.seed_torch(k)
         model = generators.create("ae", image_shape=tuple(x_train.shape[1:]), linear=True,
-                                  code_dim=k, lr=1e-3, batch_size=64)
-        fit(model, x_train, epochs=epochs, seed=ctx.seed, stream=k)
-        # full-batch polishing: the exact gradient of the quadratic loss, lr 1e-3 → 1e-5
-        optimizer = model.optimizers["ae"]
-        schedule = np.geomspace(1e-3, 1e-5, polish)
-        for lr in schedule:
-            for group in optimizer.param_groups:
+                                  code_dim=k, lr=1e-2, batch_size=64)
+        for epoch, lr in enumerate(schedule):
+            for group in model.optimizers["ae"].param_groups:
                 group["lr"] = float(lr)
-            model.train_step(x_train)
+            fit(model, x_train, epochs=1, seed=ctx.seed, stream=1000 * k + epoch)
         model.nets.eval()
         decoder = model.nets["decoder"][0].weight.detach().double().numpy()  # (784, k)
         pca = PCA(k, svd_solver="full").fit(flat_train)
@@ -71,7 +70,8 @@ def run(ctx: Context) -> dict:
     summary = (f"Largest principal angle between the linear AE's decoder subspace and the top-k "
                f"PCA subspace (target < {TARGET} rad): " + "; ".join(parts) + ".")
     return {"holds": holds, "summary": summary,
-            "numbers": {"target_rad": TARGET, "epochs": epochs, "full_batch_steps": polish,
+            "numbers": {"target_rad": TARGET, "epochs": epochs,
+                        "lr_schedule": "1e-2, then 1e-2 → 1e-4 geometric over the second half",
                         "per_k": rows}}
 
 

@@ -82,7 +82,7 @@ def run(ctx: Context) -> dict:
     smoother = (stats["vae"]["p95"] < stats["ae"]["p95"] and stats["vae"]["max"] < stats["ae"]["max"])
     smoother_median = stats["vae"]["median"] < stats["ae"]["median"]
     holds = True if (smoother and smoother_median) else (None if smoother else False)
-    _figure(ctx, vae, history, mu.numpy(), y_test.numpy(), x_test, samples_vae)
+    _figure(ctx, vae, history, mu.numpy(), y_test.numpy(), x_test, samples_vae, ae, h)
     last = history[-1]
     summary = (
         f"After {epochs} epochs (latent_dim=2): reconstruction term {history[0]['reconstruction']:.1f}"
@@ -99,7 +99,7 @@ def run(ctx: Context) -> dict:
                         "confident_share_of_samples": confident}}
 
 
-def _figure(ctx, vae, history, mu, labels, x_test, samples) -> None:
+def _figure(ctx, vae, history, mu, labels, x_test, samples, ae, h) -> None:
     import torch
 
     pyplot = plt()
@@ -132,5 +132,9 @@ def _figure(ctx, vae, history, mu, labels, x_test, samples) -> None:
             lines.append(vae.decode((1 - t) * m[0] + t * m[1]))
     show_grid(axes[1, 0], torch.cat(lines), nrow=10, title="Interpolation between test digits")
     show_grid(axes[1, 1], samples[:100], nrow=10, title="Samples z ~ N(0, I)")
-    axes[1, 2].axis("off")
+    centre, scale = h.mean(0), h.std(0)
+    with torch.no_grad():
+        ae_grid = ae.decode(centre + zz / 2.5 * 2 * scale)
+    show_grid(axes[1, 2], ae_grid, nrow=side,
+              title="Plain AE (2-D code): decoded grid, mean ± 2 sd of its codes")
     ctx.save(fig)
