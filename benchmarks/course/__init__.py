@@ -47,7 +47,8 @@ def run_experiment(name: str, *, seed: int = 0, tiny: bool = False,
     found = module.run(ctx)
     result = {
         "experiment": name, "title": module.TITLE, "claim": module.CLAIM,
-        "holds": found["holds"], "summary": found["summary"], "numbers": _plain(found["numbers"]),
+        "holds": found["holds"], "summary": found["summary"], "notes": found.get("notes", []),
+        "numbers": _plain(found["numbers"]),
         "figure": f"{name}.png", "seed": seed, "tiny": tiny,
         "wall_seconds": round(time.perf_counter() - began, 2),
         "versions": provenance.versions(), "machine": provenance.machine(),
@@ -88,8 +89,9 @@ def write_page(out: str | Path) -> Path:
             f"## {r['experiment']}", "",
             f"**{r['title']}.** Claim: {r['claim']}", "",
             f"{r['summary']} **Verdict: {verdict[r['holds']]}.**", "",
-            f"`python -m benchmarks.course {r['experiment']} --seed {r['seed']}`"
-            f"{' --tiny' if r['tiny'] else ''} — {r['wall_seconds']:.0f} s on "
+            *[f"- {note}" for note in r.get("notes", [])], *([""] if r.get("notes") else []),
+            f"`python -m benchmarks.course {r['experiment']} --seed {r['seed']}"
+            f"{' --tiny' if r['tiny'] else ''}` — {r['wall_seconds']:.0f} s on "
             f"{r['machine'].get('cpu_count')} CPU cores (torch {r['versions'].get('torch')}); "
             f"numbers in [{r['experiment']}.json]({r['experiment']}.json).", "",
             f"![{r['experiment']}]({r['figure']})", "",
