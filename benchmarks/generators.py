@@ -115,7 +115,8 @@ def _markdown(results: dict) -> str:
     lines = [
         "# Generators on mnist5k: training cost and sample quality", "",
         f"Machine: {results['machine']['processor']}, {results['machine']['cpu_count']} cores, "
-        f"{results['machine']['platform']}; torch {results['versions'].get('torch')}; "
+        f"{results['machine']['platform']}; load average {results['machine'].get('load_average_1m')} "
+        f"at the start (the machine was shared); torch {results['versions'].get('torch')}; "
         f"seed {results['seed']}; measured {results['created']}.", "",
         "Reproduce: `python -m benchmarks.generators`.", "",
         "| generator | epochs | train wall time (s) | peak RSS so far (MB) | confident share "
