@@ -88,7 +88,8 @@ def main() -> None:
         results["detect_one_png_seconds"] = round(time.perf_counter() - began, 2)
     atomic.write_json(args.out / "results.json", results)
     lines = ["# Detector speed (28×28 images)", "",
-             f"Machine: {results['machine']['processor']}, {results['machine']['cpu_count']} cores, load average "
+             f"Machine: {results['machine']['processor']}, {results['machine']['cpu_count']} cores, "
+             "load average "
              f"{results['machine'].get('load_average_1m')} at the start (shared with other jobs); "
              f"torch {results['versions'].get('torch')}; {results['created']}. "
              "Reproduce: `python -m benchmarks.detector_speed`.", "",
