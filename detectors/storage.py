@@ -8,6 +8,7 @@ of each model file, so a replaced or damaged file is refused before parsing.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,19 @@ def read_header(folder: str | Path) -> dict[str, Any]:
     for key in ("kind", "options", "input_shape", "files"):
         if key not in header:
             raise ForensicsError(f"{folder / HEADER}: not a detector file (no {key!r})")
+    # another version (or a hand) may have left fields of the wrong type: refuse in one line
+    files, shape = header["files"], header["input_shape"]
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise ForensicsError(f"{folder / HEADER}: 'files' must map file names to sha256 hashes")
+    if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise ForensicsError(f"{folder / HEADER}: 'input_shape' must be [C, H, W] with C 1 or 3, "
+                             f"not {shape!r:.40}")
+    threshold = header.get("threshold", 0.5)  # may sit just above 1.0 ("nothing is fake")
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) \
+            or not math.isfinite(threshold):
+        raise ForensicsError(f"{folder / HEADER}: 'threshold' must be a finite number, "
+                             f"not {threshold!r:.40}")
     return header
 
 

@@ -106,4 +106,13 @@ def _run(folder: Path) -> list[str]:
         load_weights(folder / "model.safetensors")
     except ForensicsError as error:
         problems.append(str(error))
+    if not problems:
+        # the config must also build the model the weights fit (imported late: the core
+        # does not otherwise depend on the generators)
+        from generators.training import load_run
+
+        try:
+            load_run(folder, device="cpu")
+        except ForensicsError as error:
+            problems.append(str(error))
     return problems

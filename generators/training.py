@@ -66,6 +66,7 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
     out = Path(out)
     dev = pick_device(device)
     with atomic.locked(out):
+        _clear_temporaries(out)
         if resume:
             if not (out / CONFIG).is_file():
                 raise ForensicsError(f"{out}: nothing to resume (no {CONFIG})")
@@ -78,10 +79,12 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
             config = {"generator": name, "options": options, "dataset": dataset,
                       "epochs": epochs or DEFAULT_EPOCHS.get(name, 20), "seed": seed,
                       "data_root": data_root, "download": download}
+        _check_config(config, out / CONFIG, keys=("generator", "options", "dataset", "seed",
+                                                  "epochs"))
         data = _data(config)
         # the initial weights come from the run seed too (a stream no epoch uses)
         torch.manual_seed(derive_seed(int(config["seed"]), INIT_STREAM))
-        model = create(config["generator"], image_shape=data.shape, **config["options"])
+        model = _build(config, data.shape, out / CONFIG)
         config["options"] = model.options.to_dict()
         config["data"] = {"name": data.name, "sha256": data.fingerprint(), "size": len(data),
                           "shape": list(data.shape)}
@@ -92,9 +95,13 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
         start = 0
         if resume and (out / CHECKPOINT).is_file():
             state = load_tree(out / CHECKPOINT)
-            model.load_weights(state["weights"])
-            model.load_training_state(state["optimizers"])
-            start = int(state["epoch"])
+            try:
+                model.load_weights(state["weights"])
+                model.load_training_state(state["optimizers"])
+                start = int(state["epoch"])
+            except (KeyError, TypeError, ValueError, RuntimeError, ForensicsError) as error:
+                first = (str(error).splitlines() or [type(error).__name__])[0]
+                raise ForensicsError(f"{out / CHECKPOINT}: does not fit this run ({first})") from None
         _keep_metrics_until(out / METRICS, start)
         atomic.write_json(out / CONFIG, config)
         images = torch.as_tensor(data.images, device=dev)
@@ -132,24 +139,78 @@ def _fit(model: Generator, images: torch.Tensor, config: dict[str, Any], start: 
 
 
 def _save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int) -> None:
+    """Write the epoch's files; the checkpoint last, as the commit point of the epoch.
+
+    A run killed before the checkpoint is written resumes from the previous epoch and
+    writes every file of this one again (identically); had the checkpoint come first, a
+    kill right after it would lose this epoch's metrics line and sample grid for good.
+    """
     from forensics.images import save_grid
 
-    save_tree(out / CHECKPOINT, {"weights": model.weights(),
-                                 "optimizers": model.training_state(), "epoch": epoch})
     save_weights(out / WEIGHTS, model.weights())
-    atomic.append_line(out / METRICS, json.dumps(record, sort_keys=True))
     grid = model.preview(seeded(seed, 10**6))
     save_grid(grid, out / "samples" / f"epoch_{epoch:03d}.png", title=f"epoch {epoch}")
     save_grid(grid, out / "samples.png", title=f"epoch {epoch}")
+    atomic.append_line(out / METRICS, json.dumps(record, sort_keys=True))
+    save_tree(out / CHECKPOINT, {"weights": model.weights(),
+                                 "optimizers": model.training_state(), "epoch": epoch})
+
+
+def _clear_temporaries(out: Path) -> None:
+    """Remove the temporary files a killed run left half-written (we hold the lock)."""
+    for name in (CONFIG, WEIGHTS, CHECKPOINT, METRICS, "samples.png"):
+        for stale in out.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    for stale in (out / "samples").glob(".epoch_*.png.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _keep_metrics_until(path: Path, epoch: int) -> None:
     """Drop metric lines written after the last saved checkpoint (a killed run)."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines()
-             if line.strip() and json.loads(line)["epoch"] <= epoch]
+
+    def epoch_of(line: str) -> float:
+        try:
+            return float(json.loads(line)["epoch"])
+        except (ValueError, KeyError, TypeError):
+            return float("inf")  # a damaged line is dropped, not a crash
+
+    lines = [line for line in path.read_text("utf-8", "replace").splitlines()
+             if line.strip() and epoch_of(line) <= epoch]
     atomic.write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _check_config(config: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
+    """Refuse, in one line, a run config another version (or a hand) left unusable."""
+    for key in keys:
+        if key not in config:
+            raise ForensicsError(f"{path}: not a forensics run config (no {key!r})")
+    kinds = {"generator": (str, "string"), "options": (dict, "object"), "data": (dict, "object"),
+             "dataset": (str, "string"), "seed": (int, "integer"), "epochs": (int, "integer")}
+    for key in keys:
+        kind, name = kinds[key]
+        value = config[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ForensicsError(f"{path}: {key!r} must be a JSON {name}, not {value!r:.40}")
+    if "epochs" in keys and config["epochs"] < 1:
+        raise ForensicsError(f"{path}: 'epochs' must be positive")
+    if "data" in keys:
+        shape = config["data"].get("shape")
+        if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3)
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+            raise ForensicsError(f"{path}: data shape must be [C, H, W] with C 1 or 3, "
+                                 f"not {shape!r:.40}")
+
+
+def _build(config: dict[str, Any], shape: tuple[int, ...], path: Path) -> Generator:
+    """The run's generator, or a one-line error when its options cannot build one."""
+    try:
+        return create(config["generator"], image_shape=tuple(shape), **config["options"])
+    except (TypeError, ValueError, KeyError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ForensicsError(f"{path}: options do not build a {config['generator']} model "
+                             f"({first})") from None
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
@@ -160,11 +221,13 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     if not path.is_dir():
         raise ForensicsError(f"{path}: no such run folder")
     config = read_json(path / CONFIG)
-    for key in ("generator", "options", "data"):
-        if key not in config:
-            raise ForensicsError(f"{path / CONFIG}: not a forensics run config (no {key!r})")
-    model = create(config["generator"], image_shape=tuple(config["data"]["shape"]),
-                   **config["options"])
-    model.load_weights(load_weights(path / WEIGHTS))
+    _check_config(config, path / CONFIG, keys=("generator", "options", "data", "dataset"))
+    model = _build(config, config["data"]["shape"], path / CONFIG)
+    try:
+        model.load_weights(load_weights(path / WEIGHTS))
+    except ForensicsError as error:
+        message = str(error)
+        raise ForensicsError(message if str(path / WEIGHTS) in message
+                             else f"{path / WEIGHTS}: {message}") from None
     model.to(pick_device(device))
     return Run(path, config, model)

@@ -1,0 +1,218 @@
+"""Hostile files through the commands: ``detect``, the folder data set, ``audit``, ``train-detector``.
+
+``test_images.py`` checks :func:`forensics.images.read_image` file by file; here the same
+corpus (its builders, plus what only a file system can hold: a folder named ``x.png``, a
+symlink loop, a dangling symlink, a FIFO) sits in one folder handed to the commands. Every
+bad file is reported as ``skipped: <name>: <reason>`` on one line of stderr and the run
+goes on; every odd-but-valid image gets its record; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from forensics.cli import app
+from forensics.images import _display, png_bytes
+from tests.test_images import CASES
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+runner = CliRunner()
+
+#: cases only a file system can make: name → (file name, fragment of the skip reason)
+FILESYSTEM: dict[str, tuple[str, str]] = {
+    "directory-named-png": ("folder.png", "is a directory"),
+    "symlink-loop": ("loop.png", "symbolic link loop"),
+    "dangling-symlink": ("dangling.png", "dangling symbolic link"),
+    "fifo": ("pipe.png", "not a regular file"),
+}
+
+
+def _make_special(folder: Path, case: str) -> None:
+    path = folder / FILESYSTEM[case][0]
+    if case == "directory-named-png":
+        path.mkdir()
+        (path / "inside.txt").write_text("not an image")  # not a suffix we read
+    elif case == "symlink-loop":
+        os.symlink(path.name, path)
+    elif case == "dangling-symlink":
+        os.symlink("no-such-target.png", path)
+    else:
+        os.mkfifo(path)
+
+
+def build_corpus(folder: Path, *, valid: bool = True, bad: bool = True,
+                 skip: tuple[str, ...] = ()) -> dict[str, tuple[str, object]]:
+    """Write the hostile corpus into ``folder``.
+
+    Returns ``{case: (displayed path, expected)}``; ``expected`` is a decoded shape for a
+    valid image or a fragment of the skip reason for a bad one.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    made: dict[str, tuple[str, object]] = {}
+    for case, (name, build, expected) in CASES.items():
+        if case in skip or (isinstance(expected, str) and not bad) or \
+                (not isinstance(expected, str) and not valid):
+            continue
+        raw = os.path.join(os.fsencode(folder), name) if isinstance(name, bytes) \
+            else os.fsencode(folder / name)
+        with open(raw, "wb") as handle:
+            handle.write(build())
+        made[case] = (_display(raw), expected)
+    if bad:
+        for case, (name, fragment) in FILESYSTEM.items():
+            if case not in skip:
+                _make_special(folder, case)
+                made[case] = (_display(folder / name), fragment)
+    return made
+
+
+def is_bad(expected: object) -> bool:
+    return isinstance(expected, str)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The whole corpus in one folder, and its bad half alone in another."""
+    root = tmp_path_factory.mktemp("hostile")
+    return {"mixed": root / "mixed", "cases": build_corpus(root / "mixed"),
+            "bad": root / "bad", "bad_cases": build_corpus(root / "bad", valid=False)}
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def skipped_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("skipped: ")]
+
+
+def check_report(stdout: str, stderr: str, cases: dict[str, tuple[str, object]]) -> None:
+    """One JSON record per valid case, one skipped line per bad case, nothing else odd."""
+    assert "Traceback" not in stdout + stderr
+    records = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    valid = {shown for shown, expected in cases.values() if not is_bad(expected)}
+    assert sorted(r["file"] for r in records) == sorted(valid)
+    for record in records:
+        assert 0.0 <= record["p_fake"] <= 1.0 and record["verdict"] in ("real", "fake")
+    lines = skipped_lines(stderr)
+    bad = {case: item for case, item in cases.items() if is_bad(item[1])}
+    assert len(lines) == len(bad), "\n".join(lines)
+    for case, (shown, fragment) in bad.items():
+        mine = [line for line in lines if line.startswith(f"skipped: {shown}: ")]
+        assert len(mine) == 1, (case, shown, lines)
+        assert fragment in mine[0], (case, mine[0])
+    for line in stderr.splitlines():
+        assert line.isprintable(), repr(line)
+    assert f"{len(valid)} scored, {len(bad)} skipped" in stderr
+
+
+# -- detect -----------------------------------------------------------------------------------
+
+
+def test_detect_scores_the_valid_and_skips_the_bad(corpus):
+    result = invoke("detect", corpus["mixed"], "--json")
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert result.exception is None
+    check_report(result.stdout, result.stderr, corpus["cases"])
+    assert "warning: " in result.stderr  # odd sizes and channels were conformed, and said so
+
+
+def test_detect_on_only_bad_files_exits_1(corpus):
+    result = invoke("detect", corpus["bad"], "--json")
+    assert result.exit_code == 1, (result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit)
+    assert result.stdout.strip() == ""
+    check_report(result.stdout, result.stderr, corpus["bad_cases"])
+
+
+def test_detect_in_a_real_process(corpus):
+    """The console script itself: real stderr encoding, real exit code, non-UTF-8 names."""
+    result = subprocess.run(
+        [sys.executable, "-m", "forensics.cli", "detect", str(corpus["mixed"]), "--json"],
+        capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    stdout, stderr = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")  # valid UTF-8
+    assert result.returncode == 0, stderr
+    check_report(stdout, stderr, corpus["cases"])
+
+
+# -- the folder data set ----------------------------------------------------------------------
+
+
+def test_folder_dataset_loads_the_valid_and_lists_the_skipped(corpus):
+    from forensics.data import load
+
+    dataset = load(f"folder:{corpus['mixed']}")
+    cases = corpus["cases"]
+    valid = [case for case, (_, expected) in cases.items() if not is_bad(expected)]
+    bad = {case: item for case, item in cases.items() if is_bad(item[1])}
+    assert len(dataset) == len(valid)
+    assert dataset.images.dtype == np.float32 and dataset.shape[0] == 3  # some were RGB
+    assert np.isfinite(dataset.images).all()
+    assert len(dataset.skipped) == len(bad)
+    for case, (shown, fragment) in bad.items():
+        [line] = [line for line in dataset.skipped if line.startswith(f"{shown}: ")]
+        assert fragment in line and "\n" not in line, (case, line)
+
+
+def test_folder_dataset_of_only_bad_files_is_one_error(corpus):
+    from forensics.data import load
+    from forensics.errors import ForensicsError
+
+    with pytest.raises(ForensicsError, match="no readable image"):
+        load(f"folder:{corpus['bad']}")
+
+
+# -- audit and train-detector go on past bad files ----------------------------------------------
+
+
+FEW_BAD = ("zero-byte", "truncated-png", "text-file", "bomb-50000x50000")
+
+
+@pytest.fixture(scope="module")
+def digits_with_bad_files(tmp_path_factory) -> tuple[Path, int, int]:
+    """40 digits (8×8) as PNGs with a few bad files and odd entries among them."""
+    from forensics.data import load_split
+
+    folder = tmp_path_factory.mktemp("digits_mixed")
+    images = load_split("digits", "test").images[:40]
+    for i, image in enumerate(images):
+        pixels = (image.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+        (folder / f"img_{i:03d}.png").write_bytes(png_bytes(pixels))
+    bad = build_corpus(folder, valid=True, bad=True,
+                       skip=tuple(c for c in [*CASES, *FILESYSTEM]
+                                  if c not in (*FEW_BAD, "dangling-symlink", "fifo")))
+    return folder, len(images), len(bad)
+
+
+def test_audit_goes_on_past_bad_files(digits_with_bad_files, tmp_path):
+    folder, n_good, n_bad = digits_with_bad_files
+    out = tmp_path / "audit"
+    result = invoke("audit", folder, "--real", "digits", "--out", out)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "Traceback" not in result.output
+    report = json.loads((out / "audit.json").read_text())
+    assert report["audit"]["n_images"] == n_good
+    assert report["audit"]["n_skipped"] == n_bad
+    assert f"flag: {n_bad} file(s) skipped as unreadable" in result.stderr
+
+
+def test_train_detector_goes_on_past_bad_files(digits_with_bad_files, tmp_path):
+    folder, n_good, n_bad = digits_with_bad_files
+    out = tmp_path / "det"
+    result = invoke("train-detector", "pixel-logreg", "--real", "digits", "--fake", folder,
+                    "--out", out)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "Traceback" not in result.output
+    assert len(skipped_lines(result.stderr)) == n_bad
+    header = json.loads((out / "detector.json").read_text())
+    [fakes] = header["data"]["fakes"].values()
+    assert fakes["n"] == n_good
