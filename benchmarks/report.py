@@ -117,7 +117,7 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
 def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
     gens, dets = results["generators"], results["detectors"]
     summary = results["summary"]
-    machine, timings = results["machine"], results["timings_seconds"]
+    machine, timings = results["machine"], results["timing"]["seconds"]
     lines = [
         f"# forensics benchmark — suite `{results['suite_name']}`", "",
         f"Data: {results['data']['name']} (sha256 {results['data']['sha256']}); real images: "
@@ -139,7 +139,7 @@ def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         s = summary["per_detector"][d]
         rows.append([d, f"{s['min_in_distribution_auc']:.3f}", f"{s['mean_in_distribution_auc']:.3f}",
                      _opt(s["mean_cross_generator_auc"]), _opt(s["mean_leave_one_out_auc"]),
-                     _opt(s["mean_auc_jpeg50"]), str(results["throughput_images_per_s"][d])])
+                     _opt(s["mean_auc_jpeg50"]), str(results["timing"]["throughput_images_per_s"][d])])
     lines += _table(rows, ["detector", "min AUC in-dist.", "mean AUC in-dist.", "mean AUC cross-gen.",
                            "mean AUC leave-one-out", "mean AUC JPEG q50", "images/s"])
     lines += ["", "## 1. In-distribution", ""]

@@ -438,7 +438,7 @@ def _print_summary(results: dict) -> None:
 
     summary = results["summary"]
     table = Table(title=f"benchmark {results['suite_name']}: best detector "
-                        f"{summary['best_detector']} ({results['timings_seconds']['total']} s)")
+                        f"{summary['best_detector']} ({results['timing']['seconds']['total']} s)")
     for column in ("detector", "min AUC", "mean AUC", "cross-gen AUC", "leave-one-out AUC",
                    "AUC JPEG 50", "images/s"):
         table.add_column(column, justify="right", no_wrap=column == "detector")
@@ -449,7 +449,7 @@ def _print_summary(results: dict) -> None:
     for name, row in summary["per_detector"].items():
         table.add_row(name, fmt(row["min_in_distribution_auc"]), fmt(row["mean_in_distribution_auc"]),
                       fmt(row["mean_cross_generator_auc"]), fmt(row["mean_leave_one_out_auc"]),
-                      fmt(row["mean_auc_jpeg50"]), str(results["throughput_images_per_s"][name]))
+                      fmt(row["mean_auc_jpeg50"]), str(results["timing"]["throughput_images_per_s"][name]))
     Console().print(table)
 
 
