@@ -63,6 +63,12 @@ class Detector:
         raise NotImplementedError
 
     # -- helpers for subclasses --------------------------------------------
+    def _device(self):
+        """The torch device of a detector with a ``device`` option (auto, cpu, cuda)."""
+        from forensics.runtime import pick_device
+
+        return pick_device(self.device)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "input_shape_"):
             raise ForensicsError(f"{self.name} detector is not fitted; call fit first")

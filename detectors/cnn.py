@@ -104,11 +104,6 @@ class NetDetector(Detector):
         self.augment = augment
         self.device = device
 
-    def _device(self) -> torch.device:
-        from forensics.runtime import pick_device
-
-        return pick_device(self.device)
-
     def _train(self, images: np.ndarray, targets: np.ndarray, outputs: int, loss_fn) -> None:
         if self.width < 1:
             raise ForensicsError("width must be positive")

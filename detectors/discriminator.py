@@ -62,11 +62,6 @@ class DiscriminatorDetector(Detector):
         self.seed = seed
         self.device = device
 
-    def _device(self) -> torch.device:
-        from forensics.runtime import pick_device
-
-        return pick_device(self.device)
-
     def fit(self, real: np.ndarray, fake: np.ndarray) -> DiscriminatorDetector:
         """Load D from the run; in finetune mode also train a new head on real vs fake."""
         from generators.training import load_run
