@@ -125,7 +125,8 @@ def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         f"{results['data']['real_test']} held-out test. Seed {results['seed']}. "
         f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {machine['platform']}; "
         f"torch {results['versions'].get('torch')}. Wall time {timings['total']} s "
-        f"({', '.join(f'{k} {v} s' for k, v in timings.items() if k != 'total')}).", "",
+        f"({', '.join(f'{k} {v} s' for k, v in timings.items() if k != 'total')}; cached "
+        f"artefacts take ~0 s) at load average {results['timing'].get('load_average_1m')}.", "",
         "Every number is on held-out images; intervals are bootstrap 95 % "
         "(stratified, real and fake resampled separately). EER is the error rate where the "
         "false-positive and false-negative rates are equal (ROC interpolated). acc@cal uses the "
