@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from forensics.batches import Problems, iter_batches
-from forensics.images import _display, png_text
+from forensics.images import display_name, png_text
+from forensics.provenance import PROVENANCE_KEY
 
 DEFAULT_DETECTOR = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
-PROVENANCE_KEY = "forensics:provenance"
 
 
 @dataclass
@@ -52,7 +52,7 @@ def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *,
             tag = png_text(path).get(PROVENANCE_KEY)
             result.paths.append(path)
             result.records.append({
-                "file": _display(path), "p_fake": round(combined, 6),
+                "file": display_name(path), "p_fake": round(combined, 6),
                 "verdict": "fake" if combined >= threshold else "real",
                 "threshold": round(threshold, 6),
                 "scores": {k: round(v, 6) for k, v in per.items()},

@@ -79,7 +79,7 @@ def _printable(text: str) -> str:
     )
 
 
-def _display(path: str | os.PathLike) -> str:
+def display_name(path: str | os.PathLike) -> str:
     """The file name as one printable UTF-8 line, whatever bytes it is made of."""
     return _printable(os.fsdecode(path))
 
@@ -128,7 +128,7 @@ def read_image(path: PathArg, *, max_pixels: int | None = None) -> np.ndarray:
     if max_pixels is not None and (isinstance(max_pixels, bool) or int(max_pixels) < 1):
         raise ValueError(f"max_pixels must be a positive integer, not {max_pixels!r}")
     path = _as_path(path)
-    name = _display(path)
+    name = display_name(path)
     limit = (
         int(max_pixels)
         if max_pixels is not None
@@ -332,7 +332,7 @@ def png_text(path: PathArg, *, max_pixels: int | None = None) -> dict[str, str]:
         limit = (
             int(max_pixels)
             if max_pixels is not None
-            else _env_limit("FORENSICS_MAX_PIXELS", MAX_PIXELS, _display(path))
+            else _env_limit("FORENSICS_MAX_PIXELS", MAX_PIXELS, display_name(path))
         )
         fd = os.open(path, _OPEN_FLAGS)
     except (ImageReadError, OSError, ValueError):
@@ -371,7 +371,7 @@ def iter_image_files(paths: Iterable[PathArg]) -> Iterator[tuple[Path, str | Non
         try:
             info = os.stat(path)
         except (OSError, ValueError) as error:
-            yield path, f"{_display(path)}: {_os_reason(error, path)}"
+            yield path, f"{display_name(path)}: {_os_reason(error, path)}"
             continue
         if stat.S_ISDIR(info.st_mode):
             yield from _walk(path)
@@ -387,7 +387,7 @@ def _walk(top: Path) -> Iterator[tuple[Path, str | None]]:
             error = errors.pop(0)
             where = Path(os.fsdecode(error.filename)) if error.filename else top
             reason = _os_reason(error, where)
-            yield where, f"{_display(where)}: cannot list folder ({reason})"
+            yield where, f"{display_name(where)}: cannot list folder ({reason})"
 
     for root, dirs, files in os.walk(top, onerror=errors.append, followlinks=False):
         yield from problems()
@@ -397,7 +397,7 @@ def _walk(top: Path) -> Iterator[tuple[Path, str | None]]:
                 yield Path(root) / name, None
         for name in dirs:
             if name.lower().endswith(IMAGE_SUFFIXES):
-                yield Path(root) / name, f"{_display(Path(root) / name)}: is a directory"
+                yield Path(root) / name, f"{display_name(Path(root) / name)}: is a directory"
     yield from problems()
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: the PNG text chunk that carries an image's provenance (written by generate, read by detect)
+PROVENANCE_KEY = "forensics:provenance"
+
 _PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "opencv-python-headless",
              "pillow", "safetensors", "skops")
 

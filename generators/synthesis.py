@@ -20,11 +20,11 @@ import torch
 from forensics import atomic, provenance
 from forensics.errors import ForensicsError
 from forensics.images import png_bytes, to_uint8
+from forensics.provenance import PROVENANCE_KEY
 from generators.base import seeded
 from generators.training import WEIGHTS, Run
 
 MANIFEST = "manifest.json"
-PROVENANCE_KEY = "forensics:provenance"
 CHUNK = 256
 
 

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forensics.cli import app
-from forensics.images import _display, png_bytes
+from forensics.images import display_name, png_bytes
 from tests.test_images import CASES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -66,12 +66,12 @@ def build_corpus(folder: Path, *, valid: bool = True, bad: bool = True,
             else os.fsencode(folder / name)
         with open(raw, "wb") as handle:
             handle.write(build())
-        made[case] = (_display(raw), expected)
+        made[case] = (display_name(raw), expected)
     if bad:
         for case, (name, fragment) in FILESYSTEM.items():
             if case not in skip:
                 _make_special(folder, case)
-                made[case] = (_display(folder / name), fragment)
+                made[case] = (display_name(folder / name), fragment)
     return made
 
 

@@ -27,8 +27,8 @@ from PIL import Image, ImageFile
 from forensics.errors import ForensicsError
 from forensics.images import (
     ImageReadError,
-    _display,
     conform,
+    display_name,
     iter_image_files,
     png_bytes,
     png_text,
@@ -227,7 +227,7 @@ def assert_refused(path: str | bytes | Path, fragment: str, **kwargs) -> ImageRe
     assert "\n" not in message and "\r" not in message, message
     assert message.isprintable(), message
     message.encode("utf-8")  # valid UTF-8: no lone surrogates
-    assert message.startswith(_display(os.fsdecode(path)) + ": "), message
+    assert message.startswith(display_name(os.fsdecode(path)) + ": "), message
     assert fragment in message, message
     assert isinstance(caught.value, ForensicsError)
     return caught.value
@@ -444,7 +444,7 @@ def test_non_utf8_names_are_listed_and_printable(tmp_path):
     [(listed, problem)] = list(iter_image_files([os.fsencode(tmp_path)]))
     assert problem is None and os.fsencode(listed) == path
     assert read_image(listed).shape == read_image(path).shape == (64, 64, 3)
-    assert "\\udcff" in _display(listed) and _display(listed).isprintable()
+    assert "\\udcff" in display_name(listed) and display_name(listed).isprintable()
 
 
 def test_png_text_round_trip_and_bomb(tmp_path):
