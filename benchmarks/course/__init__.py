@@ -74,7 +74,10 @@ def write_page(out: str | Path) -> Path:
         "Every claim of the course *Autoencoders and Generative Adversarial Networks* (INSA "
         "Toulouse) that can be measured, reproduced with this toolkit's generators on mnist5k "
         "(train split for training, held-out test split for evaluation). Regenerate with "
-        "`python -m benchmarks.course all` (one experiment: `python -m benchmarks.course NAME`).",
+        "`python -m benchmarks.course all` (one experiment: `python -m benchmarks.course NAME`). "
+        "Verdicts are computed from the numbers by each experiment's stated criterion; \"partly\" "
+        "means one part of the claim holds and another does not. Wall times are on a shared "
+        "2-core machine, with other jobs running at the same time.",
         "",
         "| experiment | claim | verdict | wall time (s) | seed |",
         "|---|---|---|---|---|",
