@@ -33,7 +33,7 @@ def training_progress(console, name: str) -> Iterator[Callable[[dict[str, Any]],
             if "done" in event:
                 record = event["record"]
                 losses = "  ".join(f"{k}={v:.4g}" for k, v in record.items()
-                                   if k not in ("epoch", "seconds"))
+                                   if isinstance(v, float) and k != "seconds")
                 console.log(f"epoch {record['epoch']}/{epochs}  {losses}  ({record['seconds']:.1f}s)")
                 return
             progress.update(task, total=epochs * steps, completed=event["epoch"] * steps + event["step"],
@@ -49,6 +49,7 @@ def count_progress(console, description: str, total: int) -> Iterator[Callable[[
     with _bar(console) as progress:
         task = progress.add_task(description, total=total, info="")
         yield lambda k=1: progress.advance(task, k)
+        progress.update(task, completed=total)  # skipped files never advance it
 
 
 @contextmanager

@@ -148,6 +148,7 @@ def _save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int
     from forensics.images import save_grid
 
     save_weights(out / WEIGHTS, model.weights())
+    record["weights_sha256"] = provenance.sha256_file(out / WEIGHTS)  # checked by load_run
     grid = model.preview(seeded(seed, 10**6))
     save_grid(grid, out / "samples" / f"epoch_{epoch:03d}.png", title=f"epoch {epoch}")
     save_grid(grid, out / "samples.png", title=f"epoch {epoch}")
@@ -229,5 +230,23 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         message = str(error)
         raise ForensicsError(message if str(path / WEIGHTS) in message
                              else f"{path / WEIGHTS}: {message}") from None
+    _check_weights_hash(path)
     model.to(pick_device(device))
     return Run(path, config, model)
+
+
+def _check_weights_hash(path: Path) -> None:
+    """Refuse weights that differ from the hash the last finished epoch recorded."""
+    metrics = path / METRICS
+    if not (metrics.is_file() and (path / WEIGHTS).is_file()):
+        return
+    recorded = None
+    for line in metrics.read_text("utf-8", errors="replace").splitlines():
+        try:
+            recorded = json.loads(line).get("weights_sha256", recorded)
+        except (ValueError, AttributeError):
+            continue
+    if recorded and provenance.sha256_file(path / WEIGHTS) != recorded:
+        raise ForensicsError(
+            f"{path / WEIGHTS}: sha256 differs from the one metrics.jsonl recorded for the last "
+            "finished epoch (altered, or the run was interrupted: continue it with --resume)")
