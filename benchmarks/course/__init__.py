@@ -84,7 +84,8 @@ def write_page(out: str | Path) -> Path:
     ]
     for r in results:
         tiny = " (tiny)" if r["tiny"] else ""
-        lines.append(f"| [{r['experiment']}](#{r['experiment']}) | {r['claim']} | "
+        claim = r["claim"].replace("|", "\\|")
+        lines.append(f"| [{r['experiment']}](#{r['experiment']}) | {claim} | "
                      f"**{verdict[r['holds']]}**{tiny} | {r['wall_seconds']:.0f} | {r['seed']} |")
     lines.append("")
     for r in results:
