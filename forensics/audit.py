@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from forensics import metrics
+from forensics.atomic import jsonable
 from forensics.errors import ForensicsError
 
 NEAREST_PAIRS = 10
@@ -153,7 +153,7 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
         versions=_versions(), created=provenance.now(), plots=list(plots),
         seconds=round(time.perf_counter() - started, 3),
     )
-    result = _plain(result)
+    result = jsonable(result)
     atomic.write_json(out / "audit.json", result)
     atomic.write_text(out / "audit.md", _markdown(result))
     atomic.write_text(out / "audit.html", _html(result, plots))
@@ -385,15 +385,15 @@ def _codes(folder: Path, loaded: _Folder, digits: np.ndarray) -> dict | None:
         return result
     index = np.array([i for i, _ in matched])
     c1 = np.array([row["c1"] for _, row in matched])
-    result.update(_code_agreement(c1, digits[index]))
+    result.update(code_agreement(c1, digits[index]))
     cont = [row.get("c_cont") for _, row in matched]
     if all(isinstance(c, list) and c for c in cont) and len({len(c) for c in cont}) == 1:
-        result["continuous"] = _code_properties(np.asarray(cont, dtype=np.float64),
+        result["continuous"] = code_properties(np.asarray(cont, dtype=np.float64),
                                                 loaded.images[index])
     return result
 
 
-def _code_agreement(c1: np.ndarray, digits: np.ndarray) -> dict:
+def code_agreement(c1: np.ndarray, digits: np.ndarray) -> dict:
     """Accuracy after Hungarian matching of c1 values to digits, and NMI."""
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics import normalized_mutual_info_score
@@ -410,7 +410,7 @@ def _code_agreement(c1: np.ndarray, digits: np.ndarray) -> dict:
     }
 
 
-def _code_properties(cont: np.ndarray, images: np.ndarray) -> dict:
+def code_properties(cont: np.ndarray, images: np.ndarray) -> dict:
     """Spearman correlation of each continuous code with slant and stroke width."""
     from scipy.stats import spearmanr
 
@@ -544,21 +544,6 @@ def _plot_pairs(pairs: dict):
 
 # ---------------------------------------------------------------------------
 # Reports
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-able copy: numpy scalars to Python, NaN and infinities to None."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, (np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from forensics.atomic import jsonable
+
 #: experiment name → module (in the course's order)
 EXPERIMENTS: dict[str, str] = {
     "pca": "benchmarks.course.pca",
@@ -48,7 +50,7 @@ def run_experiment(name: str, *, seed: int = 0, tiny: bool = False,
     result = {
         "experiment": name, "title": module.TITLE, "claim": module.CLAIM,
         "holds": found["holds"], "summary": found["summary"], "notes": found.get("notes", []),
-        "numbers": _plain(found["numbers"]),
+        "numbers": jsonable(found["numbers"]),
         "figure": f"{name}.png", "seed": seed, "tiny": tiny,
         "wall_seconds": round(time.perf_counter() - began, 2),
         "versions": provenance.versions(), "machine": provenance.machine(),
@@ -105,20 +107,3 @@ def write_page(out: str | Path) -> Path:
     return path
 
 
-def _plain(obj: Any) -> Any:
-    """JSON-able copy: numpy to Python, NaN / infinities to None."""
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, (np.integer, np.bool_, bool)):
-        return obj.item() if hasattr(obj, "item") else obj
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj

@@ -89,11 +89,11 @@ def _build(config: dict, shape, extra: dict):
 
 
 def c1_agreement(model, classifier, n: int, rng) -> dict:
-    from forensics.audit import _code_agreement
+    from forensics.audit import code_agreement
 
     images, codes = model.sample(n, rng)
     digits = classifier.predict_proba(images.numpy()).argmax(1)
-    found = _code_agreement(codes["c1"], digits)
+    found = code_agreement(codes["c1"], digits)
     return {"accuracy": found["c1_hungarian_accuracy"], "nmi": found["c1_nmi"],
             "c1_to_digit": found["c1_to_digit"]}
 
@@ -191,10 +191,10 @@ def _continuous(model, ctx: Context) -> dict:
     """Spearman of c2, c3 with slant / stroke width: random samples, and within traversal rows."""
     from scipy.stats import spearmanr
 
-    from forensics.audit import _code_properties, slant, stroke_width
+    from forensics.audit import code_properties, slant, stroke_width
 
     images, codes = model.sample(ctx.pick(1000, 100), ctx.rng(8))
-    found = _code_properties(codes["c_cont"].astype(np.float64), images.numpy())
+    found = code_properties(codes["c_cont"].astype(np.float64), images.numpy())
     steps, rows = 10, 10
     values = np.linspace(-2, 2, steps)
     within = {}
