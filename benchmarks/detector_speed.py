@@ -90,7 +90,7 @@ def main() -> None:
     lines = ["# Detector speed (28×28 images)", "",
              f"Machine: {results['machine']['processor']}, {results['machine']['cpu_count']} cores, "
              "load average "
-             f"{results['machine'].get('load_average_1m')} at the start (shared with other jobs); "
+             f"{results['machine'].get('load_average_1m')} at the start; "
              f"torch {results['versions'].get('torch')}; {results['created']}. "
              "Reproduce: `python -m benchmarks.detector_speed`.", "",
              "| what | images/s |", "|---|---|"]
