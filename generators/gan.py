@@ -27,6 +27,7 @@ class GANOptions(Options):
     loss: str = "non-saturating"  # minimax | non-saturating
     k: int = 1  # discriminator steps per generator step
     lr: float = 2e-4
+    lr_g: float = 0.0  # G's learning rate when it differs from D's (0: the same as lr)
     beta1: float = 0.5
     batch_size: int = 64
 
@@ -37,10 +38,14 @@ class GANOptions(Options):
             from forensics.errors import ForensicsError
 
             raise ForensicsError("k must be at least 1")
+        if self.lr_g < 0:
+            from forensics.errors import ForensicsError
+
+            raise ForensicsError("lr_g must be 0 (same as lr) or positive")
 
 
-def adam(params, options: GANOptions) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=options.lr, betas=(options.beta1, 0.999))
+def adam(params, options: GANOptions, lr: float = 0.0) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr or options.lr, betas=(options.beta1, 0.999))
 
 
 @register("gan")
@@ -53,7 +58,7 @@ class GAN(Generator):
         body = DCBody(image_shape, options.width)
         self.nets["D"] = nn.Sequential(body, nn.Linear(body.out_dim, 1), nn.Flatten(0))
         self.optimizers["D"] = adam(self.discriminator_params(), options)
-        self.optimizers["G"] = adam(self.nets["G"].parameters(), options)
+        self.optimizers["G"] = adam(self.nets["G"].parameters(), options, options.lr_g)
         self._pending: list[torch.Tensor] = []
 
     @property

@@ -78,7 +78,7 @@ class InfoGAN(GAN):
         from generators.gan import adam
 
         self.optimizers["D"] = adam(params, options)
-        self.optimizers["G"] = adam(self.nets["G"].parameters(), options)
+        self.optimizers["G"] = adam(self.nets["G"].parameters(), options, options.lr_g)
         self._pending = []
 
     @property

@@ -618,3 +618,14 @@ def test_generate_more_than_one_chunk(trained_run, tmp_path):
     assert [row["index"] for row in manifest["images"]] == list(range(n))
     assert len({row["sha256"] for row in manifest["images"]}) > n * 0.9
     assert len(list((tmp_path / "many").glob("*.png"))) == n
+
+
+@pytest.mark.parametrize("name", ["gan", "infogan"])
+def test_lr_g_sets_only_the_generators_learning_rate(name):
+    model = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4", lr_g="1e-3")
+    assert model.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert model.optimizers["D"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    same = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4")
+    assert same.optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    with pytest.raises(ForensicsError, match="lr_g"):
+        create(name, image_shape=(1, 8, 8), lr_g="-1")
