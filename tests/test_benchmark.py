@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from benchmarks.perturb import DEFAULT, apply
 from forensics.cli import app
+from tests.cli_checks import assert_one_line_error
 
 runner = CliRunner()
 
@@ -55,16 +56,6 @@ FIGURES = ("roc.png", "cross_generator_auc.png", "robustness.png", "spectra.png"
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def folders(cache: Path) -> dict[Path, int]:
@@ -279,27 +270,27 @@ def test_fresh_retrains(bench, tmp_path):
 @pytest.mark.parametrize("name", ["../quick", "../../etc/passwd", "sub/quick", ".hidden"])
 def test_suite_name_with_path_parts_refused(name, tmp_path):
     result = invoke("benchmark", "--suite", name, "--out", tmp_path / "r", "--cache", tmp_path / "c")
-    assert_one_line_error(result, "plain name")
+    assert_one_line_error(result, 2, "plain name")
     assert not (tmp_path / "c").exists()
 
 
 def test_unknown_suite(tmp_path):
     result = invoke("benchmark", "--suite", "no-such-suite", "--out", tmp_path / "r",
                     "--cache", tmp_path / "c")
-    assert_one_line_error(result, "no-such-suite", "quick")
+    assert_one_line_error(result, 2, "no-such-suite", "quick")
 
 
 def test_missing_suite_file(tmp_path):
     result = invoke("benchmark", "--suite", tmp_path / "absent.toml", "--out", tmp_path / "r",
                     "--cache", tmp_path / "c")
-    assert_one_line_error(result, "absent.toml")
+    assert_one_line_error(result, 2, "absent.toml")
 
 
 def test_unknown_perturbation(tmp_path):
     suite = tmp_path / "bad.toml"
     suite.write_text(HEAD + GENERATORS + DETECTORS + "\n[perturbations]\nsharpen = [1.0]\n")
     result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
-    assert_one_line_error(result, "unknown perturbation", "sharpen")
+    assert_one_line_error(result, 2, "unknown perturbation", "sharpen")
 
 
 @pytest.mark.parametrize("body, fragment", [
@@ -314,14 +305,14 @@ def test_malformed_suite(tmp_path, body, fragment):
     suite = tmp_path / "bad.toml"
     suite.write_text(body)
     result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
-    assert_one_line_error(result, fragment)
+    assert_one_line_error(result, 2, fragment)
 
 
 def test_unknown_generator_or_detector_kind(tmp_path):
     suite = tmp_path / "bad.toml"
     suite.write_text(HEAD + GENERATORS + '[detectors.x]\nkind = "no-such-detector"\n')
     result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
-    assert_one_line_error(result, "no-such-detector")
+    assert_one_line_error(result, 2, "no-such-detector")
 
 
 # -- perturbations ------------------------------------------------------------------------------

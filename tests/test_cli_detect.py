@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from forensics.cli import app
 from forensics.images import png_bytes, read_image
+from tests.cli_checks import assert_one_line_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,17 +29,6 @@ N_FAKES = 200
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code: int, *fragments: str) -> None:
-    """Exit ``code``, one ``error:`` line on stderr naming ``fragments``, no traceback."""
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def records(result) -> list[dict]:

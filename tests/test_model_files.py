@@ -30,6 +30,7 @@ from detectors.scan import DEFAULT_DETECTOR
 from forensics.cli import app
 from forensics.images import png_bytes
 from forensics.provenance import sha256_file
+from tests.cli_checks import assert_one_line_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,18 +39,6 @@ runner = CliRunner()
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code: int, *fragments: str) -> str:
-    """Exit ``code``, one ``error:`` line on stderr naming ``fragments``, no traceback."""
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 class Payload:
