@@ -7,7 +7,7 @@ same as these commands, in order::
     forensics generate WORK/runs/ae --n 2000 --seed 1 --out WORK/fakes/ae
     forensics train-detector attribution --real mnist5k --fake WORK/fakes/ae \\
         --fake WORK/fakes/vae --fake WORK/fakes/gan --fake WORK/fakes/infogan \\
-        --set epochs=8 --set augment=false --seed 0 --out forensics/assets/default_detector
+        --set epochs=12 --set augment=false --seed 0 --out forensics/assets/default_detector
 
 Each step is skipped when its output already exists, so an interrupted rebuild continues.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 GENERATORS = ("ae", "vae", "gan", "infogan")
 ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
-DETECTOR = ["attribution", "--set", "epochs=8", "--set", "augment=false", "--seed", "0"]
+DETECTOR = ["attribution", "--set", "epochs=12", "--set", "augment=false", "--seed", "0"]
 
 
 def forensics(*args: str) -> None:

@@ -56,7 +56,8 @@ def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *,
                 "verdict": "fake" if combined >= threshold else "real",
                 "threshold": round(threshold, 6),
                 "scores": {k: round(v, 6) for k, v in per.items()},
-                "source": sources[i] if sources else None,
+                # the source is asked only of images judged fake: which generator is likeliest
+                "source": (sources[i] if combined >= threshold else "real") if sources else None,
                 "provenance_tag": _parse(tag),
             })
         if callback:
@@ -65,9 +66,11 @@ def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *,
 
 
 def _sources(detectors: dict[str, Any], batch) -> list[str] | None:
+    """The likeliest generator (non-real class) per image, from the first attribution detector."""
     for detector in detectors.values():
-        if hasattr(detector, "predict_source"):
-            return list(detector.predict_source(batch.at(detector.input_shape_)))
+        if hasattr(detector, "predict_source_proba"):
+            proba = detector.predict_source_proba(batch.at(detector.input_shape_))
+            return [detector.classes_[1 + k] for k in proba[:, 1:].argmax(1)]
     return None
 
 
