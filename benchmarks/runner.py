@@ -178,7 +178,7 @@ def _balanced(bench: Bench, sources: list[str], part: str) -> np.ndarray:
 
 def _train_detectors(bench: Bench) -> None:
     from detectors.base import load_detector
-    from detectors.registry import create
+    from detectors.registry import create, option_names
     from detectors.training import calibrate
 
     sets = training_sets(list(bench.runs))
@@ -197,7 +197,7 @@ def _train_detectors(bench: Bench) -> None:
             shutil.rmtree(folder)
         if not folder.exists():
             options = dict(entry.get("options", {}))
-            if "seed" in _option_names(entry["kind"]):
+            if "seed" in option_names(entry["kind"]):
                 options.setdefault("seed", bench.seed)
             detector = create(entry["kind"], **options)
             detector.fit(bench.real["train"], _balanced(bench, sources, "train"))
@@ -206,14 +206,6 @@ def _train_detectors(bench: Bench) -> None:
                 detector.save(tmp, extra={"trained_on": sources, "cache_key": key})
         bench.detectors[(det_name, set_name)] = load_detector(folder)
     bench.progress("detectors", len(jobs), len(jobs))
-
-
-def _option_names(kind: str) -> set[str]:
-    import inspect
-
-    from detectors.registry import get
-
-    return set(inspect.signature(get(kind).__init__).parameters)
 
 
 # -- stage 4: evaluation ----------------------------------------------------------------------

@@ -17,12 +17,17 @@ get = REGISTRY.get
 list_detectors = REGISTRY.names
 
 
+def option_names(name: str) -> list[str]:
+    """The keyword options a detector family takes (its ``__init__`` signature)."""
+    return [key for key, p in inspect.signature(get(name).__init__).parameters.items()
+            if p.kind is p.KEYWORD_ONLY]
+
+
 def create(name: str, **options: Any):
     """Build an unfitted detector; string values (from the CLI) are coerced to the option type."""
     cls = get(name)
     hints = typing.get_type_hints(cls.__init__)
-    known = [key for key, p in inspect.signature(cls.__init__).parameters.items()
-             if p.kind is p.KEYWORD_ONLY]
+    known = option_names(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ForensicsError(f"unknown option(s) for {name}: {', '.join(unknown)}; "

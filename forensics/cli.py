@@ -246,7 +246,7 @@ def train_detector(
         sets = []
     try:
         from detectors.inputs import gather
-        from detectors.registry import get
+        from detectors.registry import get, option_names
         from detectors.training import save_detector
         from detectors.training import train_detector as fit
 
@@ -256,7 +256,7 @@ def train_detector(
         options = parse_sets(sets or [])
         if run is not None:
             options["run"] = str(run)
-        if "seed" in _init_options(kind):
+        if "seed" in option_names(kind):
             options.setdefault("seed", str(seed))
         data = gather(real, fake, seed=seed, data_root=data_root)
         for line in data.problems.lines:
@@ -288,14 +288,6 @@ def _print_confusion(confusion: dict) -> None:
     for name, row in zip(confusion["labels"], confusion["rows_true_columns_predicted"], strict=True):
         table.add_row(name, *map(str, row))
     Console().print(table)
-
-
-def _init_options(kind: str) -> set[str]:
-    import inspect
-
-    from detectors.registry import get
-
-    return set(inspect.signature(get(kind).__init__).parameters)
 
 
 @app.command()

@@ -34,15 +34,8 @@ def with_checkerboard(images: np.ndarray, amplitude: float = 0.03) -> np.ndarray
     return np.clip(images + amplitude * pattern, 0, 1).astype(np.float32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny networks run fastest, and unaffected by a busy machine, on one thread."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny networks run fastest, and unaffected by a busy machine, on one thread (conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
