@@ -65,9 +65,10 @@ class Detector:
     # -- helpers for subclasses --------------------------------------------
     def _device(self):
         """The torch device of a detector with a ``device`` option (auto, cpu, cuda)."""
+        from forensics.distributed import local_device
         from forensics.runtime import pick_device
 
-        return pick_device(self.device)
+        return local_device(pick_device(self.device))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "input_shape_"):

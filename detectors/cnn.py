@@ -51,33 +51,59 @@ def seeded_module(seed: int, build) -> nn.Module:
 
 def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, *,
               epochs: int, batch_size: int, lr: float, seed: int, augment: bool,
-              device: torch.device) -> list[float]:
-    """Adam on minibatches, fresh blur/JPEG augmentation each epoch; returns epoch losses."""
+              device: torch.device, precision: str = "fp32", compile: bool = False) -> list[float]:
+    """Adam on minibatches, fresh blur/JPEG augmentation each epoch; returns epoch losses.
+
+    Under ``torchrun`` the network trains in DistributedDataParallel: every rank
+    draws the same epoch order and augmentation, and a DistributedSampler gives
+    each its share of every global batch of ``batch_size``.
+    """
+    from torch.utils.data import DistributedSampler
+
     from detectors.augment import blur_jpeg
+    from forensics import distributed
 
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ForensicsError("epochs and batch_size must be positive, and lr above 0")
+    if precision not in ("fp32", "bf16"):
+        raise ForensicsError(f"precision must be fp32 or bf16, not {precision!r}")
+    local = distributed.local_batch(batch_size)
     rng = np.random.default_rng(seed)
     net.to(device).train()
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    live = distributed.wrap(net, device)
+    live = torch.compile(live) if compile else live
     y_all = torch.as_tensor(targets)
     history = []
     for _ in range(epochs):
         x_all = torch.from_numpy(blur_jpeg(inputs, rng) if augment else inputs)
         order = torch.from_numpy(rng.permutation(len(inputs)))
+        # rank r takes order[r::N]: its k-th batch is its share of the k-th global batch
+        mine = order[list(DistributedSampler(order, num_replicas=distributed.size(),
+                                             rank=distributed.rank(), shuffle=False,
+                                             drop_last=distributed.size() > 1))]
         total = 0.0
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for start in range(0, len(mine), local):
+            index = mine[start : start + local]
             if len(index) < 2 and len(order) > 1:  # BatchNorm needs two samples
                 continue
-            loss = loss_fn(net(x_all[index].to(device)), y_all[index].to(device))
+            with _autocast(device, precision):
+                outputs = live(x_all[index].to(device))
+            loss = loss_fn(outputs.float(), y_all[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(index)
-        history.append(total / len(order))
+        summed = distributed.all_mean({"loss": total, "n": float(len(mine))})
+        history.append(summed["loss"] / summed["n"])
     net.eval()
     return history
+
+
+def _autocast(device: torch.device, precision: str):
+    from contextlib import nullcontext
+
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
 @torch.inference_mode()
@@ -95,7 +121,7 @@ class NetDetector(Detector):
 
     def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
                  lr: float = 1e-3, seed: int = 0, augment: bool = True,
-                 device: str = "auto") -> None:
+                 device: str = "auto", precision: str = "fp32", compile: bool = False) -> None:
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
@@ -103,6 +129,8 @@ class NetDetector(Detector):
         self.seed = seed
         self.augment = augment
         self.device = device
+        self.precision = precision  # training only: fp32, or bf16 autocast
+        self.compile = compile  # training only: torch.compile the network
 
     def _train(self, images: np.ndarray, targets: np.ndarray, outputs: int, loss_fn) -> None:
         if self.width < 1:
@@ -111,7 +139,8 @@ class NetDetector(Detector):
         self.net_ = seeded_module(self.seed, lambda: ConvNet(channels, outputs, self.width))
         self.history_ = train_net(self.net_, images, targets, loss_fn, epochs=self.epochs,
                                   batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                                  augment=self.augment, device=self._device())
+                                  augment=self.augment, device=self._device(),
+                                  precision=self.precision, compile=self.compile)
 
     def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
         """log-odds of "fake" from the network's outputs."""

@@ -52,7 +52,7 @@ class DiscriminatorDetector(Detector):
 
     def __init__(self, *, run: str | None = None, mode: str = "zero-shot", freeze: bool = True,
                  epochs: int = 5, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                 device: str = "auto") -> None:
+                 device: str = "auto", precision: str = "fp32", compile: bool = False) -> None:
         self.run = run
         self.mode = mode
         self.freeze = freeze
@@ -61,6 +61,8 @@ class DiscriminatorDetector(Detector):
         self.lr = lr
         self.seed = seed
         self.device = device
+        self.precision = precision  # finetune training only: fp32, or bf16 autocast
+        self.compile = compile  # finetune training only: torch.compile the network
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> DiscriminatorDetector:
         """Load D from the run; in finetune mode also train a new head on real vs fake."""
@@ -96,7 +98,8 @@ class DiscriminatorDetector(Detector):
         device = self._device()
         loss = lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y)  # noqa: E731
         options = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                   "seed": self.seed, "augment": False, "device": device}
+                   "seed": self.seed, "augment": False, "device": device,
+                   "precision": self.precision, "compile": self.compile}
         if self.freeze:  # features once, then only the head learns
             for p in body.parameters():
                 p.requires_grad_(False)

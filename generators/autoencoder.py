@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
+from forensics.distributed import global_noise
 from generators.base import Generator, Options
 from generators.registry import register
 
@@ -76,8 +77,8 @@ def contractive_penalty(encoder: nn.Module, x: torch.Tensor, lam: float) -> torc
 def corrupt(x: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
     """Sample x̃ ~ C(x̃ | x): additive Gaussian noise of σ ``amount``, or masking."""
     if kind == "gaussian":
-        return x + amount * torch.randn_like(x)
-    keep = (torch.rand_like(x) >= amount).to(x.dtype)
+        return x + amount * global_noise(torch.randn, x)
+    keep = (global_noise(torch.rand, x) >= amount).to(x.dtype)
     return x * keep
 
 
@@ -109,17 +110,20 @@ class AutoEncoder(Generator):
         params = [*self.nets["encoder"].parameters(), *self.nets["decoder"].parameters()]
         self.optimizers["ae"] = torch.optim.Adam(params, lr=options.lr)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nets["encoder"](x)
+    def encode(self, x: torch.Tensor, nets=None) -> torch.Tensor:
+        return (nets or self.nets)["encoder"](x)
 
-    def decode(self, h: torch.Tensor) -> torch.Tensor:
-        return self.nets["decoder"](h).view(-1, *self.image_shape)
+    def decode(self, h: torch.Tensor, nets=None) -> torch.Tensor:
+        return (nets or self.nets)["decoder"](h).view(-1, *self.image_shape)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         opt = self.options
         source = corrupt(x, opt.corruption, opt.noise) if opt.variant == "denoising" else x
-        h = self.encode(source)
-        terms = {"reconstruction": quadratic_loss(x, self.decode(h))}
+        with self.autocast():
+            h = self.encode(source, self.live)
+            r = self.decode(h, self.live)
+        h, r = h.float(), r.float()
+        terms = {"reconstruction": quadratic_loss(x, r)}
         if opt.variant == "sparse":
             terms["sparsity"] = sparsity_penalty(h, opt.penalty)
         if opt.variant == "contractive":

@@ -3,12 +3,22 @@
 A generator owns its networks (``self.nets``, an ``nn.ModuleDict``) and its
 optimizers, performs one training step on a batch of real images, and samples
 images in the toolkit's convention (``(N, C, H, W)`` float in [0, 1]).
+
+Training steps call the networks through ``self.live``: the networks themselves,
+or, while :meth:`Generator.parallel` is in effect (``torchrun``, ``--compile``),
+their DistributedDataParallel / ``torch.compile`` wrappers. Sampling and
+everything else use ``self.nets``, so one rank alone can draw a sample grid.
+Networks' forward passes in training steps run under :meth:`Generator.autocast`
+(bf16 when asked for); the losses are computed in float32 from their outputs, and
+backward passes and optimizer steps run outside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any, ClassVar
 
 import numpy as np
@@ -69,6 +79,39 @@ class Generator:
         self.image_shape = tuple(int(v) for v in image_shape)
         self.nets = nn.ModuleDict()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._live: dict[str, nn.Module] = {}
+        self.precision = "fp32"
+
+    @property
+    def live(self) -> dict[str, nn.Module] | nn.ModuleDict:
+        """The networks as training steps call them (wrapped while :meth:`parallel` runs)."""
+        return self._live or self.nets
+
+    @contextmanager
+    def parallel(self, wrap: Callable[[nn.Module], nn.Module]) -> Iterator[None]:
+        """Train through ``wrap(net)`` for every network (DDP, torch.compile) meanwhile."""
+        self._live = {name: wrap(net) for name, net in self.nets.items()}
+        try:
+            yield
+        finally:
+            self._live = {}
+
+    @contextmanager
+    def no_sync(self, *names: str) -> Iterator[None]:
+        """Skip DDP's gradient all-reduce for these networks in the forward passes meanwhile
+        (the gradients they get are thrown away, e.g. D's in G's step)."""
+        with ExitStack() as stack:
+            for name in names:
+                quiet = getattr(self.live[name], "no_sync", None)
+                if quiet is not None:
+                    stack.enter_context(quiet())
+            yield
+
+    def autocast(self):
+        """The context of a training step's network forward passes: bf16 autocast or nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
 
     @property
     def dim(self) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from forensics import distributed
 from generators.base import Generator, Options
 from generators.dcgan import DCBody, DCGenerator, discriminator_loss, generator_loss
 from generators.registry import register
@@ -74,9 +75,12 @@ class GAN(Generator):
     def code_vector(self, codes: dict[str, torch.Tensor]) -> torch.Tensor:
         return codes["z"]
 
+    #: the networks of the discriminator's side (their gradients in G's step are thrown away)
+    d_side: tuple[str, ...] = ("D",)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """D's logit; D(x) = sigmoid(logit) is the probability that x is real."""
-        return self.nets["D"](x)
+        return self.live["D"](x)
 
     def train_step(self, x: torch.Tensor) -> dict[str, float]:
         """One discriminator step; every ``k``-th call also a generator step."""
@@ -94,12 +98,16 @@ class GAN(Generator):
         self._pending.clear()
 
     def fake(self, m: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        codes = {k: v.to(self.device) for k, v in self.draw_codes(m).items()}
-        return self.nets["G"](self.code_vector(codes)), codes
+        """``m`` fakes from G: this rank's rows of codes drawn for the global batch."""
+        codes = self.draw_codes(m * distributed.size())
+        codes = {k: distributed.rows(v).to(self.device) for k, v in codes.items()}
+        return self.live["G"](self.code_vector(codes)), codes
 
     def discriminator_step(self, x: torch.Tensor) -> float:
-        fake, _ = self.fake(len(x))
-        loss = discriminator_loss(self.logits(x), self.logits(fake.detach()))
+        with self.autocast():
+            fake, _ = self.fake(len(x))
+            real_logits, fake_logits = self.logits(x), self.logits(fake.detach())
+        loss = discriminator_loss(real_logits.float(), fake_logits.float())
         opt = self.optimizers["D"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -107,8 +115,10 @@ class GAN(Generator):
         return loss.item()
 
     def generator_step(self, m: int) -> dict[str, float]:
-        fake, _ = self.fake(m)
-        loss = generator_loss(self.logits(fake), self.options.loss)
+        with self.no_sync(*self.d_side), self.autocast():
+            fake, _ = self.fake(m)
+            logits = self.logits(fake)
+        loss = generator_loss(logits.float(), self.options.loss)
         opt = self.optimizers["G"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -98,21 +98,26 @@ class InfoGAN(GAN):
         one_hot = F.one_hot(codes["c1"], self.options.categories).to(codes["z"].dtype)
         return torch.cat([codes["z"], one_hot, codes["c_cont"]], 1)
 
+    d_side = ("body", "D_head", "Q")
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nets["D_head"](self.nets["body"](x)).flatten()
+        return self.live["D_head"](self.live["body"](x)).flatten()
 
     def q(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.nets["Q"](self.nets["body"](x))
+        return self.live["Q"](self.live["body"](x))
 
-    def _info(self, x: torch.Tensor, codes: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _info(self, q_out: dict[str, torch.Tensor], codes: dict[str, torch.Tensor]) -> torch.Tensor:
         o = self.options
-        return information_loss(self.q(x), codes, o.lambda_disc, o.lambda_cont)
+        q_out = {key: value.float() for key, value in q_out.items()}
+        return information_loss(q_out, codes, o.lambda_disc, o.lambda_cont)
 
     def discriminator_step(self, x: torch.Tensor) -> float:
-        fake, codes = self.fake(len(x))
-        fake = fake.detach()
-        adv = discriminator_loss(self.logits(x), self.logits(fake))
-        loss = adv + self._info(fake, codes)
+        with self.autocast():
+            fake, codes = self.fake(len(x))
+            fake = fake.detach()
+            real_logits, fake_logits, q_out = self.logits(x), self.logits(fake), self.q(fake)
+        adv = discriminator_loss(real_logits.float(), fake_logits.float())
+        loss = adv + self._info(q_out, codes)
         opt = self.optimizers["D"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -120,9 +125,11 @@ class InfoGAN(GAN):
         return adv.item()
 
     def generator_step(self, m: int) -> dict[str, float]:
-        fake, codes = self.fake(m)
-        adv = generator_loss(self.logits(fake), self.options.loss)
-        info = self._info(fake, codes)
+        with self.no_sync(*self.d_side), self.autocast():
+            fake, codes = self.fake(m)
+            logits, q_out = self.logits(fake), self.q(fake)
+        adv = generator_loss(logits.float(), self.options.loss)
+        info = self._info(q_out, codes)
         opt = self.optimizers["G"]
         opt.zero_grad(set_to_none=True)
         (adv + info).backward()

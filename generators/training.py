@@ -10,6 +10,11 @@ Folder layout (every file written atomically, once per epoch):
 
 Randomness is derived from (seed, epoch), so a run resumed after epoch e is
 bit-identical on CPU to one that never stopped.
+
+Under ``torchrun`` (see :mod:`forensics.distributed`) the same code trains with
+DistributedDataParallel and a DistributedSampler; ``batch_size`` stays the global
+batch, and only rank 0 writes the folder, so N processes and one produce the same
+kind of run folder (and, for networks without BatchNorm, the same numbers).
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
 
-from forensics import atomic, provenance
+from forensics import atomic, distributed, provenance
 from forensics.checkpoint import load_tree, load_weights, read_json, save_tree, save_weights
 from forensics.errors import ForensicsError
 from forensics.runtime import derive_seed
@@ -38,6 +45,8 @@ METRICS = "metrics.jsonl"
 INIT_STREAM = 10**6 + 1
 #: default epochs per generator: recognisable digits on mnist5k in ≤ 3 min on 2 cores
 DEFAULT_EPOCHS = {"ae": 15, "vae": 50, "gan": 40, "infogan": 35}
+#: ``--precision``: float32, or bf16 autocast of the networks' forward passes
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -59,71 +68,134 @@ def _data(config: dict[str, Any]):
 def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str = "mnist5k",
           epochs: int | None = None, seed: int = 0, device: str = "auto",
           resume: bool = False, data_root: str | None = None, download: bool = False,
+          precision: str | None = None, compile: bool | None = None,
           callback: Callable[[dict[str, Any]], None] | None = None) -> Run:
-    """Train (or resume) a generator; return the finished run."""
+    """Train (or resume) a generator; return the finished run.
+
+    Under ``torchrun`` every process calls this with the same arguments: each
+    trains on its share of every global batch through DistributedDataParallel,
+    and rank 0 alone writes the run folder (and calls ``callback``).
+    ``precision``: ``fp32`` or ``bf16`` (autocast); ``compile``: ``torch.compile``
+    the networks. ``None`` keeps what a resumed run used (fp32, no compile if new).
+    """
     from forensics.runtime import pick_device
 
     out = Path(out)
-    dev = pick_device(device)
-    with atomic.locked(out):
-        _clear_temporaries(out)
-        if resume:
-            if not (out / CONFIG).is_file():
-                raise ForensicsError(f"{out}: nothing to resume (no {CONFIG})")
-            config = read_json(out / CONFIG)
-            if epochs is not None:
-                config["epochs"] = epochs
-        else:
-            if (out / CONFIG).exists():
-                raise ForensicsError(f"{out} already holds a run (use --resume, or another --out)")
-            config = {"generator": name, "options": options, "dataset": dataset,
-                      "epochs": epochs or DEFAULT_EPOCHS.get(name, 20), "seed": seed,
-                      "data_root": data_root, "download": download}
-        _check_config(config, out / CONFIG, keys=("generator", "options", "dataset", "seed",
-                                                  "epochs"))
-        data = _data(config)
-        # the initial weights come from the run seed too (a stream no epoch uses)
-        torch.manual_seed(derive_seed(int(config["seed"]), INIT_STREAM))
-        model = _build(config, data.shape, out / CONFIG)
+    with distributed.session(pick_device(device)) as dev, ExitStack() as stack:
+        main = distributed.is_main()
+        distributed.checked(lambda: main and stack.enter_context(atomic.locked(out)))
+        if main:
+            _clear_temporaries(out)
+        config = distributed.checked(lambda: _config(
+            name, options, out, dataset=dataset, epochs=epochs, seed=seed, resume=resume,
+            data_root=data_root, download=download, precision=precision, compile=compile))
+        data = distributed.main_first(lambda: _data(config))  # rank 0 downloads, if anything
+        model, start = distributed.checked(lambda: _model(config, data, out, resume))
         config["options"] = model.options.to_dict()
         config["data"] = {"name": data.name, "sha256": data.fingerprint(), "size": len(data),
                           "shape": list(data.shape)}
         config["versions"] = provenance.versions()
         config.setdefault("created", provenance.now())
         config["device"] = str(dev)
+        config["processes"] = distributed.size()
         model.to(dev)
-        start = 0
-        if resume and (out / CHECKPOINT).is_file():
-            state = load_tree(out / CHECKPOINT)
-            try:
-                model.load_weights(state["weights"])
-                model.load_training_state(state["optimizers"])
-                start = int(state["epoch"])
-            except (KeyError, TypeError, ValueError, RuntimeError, ForensicsError) as error:
-                first = (str(error).splitlines() or [type(error).__name__])[0]
-                raise ForensicsError(f"{out / CHECKPOINT}: does not fit this run ({first})") from None
-        _keep_metrics_until(out / METRICS, start)
-        atomic.write_json(out / CONFIG, config)
+        model.precision = config["precision"]
+        distributed.checked(lambda: distributed.local_batch(model.options.batch_size))
+        if main:
+            _keep_metrics_until(out / METRICS, start)
+            atomic.write_json(out / CONFIG, config)
         images = torch.as_tensor(data.images, device=dev)
-        _fit(model, images, config, start, out, callback)
+        wrap = _wrapper(dev, bool(config["compile"]))
+        with model.parallel(wrap) if wrap else nullcontext():
+            _fit(model, images, config, start, out, callback if main else None)
         return Run(out, config, model)
+
+
+def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epochs: int | None,
+            seed: int, resume: bool, data_root: str | None, download: bool,
+            precision: str | None, compile: bool | None) -> dict[str, Any]:
+    """The run's config: read back (``resume``) or made anew; run-time switches applied."""
+    if resume:
+        if not (out / CONFIG).is_file():
+            raise ForensicsError(f"{out}: nothing to resume (no {CONFIG})")
+        config = read_json(out / CONFIG)
+        if epochs is not None:
+            config["epochs"] = epochs
+    else:
+        if (out / CONFIG).exists():
+            raise ForensicsError(f"{out} already holds a run (use --resume, or another --out)")
+        config = {"generator": name, "options": options, "dataset": dataset,
+                  "epochs": epochs or DEFAULT_EPOCHS.get(name, 20), "seed": seed,
+                  "data_root": data_root, "download": download}
+    _check_config(config, out / CONFIG, keys=("generator", "options", "dataset", "seed", "epochs"))
+    config["precision"] = precision or config.get("precision") or "fp32"
+    if config["precision"] not in PRECISIONS:
+        raise ForensicsError(f"precision must be {' or '.join(PRECISIONS)}, not {config['precision']!r}")
+    config["compile"] = bool(config.get("compile", False) if compile is None else compile)
+    return config
+
+
+def _model(config: dict[str, Any], data, out: Path, resume: bool) -> tuple[Generator, int]:
+    """The run's generator with fresh weights, or the checkpoint's; and the epoch to start at."""
+    # the initial weights come from the run seed too (a stream no epoch uses)
+    torch.manual_seed(derive_seed(int(config["seed"]), INIT_STREAM))
+    model = _build(config, data.shape, out / CONFIG)
+    if not (resume and (out / CHECKPOINT).is_file()):
+        return model, 0
+    state = load_tree(out / CHECKPOINT)
+    try:
+        model.load_weights(state["weights"])
+        model.load_training_state(state["optimizers"])
+        return model, int(state["epoch"])
+    except (KeyError, TypeError, ValueError, RuntimeError, ForensicsError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ForensicsError(f"{out / CHECKPOINT}: does not fit this run ({first})") from None
+
+
+def _wrapper(device: torch.device, compile: bool) -> Callable[[torch.nn.Module], torch.nn.Module] | None:
+    """How training steps call each network: DDP under torchrun, then torch.compile if asked."""
+    if not (compile or distributed.active()):
+        return None
+
+    def wrap(net: torch.nn.Module) -> torch.nn.Module:
+        net = distributed.wrap(net, device)
+        return torch.compile(net) if compile else net
+
+    return wrap
+
+
+def _batches(images: torch.Tensor, batch: int, seed: int, epoch: int) -> DataLoader:
+    """This process's minibatches of one epoch: DistributedSampler over the training set.
+
+    The sampler's permutation is seeded by (seed, epoch); with N processes rank r
+    takes every N-th index, so its k-th batch holds its share of the k-th global
+    batch (``batch`` is the per-process size, global batch / N).
+    """
+    sampler = DistributedSampler(TensorDataset(images), num_replicas=distributed.size(),
+                                 rank=distributed.rank(), shuffle=True,
+                                 seed=derive_seed(seed, epoch, 1), drop_last=True)
+    # one fetch per batch (tensor indexing, no per-image collate); a private generator,
+    # so iterating leaves the global RNG, which draws the noise, untouched
+    return DataLoader(TensorDataset(images), sampler=BatchSampler(sampler, batch, drop_last=True),
+                      batch_size=None, generator=torch.Generator())
 
 
 def _fit(model: Generator, images: torch.Tensor, config: dict[str, Any], start: int,
          out: Path, callback: Callable[[dict[str, Any]], None] | None) -> None:
     seed, epochs = int(config["seed"]), int(config["epochs"])
-    batch = model.options.batch_size
-    steps = len(images) // batch
-    if steps == 0:
-        raise ForensicsError(f"batch_size {batch} is larger than the {len(images)} training images")
+    batch = distributed.local_batch(model.options.batch_size)
+    if len(images) // model.options.batch_size == 0:
+        raise ForensicsError(f"batch_size {model.options.batch_size} is larger than the "
+                             f"{len(images)} training images")
     for epoch in range(start, epochs):
         began = time.perf_counter()
         torch.manual_seed(derive_seed(seed, epoch))
-        order = torch.randperm(len(images), generator=seeded(seed, epoch, 1)).to(images.device)
+        loader = _batches(images, batch, seed, epoch)
+        steps = len(loader)
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        for step in range(steps):
-            losses = model.train_step(images[order[step * batch : (step + 1) * batch]])
+        for step, (x,) in enumerate(loader):
+            losses = model.train_step(x)
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
                 counts[key] = counts.get(key, 0) + 1
@@ -131,9 +203,12 @@ def _fit(model: Generator, images: torch.Tensor, config: dict[str, Any], start: 
                 callback({"epoch": epoch, "epochs": epochs, "step": step + 1, "steps": steps,
                           "losses": losses})
         model.end_epoch(images)
-        record = {"epoch": epoch + 1, **{k: sums[k] / counts[k] for k in sums},
-                  "seconds": round(time.perf_counter() - began, 3)}
-        _save_epoch(model, out, epoch + 1, record, seed)
+        distributed.broadcast_buffers(model.nets)  # e.g. the AE's fitted prior: rank 0's copy
+        means = distributed.all_mean({k: sums[k] / counts[k] for k in sums})
+        record = {"epoch": epoch + 1, **means, "seconds": round(time.perf_counter() - began, 3)}
+        if distributed.is_main():
+            _save_epoch(model, out, epoch + 1, record, seed)
+        distributed.barrier()
         if callback:
             callback({"epoch": epoch, "epochs": epochs, "done": True, "record": record})
 

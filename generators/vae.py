@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from forensics.distributed import global_noise
 from generators.base import Generator, Options
 from generators.registry import register
 
@@ -46,7 +47,8 @@ def reconstruction_nll(x: torch.Tensor, x_hat: torch.Tensor, kind: str) -> torch
 
 
 def reparametrize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    """z = μ + σ ⊙ ε, ε ~ N(0, I) (drawn for the global batch under torchrun)."""
+    return mu + (0.5 * logvar).exp() * global_noise(torch.randn, mu)
 
 
 @register("vae")
@@ -65,16 +67,19 @@ class VAE(Generator):
         )
         self.optimizers["vae"] = torch.optim.Adam(self.nets.parameters(), lr=options.lr)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.nets["encoder"](x)
-        return self.nets["mu"](hidden), self.nets["logvar"](hidden)
+    def encode(self, x: torch.Tensor, nets=None) -> tuple[torch.Tensor, torch.Tensor]:
+        nets = nets or self.nets
+        hidden = nets["encoder"](x)
+        return nets["mu"](hidden), nets["logvar"](hidden)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.nets["decoder"](z).view(-1, *self.image_shape)
+    def decode(self, z: torch.Tensor, nets=None) -> torch.Tensor:
+        return (nets or self.nets)["decoder"](z).view(-1, *self.image_shape)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        mu, logvar = self.encode(x)
-        x_hat = self.decode(reparametrize(mu, logvar))
+        with self.autocast():
+            mu, logvar = self.encode(x, self.live)
+            x_hat = self.decode(reparametrize(mu, logvar), self.live)
+        mu, logvar, x_hat = mu.float(), logvar.float(), x_hat.float()
         recon = reconstruction_nll(x, x_hat, self.options.recon).mean()
         kl = kl_divergence(mu, logvar).mean()
         return {"reconstruction": recon, "kl": kl, "loss": recon + self.options.beta * kl}
