@@ -33,6 +33,7 @@ from benchmarks.cache import slot
 from benchmarks.suite import Suite
 from forensics import atomic, provenance
 from forensics.data import Dataset, load, split_indices
+from forensics.errors import ForensicsError
 
 Progress = Callable[[str, int, int], None]
 ALL = "all"
@@ -152,12 +153,21 @@ def _make_fakes(bench: Bench) -> None:
     bench.progress("synthetic sets", len(bench.runs), len(bench.runs))
 
 
-def read_synthetic(folder: Path) -> np.ndarray:
-    """Read a synthetic set back from its PNGs, in manifest order (as a user's files)."""
-    from forensics.images import read_image, to_float
+def read_synthetic(folder: Path, workers: int = 0) -> np.ndarray:
+    """Read a synthetic set back from its PNGs, in manifest order (as a user's files).
+
+    Through the reader of ``forensics detect`` (:func:`forensics.batches.read_all`,
+    ``workers`` reading processes); a set with a file that cannot be read is refused.
+    """
+    from forensics.batches import Problems, read_all
 
     manifest = json.loads((folder / "manifest.json").read_text())
-    return to_float(np.stack([read_image(folder / row["file"]) for row in manifest["images"]]))
+    problems = Problems()
+    images, _ = read_all([folder / row["file"] for row in manifest["images"]],
+                         tuple(manifest["header"]["image_shape"]), problems, workers=workers)
+    if problems.lines:
+        raise ForensicsError(f"synthetic set {folder}: {problems.lines[0]}")
+    return images
 
 
 # -- stage 3: detectors -----------------------------------------------------------------------

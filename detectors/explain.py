@@ -23,23 +23,31 @@ def _real_reference(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     return spectra.mean(0), spectra.std(0), name
 
 
-def explain_all(result, detectors: dict[str, Any], out: Path, real: str = "mnist5k") -> list[Path]:
-    """Write ``out/<n>_<file stem>.png`` for every scored image."""
-    import matplotlib
+class Explanations:
+    """Writes ``out/<n>_<file stem>.png`` for every scored image, as the entries of a scan come."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __init__(self, detectors: dict[str, Any], out: Path, real: str = "mnist5k") -> None:
+        import matplotlib
 
-    from forensics.images import conform, read_image, to_float
-    from forensics.plots import save_figure
+        matplotlib.use("Agg")
+        self.detectors, self.out = detectors, out
+        self.mean, self.std, self.real_name = _real_reference(real)
+        self.salient = next((d for d in detectors.values() if hasattr(d, "saliency")), None)
+        self.count = 0
+        out.mkdir(parents=True, exist_ok=True)
 
-    out.mkdir(parents=True, exist_ok=True)
-    mean, std, real_name = _real_reference(real)
-    salient = next((d for d in detectors.values() if hasattr(d, "saliency")), None)
-    shape = next(iter(detectors.values())).input_shape_
-    written = []
-    for i, (path, record) in enumerate(zip(result.paths, result.records, strict=True)):
-        raw = read_image(path)
+    def add(self, entry) -> None:
+        """Draw the figure of one entry of :func:`detectors.scan.scan` (skipped files have none)."""
+        import matplotlib.pyplot as plt
+
+        from forensics.images import conform, read_image, to_float
+        from forensics.plots import save_figure
+
+        if entry.record is None:
+            return
+        record, salient, mean, std = entry.record, self.salient, self.mean, self.std
+        shape = next(iter(self.detectors.values())).input_shape_
+        raw = read_image(entry.path)
         image = to_float(conform(raw, shape[1], shape[0])[None])
         panels = 3 if salient is not None else 2
         fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.4))
@@ -49,7 +57,7 @@ def explain_all(result, detectors: dict[str, Any], out: Path, real: str = "mnist
         spectrum = radial_spectrum(image)[0]
         bins = np.arange(len(spectrum))
         axes[1].fill_between(bins, mean - 2 * std, mean + 2 * std, alpha=0.3,
-                             label=f"real {real_name} ±2 sd")
+                             label=f"real {self.real_name} ±2 sd")
         axes[1].plot(bins, mean, "--", label="real mean")
         axes[1].plot(bins, spectrum, label="this image")
         axes[1].set(title="1-D power spectrum", xlabel="radial frequency bin", ylabel="log power")
@@ -60,7 +68,8 @@ def explain_all(result, detectors: dict[str, Any], out: Path, real: str = "mnist
                            cmap="inferno")
             axes[2].set(title=f"saliency |∂logit/∂x| ({salient.name})")
             axes[2].axis("off")
-        target = out / f"{i:05d}_{Path(record['file']).stem[:60]}.png"
-        save_figure(fig, target)
-        written.append(target)
-    return written
+        save_figure(fig, self.out / f"{self.count:05d}_{Path(record['file']).stem[:60]}.png")
+        self.count += 1
+
+    def close(self) -> None:
+        """Nothing to finish: each figure is written when its entry comes."""

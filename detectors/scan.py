@@ -1,71 +1,102 @@
 """Score files and folders with one or more saved detectors (``forensics detect``).
 
-Files stream through in batches (bounded memory). Images of another size or
-channel count are conformed to each detector's training shape by the one
-policy of :func:`forensics.images.conform` — the same code path as training —
-and counted so the caller can warn. With several detectors the combined score
-is the mean P(fake) and the combined verdict compares it with the mean of their
-calibrated thresholds.
+Files stream through in batches (bounded memory, see :mod:`forensics.batches`).
+Images of another size or channel count are conformed to each detector's
+training shape by the one policy of :func:`forensics.images.conform` — the same
+code path as training — and flagged so the caller can warn. With several
+detectors the combined score is the mean P(fake) and the combined verdict
+compares it with the mean of their calibrated thresholds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from forensics.batches import Problems, iter_batches
-from forensics.images import display_name, png_text
-from forensics.provenance import PROVENANCE_KEY
+from forensics.batches import Batch, Shard, iter_batches
+from forensics.images import display_name
+
+#: What every record holds (the writers of :mod:`detectors.output` rely on it).
+RECORD_KEYS = frozenset({"file", "p_fake", "verdict", "threshold", "scores", "source", "provenance_tag"})
 
 DEFAULT_DETECTOR = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
 
 
 @dataclass
-class ScanResult:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    paths: list[Path] = field(default_factory=list)
-    problems: Problems = field(default_factory=Problems)
-    resized: int = 0
+class Entry:
+    """One entry of the walk over the inputs: a scored image's record, or why a file was skipped.
+
+    ``index`` is the entry's place in the walk (bad files count), the key every merge
+    sorts on. ``resized``: the image was conformed to the first detector's shape.
+    ``path`` is known only to the process that read the file (it is never written).
+    """
+
+    index: int
+    record: dict[str, Any] | None = None
+    problem: str | None = None
+    resized: bool = False
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as one JSON object (a line of a shard file)."""
+        if self.record is None:
+            return {"index": self.index, "problem": self.problem}
+        return {"index": self.index, "record": self.record, "resized": self.resized}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        """Rebuild an entry from :meth:`to_dict`; ValueError when it is not one."""
+        index = data.get("index") if isinstance(data, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ValueError("no entry index")
+        record, resized = data.get("record"), data.get("resized")
+        if isinstance(record, dict) and RECORD_KEYS <= record.keys() and isinstance(resized, bool):
+            return cls(index, record=record, resized=resized)
+        if isinstance(data.get("problem"), str):
+            return cls(index, problem=data["problem"])
+        raise ValueError(f"entry {index} holds neither a record nor a problem")
 
 
-def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *,
-         callback: Callable[[int], None] | None = None, batch_size: int = 512) -> ScanResult:
-    """Score every readable image under ``paths`` with each detector."""
-    result = ScanResult()
-    paths = list(paths)
+def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *, workers: int = 0,
+         shard: Shard = Shard(), batch_size: int = 512) -> Iterator[list[Entry]]:
+    """Score every readable image of ``shard`` under ``paths``; yield each batch's entries by index."""
     # the first detector's shape is the one ``resized`` counts against (and the CLI names)
     shapes = [tuple(d.input_shape_) for d in detectors.values()]
-    for batch in iter_batches(paths, shapes[0], result.problems, batch_size, also=shapes[1:]):
-        result.resized += batch.resized
-        scores = {name: det.predict_proba(batch.at(det.input_shape_))
-                  for name, det in detectors.items()}
-        sources = _sources(detectors, batch)
-        for i, path in enumerate(batch.paths):
-            per = {name: float(s[i]) for name, s in scores.items()}
-            combined = float(np.mean(list(per.values())))
-            threshold = float(np.mean([d.threshold_ for d in detectors.values()]))
-            tag = png_text(path).get(PROVENANCE_KEY)
-            result.paths.append(path)
-            result.records.append({
-                "file": display_name(path), "p_fake": round(combined, 6),
-                "verdict": "fake" if combined >= threshold else "real",
-                "threshold": round(threshold, 6),
-                "scores": {k: round(v, 6) for k, v in per.items()},
-                # the source is asked only of images judged fake: which generator is likeliest
-                "source": (sources[i] if combined >= threshold else "real") if sources else None,
-                "provenance_tag": _parse(tag),
-            })
-        if callback:
-            callback(len(batch.paths))
-    return result
+    threshold = float(np.mean([d.threshold_ for d in detectors.values()]))
+    for batch in iter_batches(paths, shapes[0], None, batch_size, also=shapes[1:], workers=workers,
+                              shard=shard):
+        entries = [Entry(index, problem=problem) for index, problem in batch.problems]
+        if batch.paths:
+            entries += _score(batch, detectors, threshold)
+        yield sorted(entries, key=lambda entry: entry.index)
 
 
-def _sources(detectors: dict[str, Any], batch) -> list[str] | None:
+def _score(batch: Batch, detectors: dict[str, Any], threshold: float) -> list[Entry]:
+    scores = {name: det.predict_proba(batch.at(det.input_shape_)) for name, det in detectors.items()}
+    sources = _sources(detectors, batch)
+    entries = []
+    for i, path in enumerate(batch.paths):
+        per = {name: float(s[i]) for name, s in scores.items()}
+        combined = float(np.mean(list(per.values())))
+        record = {
+            "file": display_name(path), "p_fake": round(combined, 6),
+            "verdict": "fake" if combined >= threshold else "real",
+            "threshold": round(threshold, 6),
+            "scores": {k: round(v, 6) for k, v in per.items()},
+            # the source is asked only of images judged fake: which generator is likeliest
+            "source": (sources[i] if combined >= threshold else "real") if sources else None,
+            "provenance_tag": _parse(batch.tags[i]),
+        }
+        entries.append(Entry(batch.indices[i], record, resized=batch.conformed[i], path=path))
+    return entries
+
+
+def _sources(detectors: dict[str, Any], batch: Batch) -> list[str] | None:
     """The likeliest generator (non-real class) per image, from the first attribution detector."""
     for detector in detectors.values():
         if hasattr(detector, "predict_source_proba"):

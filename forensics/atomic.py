@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def _umask() -> int:
@@ -18,21 +18,32 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename."""
+@contextmanager
+def writing(path: str | Path, mode: str = "wb", **options: Any) -> Iterator[IO]:
+    """Yield a file beside ``path`` that becomes ``path`` (fsync, rename) only if the block succeeds.
+
+    ``mode`` and ``options`` go to :func:`open` (``"w", encoding="utf-8"`` for text), so
+    long output can be streamed in without ever leaving a half-written ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with open(fd, mode, **options) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename."""
+    with writing(path) as handle:
+        handle.write(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -1,28 +1,79 @@
-"""Read many image files as conformed batches, in bounded memory, skipping bad files."""
+"""Read many image files as conformed batches, in bounded memory, skipping bad files.
+
+Files stream through a :class:`torch.utils.data.DataLoader`: :class:`ImageFiles`
+walks the inputs itself (no list of every path is ever held), numbers each entry
+of the walk with its global index (bad paths too), keeps the entries of its
+:class:`Shard` and groups them into chunks of ``batch_size`` entries. With
+``workers`` processes, chunk ``c`` is read by worker ``c % workers``; the
+DataLoader takes one result from each worker in turn, so batches come back in
+chunk order, and at most ``workers × 2`` batches are in flight.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import IterableDataset
 
-from forensics.images import ImageReadError, conform, iter_image_files, read_image, to_float
+from forensics.errors import ForensicsError
+from forensics.images import ImageReadError, conform, iter_image_files, read_image_with_text, to_float
+from forensics.provenance import PROVENANCE_KEY
+
+#: Batches each worker process prepares ahead (the DataLoader's ``prefetch_factor``).
+PREFETCH = 2
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Entry ``i`` of a walk belongs to shard ``index`` of ``count`` when ``i % count == index``.
+
+    ``index`` counts from 0; the command line writes shards from 1 (``--shard 1/2``).
+    """
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, spec: str) -> Shard:
+        """``"I/N"`` with 1 ≤ I ≤ N → ``Shard(I - 1, N)``; a one-line error otherwise."""
+        found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
+        if not found:
+            raise ForensicsError(f"--shard {spec!r}: expected I/N, e.g. 1/4 for the first of 4 shards")
+        index, count = int(found.group(1)), int(found.group(2))
+        if count < 1 or not 1 <= index <= count:
+            raise ForensicsError(f"--shard {spec!r}: I must be between 1 and N (shards 1/{max(count, 1)}"
+                                 f" to {max(count, 1)}/{max(count, 1)})")
+        return cls(index - 1, count)
+
+    def __str__(self) -> str:
+        return f"{self.index + 1}/{self.count}"
 
 
 @dataclass
 class Batch:
-    """Images ``(N, C, H, W)`` in [0, 1], their paths, and how many had to be resized.
+    """Images ``(N, C, H, W)`` in [0, 1] with their paths, walk indices and provenance tags.
 
     ``others`` holds the same images conformed to each extra shape asked for, each
-    straight from the file (never conformed twice).
+    straight from the file (never conformed twice). ``problems`` are the entries of
+    the same chunk that could not be used, as ``(index, one-line reason)``.
     """
 
     images: np.ndarray
     paths: list[Path]
-    resized: int = 0
     others: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict)
+    indices: list[int] = field(default_factory=list)
+    tags: list[str | None] = field(default_factory=list)
+    conformed: list[bool] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def resized(self) -> int:
+        """How many images were not of the main shape and had to be conformed."""
+        return sum(self.conformed)
 
     def at(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The images conformed to ``shape`` (the main shape or one of ``others``)."""
@@ -37,52 +88,116 @@ class Problems:
     lines: list[str] = field(default_factory=list)
 
 
-def iter_batches(paths: Iterable[str | Path], shape: tuple[int, int, int], problems: Problems,
-                 batch_size: int = 512, also: Iterable[tuple[int, int, int]] = ()
-                 ) -> Iterator[Batch]:
-    """Yield conformed batches of at most ``batch_size`` images; record skipped files.
+class ImageFiles(IterableDataset):
+    """The image files under ``paths`` as :class:`Batch` es of at most ``batch_size`` entries."""
+
+    def __init__(self, paths: Iterable[str | Path], shape: tuple[int, int, int], *,
+                 also: Iterable[tuple[int, int, int]] = (), batch_size: int = 512,
+                 shard: Shard = Shard()) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        self.paths = list(paths)  # the arguments, not the files under them
+        self.shape = tuple(shape)
+        self.also = [s for s in dict.fromkeys(tuple(s) for s in also) if s != self.shape]
+        self.batch_size = batch_size
+        self.shard = shard
+
+    def chunks(self) -> Iterator[list[tuple[int, Path, str | None]]]:
+        """This shard's entries ``(index, path, problem)`` of the walk, ``batch_size`` at a time."""
+        chunk: list[tuple[int, Path, str | None]] = []
+        for index, (path, problem) in enumerate(iter_image_files(self.paths)):
+            if index % self.shard.count != self.shard.index:
+                continue
+            chunk.append((index, path, problem))
+            if len(chunk) == self.batch_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def __iter__(self) -> Iterator[Batch]:
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for number, chunk in enumerate(self.chunks()):
+            if number % workers == worker:
+                yield self.read(chunk)
+
+    def read(self, chunk: list[tuple[int, Path, str | None]]) -> Batch:
+        """Read and conform the files of one chunk."""
+        channels, size = self.shape[0], self.shape[1]
+        images: list[np.ndarray] = []
+        others: dict[tuple[int, int, int], list[np.ndarray]] = {s: [] for s in self.also}
+        kept: list[tuple[int, Path, str | None, bool]] = []
+        problems: list[tuple[int, str]] = []
+        for index, path, problem in chunk:
+            if problem is None:
+                try:
+                    image, text = read_image_with_text(path)
+                except ImageReadError as error:
+                    problem = str(error)
+            if problem is not None:
+                problems.append((index, problem))
+                continue
+            images.append(conform(image, size, channels))
+            for s, conformed in others.items():
+                conformed.append(conform(image, s[1], s[0]))
+            kept.append((index, path, text.get(PROVENANCE_KEY), image.shape != (size, size, channels)))
+        return Batch(_stack(images, self.shape), [k[1] for k in kept],
+                     {s: _stack(v, s) for s, v in others.items()}, indices=[k[0] for k in kept],
+                     tags=[k[2] for k in kept], conformed=[k[3] for k in kept], problems=problems)
+
+
+def _stack(images: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    if not images:
+        return np.zeros((0, *shape), np.float32)
+    return to_float(np.stack(images))
+
+
+def _worker_init(_: int) -> None:
+    """One thread per worker process: the workers are the parallelism."""
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _same(batch: Batch) -> Batch:
+    return batch
+
+
+def iter_batches(paths: Iterable[str | Path], shape: tuple[int, int, int],
+                 problems: Problems | None = None, batch_size: int = 512,
+                 also: Iterable[tuple[int, int, int]] = (), *, workers: int = 0,
+                 shard: Shard = Shard()) -> Iterator[Batch]:
+    """Yield conformed batches in walk order; record skipped files in ``problems``.
 
     ``also``: further ``(C, H, W)`` shapes each image is conformed to (``Batch.others``).
+    ``workers``: reading processes (0 reads in this process). ``shard``: which entries
+    of the walk to read. Each batch covers ``batch_size`` entries of the shard, bad
+    ones included, so a batch may hold fewer images, or none.
     """
-    channels, size = shape[0], shape[1]
-    extra = [tuple(s) for s in dict.fromkeys(tuple(s) for s in also) if tuple(s) != tuple(shape)]
-    images: list[np.ndarray] = []
-    others: dict[tuple, list[np.ndarray]] = {s: [] for s in extra}
-    kept: list[Path] = []
-    resized = 0
+    from torch.utils.data import DataLoader
 
-    def batch() -> Batch:
-        return Batch(to_float(np.stack(images)), kept, resized,
-                     {s: to_float(np.stack(v)) for s, v in others.items()})
-
-    for path, problem in iter_image_files(paths):
-        if problem:
-            problems.lines.append(problem)
-            continue
-        try:
-            image = read_image(path)
-        except ImageReadError as error:
-            problems.lines.append(str(error))
-            continue
-        if image.shape[:2] != (size, size) or image.shape[2] != channels:
-            resized += 1
-        images.append(conform(image, size, channels))
-        for s, conformed in others.items():
-            conformed.append(conform(image, s[1], s[0]))
-        kept.append(path)
-        if len(images) == batch_size:
-            yield batch()
-            images, kept, resized = [], [], 0
-            others = {s: [] for s in extra}
-    if images:
-        yield batch()
+    if workers < 0:
+        raise ValueError(f"workers must be 0 or more, not {workers}")
+    files = ImageFiles(paths, shape, also=also, batch_size=batch_size, shard=shard)
+    loader = DataLoader(files, batch_size=None, collate_fn=_same, num_workers=workers,
+                        worker_init_fn=_worker_init if workers else None,
+                        prefetch_factor=PREFETCH if workers else None)
+    for batch in loader:
+        if problems is not None:
+            problems.lines += [line for _, line in batch.problems]
+        yield batch
 
 
 def read_all(paths: Iterable[str | Path], shape: tuple[int, int, int],
-             problems: Problems) -> tuple[np.ndarray, list[Path]]:
+             problems: Problems, *, workers: int = 0) -> tuple[np.ndarray, list[Path]]:
     """Every readable image under ``paths`` as one array (for training sets)."""
     arrays, kept = [], []
-    for batch in iter_batches(paths, shape, problems):
+    for batch in iter_batches(paths, shape, problems, workers=workers):
         arrays.append(batch.images)
         kept += batch.paths
     if not arrays:

@@ -125,6 +125,20 @@ def read_image(path: PathArg, *, max_pixels: int | None = None) -> np.ndarray:
     ``FORENSICS_MAX_PIXELS``, else :data:`MAX_PIXELS`), which are refused
     before decoding.
     """
+    return _read(path, max_pixels, None)
+
+
+def read_image_with_text(path: PathArg, *, max_pixels: int | None = None
+                         ) -> tuple[np.ndarray, dict[str, str]]:
+    """:func:`read_image` and the PNG text chunks (provenance tags) in one read of the file.
+
+    The text is what :func:`png_text` finds; {} for other formats.
+    """
+    text: dict[str, str] = {}
+    return _read(path, max_pixels, text), text
+
+
+def _read(path: PathArg, max_pixels: int | None, text: dict[str, str] | None) -> np.ndarray:
     if max_pixels is not None and (isinstance(max_pixels, bool) or int(max_pixels) < 1):
         raise ValueError(f"max_pixels must be a positive integer, not {max_pixels!r}")
     path = _as_path(path)
@@ -160,11 +174,14 @@ def read_image(path: PathArg, *, max_pixels: int | None = None) -> np.ndarray:
         if fd >= 0:
             os.close(fd)
     with handle:
-        return _decode(handle, name, limit)
+        return _decode(handle, name, limit, text)
 
 
-def _decode(handle: IO[bytes], name: str, limit: int) -> np.ndarray:
-    """Decode an open file, refusing it before decoding when over ``limit`` pixels."""
+def _decode(handle: IO[bytes], name: str, limit: int, text: dict[str, str] | None = None) -> np.ndarray:
+    """Decode an open file, refusing it before decoding when over ``limit`` pixels.
+
+    ``text``, when given, receives the PNG's text chunks, read in the same pass.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -179,6 +196,8 @@ def _decode(handle: IO[bytes], name: str, limit: int) -> np.ndarray:
                 image.seek(0)  # animated: the first frame
                 ImageOps.exif_transpose(image, in_place=True)  # no copy of the pixels
                 array = _to_uint8(image)
+                if text is not None and image.format == "PNG":
+                    text.update(_text_chunks(image))
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -205,6 +224,14 @@ def _decode(handle: IO[bytes], name: str, limit: int) -> np.ndarray:
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (1, 3):
         raise ImageReadError(f"{name}: unsupported image layout {array.shape} {array.dtype}")
     return array
+
+
+def _text_chunks(image) -> dict[str, str]:
+    """A decoded PNG's text chunks (those after the pixels too); {} when they cannot be read."""
+    try:
+        return {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
+    except Exception:  # a tag is reported, never required: the pixels are still good
+        return {}
 
 
 def _check_pixels(name: str, pixels: int, limit: int, detail: str) -> None:

@@ -1,0 +1,84 @@
+"""What ``forensics detect`` and ``forensics merge`` write: the records as JSON Lines, CSV or a table.
+
+Each writer is handed the entries of a scan in index order (:class:`detectors.scan.Entry`,
+skipped files included, which it ignores) through ``add`` and finished with ``close``.
+JSON Lines and CSV write every record as it comes, so memory does not grow with the
+number of images; the table collects its rows (it is meant for a screenful).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any, TextIO
+
+
+class JsonLines:
+    """One JSON object per record, keys sorted."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def add(self, entry: Any) -> None:
+        if entry.record is not None:
+            self.stream.write(json.dumps(entry.record, sort_keys=True) + "\n")
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class CsvRows:
+    """A header row, then one row per record (a column per detector)."""
+
+    def __init__(self, stream: TextIO, names: list[str]) -> None:
+        self.stream, self.names = stream, names
+        self.writer = csv.writer(stream)
+        self.writer.writerow(["file", "p_fake", "verdict", "source", *[f"p_fake_{n}" for n in names],
+                              "provenance_tag"])
+
+    def add(self, entry: Any) -> None:
+        r = entry.record
+        if r is None:
+            return
+        tag = json.dumps(r["provenance_tag"]) if r["provenance_tag"] is not None else ""
+        self.writer.writerow([r["file"], r["p_fake"], r["verdict"], r["source"] or "",
+                              *[r["scores"][n] for n in self.names], tag])
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class Table:
+    """A Rich table on stdout, printed when closed."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, entry: Any) -> None:
+        if entry.record is not None:
+            self.rows.append(entry.record)
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table as RichTable
+
+        names = self.names
+        table = RichTable(title="forensics detect")
+        table.add_column("file", overflow="fold")
+        if len(names) > 1:
+            for name in names:
+                table.add_column(f"P(fake) {name}", justify="right")
+        table.add_column("P(fake)" if len(names) == 1 else "combined", justify="right")
+        table.add_column("verdict")
+        table.add_column("source")
+        table.add_column("provenance tag (not trusted)", overflow="fold")
+        for r in self.rows:
+            tag = r["provenance_tag"]
+            if isinstance(tag, dict):
+                tag = f"{tag.get('generator', '?')} {tag.get('variant', '')}".strip()
+            cells = [f"{r['scores'][n]:.3f}" for n in names] if len(names) > 1 else []
+            verdict = "[red]fake[/red]" if r["verdict"] == "fake" else "[green]real[/green]"
+            table.add_row(r["file"], *cells, f"{r['p_fake']:.3f}", verdict, r["source"] or "—",
+                          str(tag) if tag else "—")
+        Console().print(table)
