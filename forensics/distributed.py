@@ -93,7 +93,11 @@ def session(device) -> Iterator[Any]:
         raise ForensicsError(f"could not join the torchrun process group ({first})") from None
     try:
         yield device
+        dist.barrier()  # no rank tears down its connections while another still uses them
     finally:
+        import gc
+
+        gc.collect()  # DDP wrappers sit in reference cycles: free them while the group is up
         dist.destroy_process_group()
 
 
