@@ -14,12 +14,15 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forensics.batches import Batch, Shard, iter_batches
 from forensics.images import display_name
+from forensics.shard import Shard
+
+if TYPE_CHECKING:  # forensics.batches imports torch, which `forensics merge` does without
+    from forensics.batches import Batch
 
 #: What every record holds (the writers of :mod:`detectors.output` rely on it).
 RECORD_KEYS = frozenset({"file", "p_fake", "verdict", "threshold", "scores", "source", "provenance_tag"})
@@ -65,6 +68,8 @@ class Entry:
 def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *, workers: int = 0,
          shard: Shard = Shard(), batch_size: int = 512) -> Iterator[list[Entry]]:
     """Score every readable image of ``shard`` under ``paths``; yield each batch's entries by index."""
+    from forensics.batches import iter_batches
+
     # the first detector's shape is the one ``resized`` counts against (and the CLI names)
     shapes = [tuple(d.input_shape_) for d in detectors.values()]
     threshold = float(np.mean([d.threshold_ for d in detectors.values()]))

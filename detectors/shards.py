@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from detectors.scan import Entry
-from forensics.batches import Shard
 from forensics.errors import ForensicsError
 from forensics.images import display_name, iter_image_files
+from forensics.shard import Shard
 
 FORMAT = "forensics-detect-part"
 VERSION = 1

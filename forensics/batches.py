@@ -11,7 +11,6 @@ chunk order, and at most ``workers × 2`` batches are in flight.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,38 +18,12 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from forensics.errors import ForensicsError
 from forensics.images import ImageReadError, conform, iter_image_files, read_image_with_text, to_float
 from forensics.provenance import PROVENANCE_KEY
+from forensics.shard import Shard
 
 #: Batches each worker process prepares ahead (the DataLoader's ``prefetch_factor``).
 PREFETCH = 2
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Entry ``i`` of a walk belongs to shard ``index`` of ``count`` when ``i % count == index``.
-
-    ``index`` counts from 0; the command line writes shards from 1 (``--shard 1/2``).
-    """
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, spec: str) -> Shard:
-        """``"I/N"`` with 1 ≤ I ≤ N → ``Shard(I - 1, N)``; a one-line error otherwise."""
-        found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
-        if not found:
-            raise ForensicsError(f"--shard {spec!r}: expected I/N, e.g. 1/4 for the first of 4 shards")
-        index, count = int(found.group(1)), int(found.group(2))
-        if count < 1 or not 1 <= index <= count:
-            raise ForensicsError(f"--shard {spec!r}: I must be between 1 and N (shards 1/{max(count, 1)}"
-                                 f" to {max(count, 1)}/{max(count, 1)})")
-        return cls(index - 1, count)
-
-    def __str__(self) -> str:
-        return f"{self.index + 1}/{self.count}"
 
 
 @dataclass
@@ -89,7 +62,7 @@ class Problems:
 
 
 class ImageFiles(IterableDataset):
-    """The image files under ``paths`` as :class:`Batch` es of at most ``batch_size`` entries."""
+    """The image files under ``paths`` as batches (:class:`Batch`) of at most ``batch_size`` entries."""
 
     def __init__(self, paths: Iterable[str | Path], shape: tuple[int, int, int], *,
                  also: Iterable[tuple[int, int, int]] = (), batch_size: int = 512,
