@@ -7,10 +7,11 @@ drew so the perturbed test set can be rebuilt exactly.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from forensics.images import to_float, to_uint8
+from forensics.images import opencv, to_float, to_uint8
+
+cv2 = opencv()
 
 Params = list[dict[str, float]]
 

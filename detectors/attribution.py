@@ -56,8 +56,13 @@ class AttributionDetector(NetDetector):
     def predict_source(self, images: np.ndarray) -> list[str]:
         return [self.classes_[k] for k in self.predict_source_proba(images).argmax(1)]
 
+    @staticmethod
+    def fake_probability(source_proba: np.ndarray) -> np.ndarray:
+        """P(fake) = 1 − P(real) from ``predict_source_proba``'s output (what ``predict_proba`` gives)."""
+        return np.clip(1.0 - source_proba[:, 0], 0.0, 1.0)
+
     def _scores(self, images: np.ndarray) -> np.ndarray:
-        return 1.0 - self.predict_source_proba(images)[:, 0]
+        return self.fake_probability(self.predict_source_proba(images))
 
     def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(outputs[:, 1:], 1) - outputs[:, 0]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from forensics.images import to_float, to_uint8
+from forensics.images import opencv, to_float, to_uint8
 
 
 def blur_jpeg_one(image: np.ndarray, rng: np.random.Generator, *, blur_prob: float = 0.5,
                   max_sigma: float = 3.0, jpeg_prob: float = 0.5,
                   quality: tuple[int, int] = (30, 100)) -> np.ndarray:
     """Augment one (H, W, C) uint8 image with C in {1, 3}."""
-    import cv2
+    cv2 = opencv()
 
     do_blur, sigma = rng.random() < blur_prob, rng.uniform(0.0, max_sigma)
     do_jpeg, level = rng.random() < jpeg_prob, int(rng.integers(quality[0], quality[1] + 1))

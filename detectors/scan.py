@@ -82,8 +82,18 @@ def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *, workers: int
 
 
 def _score(batch: Batch, detectors: dict[str, Any], threshold: float) -> list[Entry]:
-    scores = {name: det.predict_proba(batch.at(det.input_shape_)) for name, det in detectors.items()}
-    sources = _sources(detectors, batch)
+    scores: dict[str, np.ndarray] = {}
+    sources: list[str] | None = None
+    for name, detector in detectors.items():
+        images = batch.at(detector.input_shape_)
+        if sources is None and hasattr(detector, "predict_source_proba"):
+            # the first attribution detector: one forward pass gives P(fake) and the likeliest
+            # generator (non-real class) per image
+            proba = detector.predict_source_proba(images)
+            scores[name] = detector.fake_probability(proba)
+            sources = [detector.classes_[1 + k] for k in proba[:, 1:].argmax(1)]
+        else:
+            scores[name] = detector.predict_proba(images)
     entries = []
     for i, path in enumerate(batch.paths):
         per = {name: float(s[i]) for name, s in scores.items()}
@@ -99,15 +109,6 @@ def _score(batch: Batch, detectors: dict[str, Any], threshold: float) -> list[En
         }
         entries.append(Entry(batch.indices[i], record, resized=batch.conformed[i], path=path))
     return entries
-
-
-def _sources(detectors: dict[str, Any], batch: Batch) -> list[str] | None:
-    """The likeliest generator (non-real class) per image, from the first attribution detector."""
-    for detector in detectors.values():
-        if hasattr(detector, "predict_source_proba"):
-            proba = detector.predict_source_proba(batch.at(detector.input_shape_))
-            return [detector.classes_[1 + k] for k in proba[:, 1:].argmax(1)]
-    return None
 
 
 def _parse(tag: str | None) -> Any:

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from forensics.images import ImageReadError, conform, iter_image_files, read_image_with_text, to_float
+from forensics.images import (
+    ImageReadError,
+    conform,
+    iter_image_files,
+    opencv,
+    read_image_with_text,
+    to_float,
+)
 from forensics.provenance import PROVENANCE_KEY
 from forensics.shard import Shard
 
@@ -129,12 +136,8 @@ def _stack(images: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _worker_init(_: int) -> None:
-    """One thread per worker process: the workers are the parallelism."""
-    import cv2
-    import torch
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+    """OpenCV without threads in the worker (torch's DataLoader sets torch to one thread itself)."""
+    opencv()
 
 
 def _same(batch: Batch) -> Batch:

@@ -23,6 +23,7 @@ by ITU-R BT.601 luma and grayscale becomes RGB by repeating the channel.
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import re
@@ -275,14 +276,27 @@ def _to_uint8(image) -> np.ndarray:
     return np.asarray(image if mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
+@functools.cache
+def opencv():
+    """OpenCV with its thread pool off, the one way the toolkit imports it.
+
+    A forked process (a DataLoader worker) inherits a started OpenCV pool without
+    its threads and hangs in the next call that touches it; images of this size
+    gain nothing from threads anyway. Call this before any other use of cv2.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
 def conform(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     """Bring one ``(H, W, C)`` uint8 image to ``(size, size, channels)`` (see module doc).
 
     ``C`` may be 1 or 3 (a 2-D array counts as one channel) and ``H`` or ``W``
     may be as small as 1. Raises ``ValueError`` for anything else.
     """
-    import cv2
-
+    cv2 = opencv()
     image = np.asarray(images)
     if image.ndim == 2:
         image = image[:, :, None]

@@ -125,7 +125,9 @@ def test_too_few_images(tmp_path) -> None:
 
 
 def test_slant_matches_cv2_moments() -> None:
-    import cv2
+    from forensics.images import opencv
+
+    cv2 = opencv()
 
     images = load_split("mnist5k", "test").images[:20]
     expected = []

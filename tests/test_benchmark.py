@@ -362,7 +362,9 @@ def test_perturb_random_ones_depend_on_seed():
 
 def test_perturb_crop_is_the_recorded_crop():
     """The params rebuild the perturbed image exactly."""
-    import cv2
+    from forensics.images import opencv
+
+    cv2 = opencv()
 
     from forensics.images import to_float, to_uint8
 

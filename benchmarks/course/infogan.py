@@ -40,16 +40,13 @@ PAPER_ACCURACY = 0.95
 def _fixed_variance_class():
     import torch
 
-    from generators.infogan import InfoGAN, information_loss
+    from generators.infogan import InfoGAN
 
     class FixedVarianceInfoGAN(InfoGAN):
         """Q's continuous codes as N(μ, 1): the Gaussian NLL is ½‖c − μ‖² (+ const)."""
 
-        def _info(self, x, codes):
-            out = dict(self.q(x))
-            out["logvar"] = torch.zeros_like(out["logvar"])
-            o = self.options
-            return information_loss(out, codes, o.lambda_disc, o.lambda_cont)
+        def _info(self, q_out, codes):
+            return super()._info({**q_out, "logvar": torch.zeros_like(q_out["logvar"])}, codes)
 
     return FixedVarianceInfoGAN
 
