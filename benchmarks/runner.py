@@ -46,6 +46,7 @@ class Bench:
     seed: int
     fresh: bool
     progress: Progress
+    workers: int = 0  # processes reading synthetic sets (DataLoader workers)
     real: dict[str, np.ndarray] = field(default_factory=dict)
     fakes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
@@ -55,11 +56,14 @@ class Bench:
 
 
 def run_benchmark(suite: Suite, out: Path, *, seed: int = 0, cache: Path, fresh: bool = False,
-                  progress: Progress | None = None) -> dict[str, Any]:
-    """Run every protocol of ``suite``; write the report to ``out``; return the results."""
+                  progress: Progress | None = None, workers: int = 0) -> dict[str, Any]:
+    """Run every protocol of ``suite``; write the report to ``out``; return the results.
+
+    ``workers``: reading processes for the synthetic sets (0: read in this process).
+    """
     from benchmarks.report import write_report
 
-    bench = Bench(suite, Path(cache), seed, fresh, progress or (lambda *a: None))
+    bench = Bench(suite, Path(cache), seed, fresh, progress or (lambda *a: None), workers)
     began = time.perf_counter()
     with atomic.locked(out):
         dataset = load(suite.dataset)
@@ -142,7 +146,7 @@ def _make_fakes(bench: Bench) -> None:
             shutil.rmtree(folder)
         if not folder.exists():
             generate(load_run(bench.runs[name]), n, folder, seed=bench.seed)
-        images = read_synthetic(folder)
+        images = read_synthetic(folder, workers=bench.workers)
         # seeded by the set's cache key, not its place in the suite: a cached detector
         # reused by another suite must meet the same held-out fakes
         order = np.random.default_rng([bench.seed, int(key, 16)]).permutation(len(images))

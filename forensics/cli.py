@@ -547,6 +547,8 @@ def benchmark(
     cache: Annotated[Path | None, typer.Option(
         "--cache", help="Artefact cache (default ~/.cache/forensics/bench or $FORENSICS_CACHE).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Retrain everything the suite names.")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="Processes reading the synthetic sets (0: read them in this process).")] = 0,
 ) -> None:
     """Train the suite's generators and detectors; measure every detector against every generator."""
     try:
@@ -555,12 +557,14 @@ def benchmark(
         from benchmarks.suite import load_suite
         from forensics.progress import stage_progress
 
+        if workers < 0:
+            raise ForensicsError("--workers must be 0 or more")
         loaded = load_suite(suite)
         if out == Path("reports/quick") and loaded.name != "quick":
             out = Path("reports") / loaded.name
         with stage_progress(console()) as progress:
             results = run_benchmark(loaded, out, seed=seed, cache=cache or default_root(),
-                                    fresh=fresh, progress=progress)
+                                    fresh=fresh, progress=progress, workers=workers)
     except ForensicsError as error:
         fail(str(error))
     except KeyboardInterrupt:
