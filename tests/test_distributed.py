@@ -143,3 +143,18 @@ def test_one_process_helpers_are_identities():
     torch.manual_seed(5)
     assert torch.equal(distributed.global_noise(torch.randn, x), expected)
     assert distributed.all_mean({"loss": 2.5}) == {"loss": 2.5}
+
+
+def test_bad_precision_and_compile_for_a_non_torch_detector_are_one_line_errors(tmp_path, trained_run):
+    from typer.testing import CliRunner
+
+    from forensics.cli import app
+    from tests.cli_checks import assert_one_line_error
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "vae", "--dataset", "digits", "--precision", "fp16",
+                                 "--out", str(tmp_path / "run")])
+    assert_one_line_error(result, 2, "precision must be fp32 or bf16")
+    result = runner.invoke(app, ["train-detector", "spectral-fft", "--fake", str(trained_run("vae")),
+                                 "--real", "digits", "--out", str(tmp_path / "det"), "--compile"])
+    assert_one_line_error(result, 2, "--compile is for the torch detectors")
