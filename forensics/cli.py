@@ -74,6 +74,11 @@ def _session(device: str):
     return session(pick_device(device))
 
 
+def fail_error(error: ForensicsError) -> None:
+    """``fail`` with the error's line; under torchrun an error all ranks agreed on prints once."""
+    fail(str(error), quiet=getattr(error, "reported_by_rank0", False) and launch_rank() > 0)
+
+
 def launch_rank() -> int:
     """This process's rank as torchrun set it (0 without torchrun): who prints results."""
     import os
@@ -194,7 +199,7 @@ def train(
                                download=download, precision=precision,
                                compile=compile or None, callback=callback)
     except ForensicsError as error:
-        fail(str(error), quiet=getattr(error, "reported_by_rank0", False) and launch_rank() > 0)
+        fail_error(error)
     except KeyboardInterrupt:
         fail("interrupted; the last finished epoch is saved (continue with --resume)", 130)
     if launch_rank() == 0:
@@ -316,7 +321,7 @@ def train_detector(
         save_detector(detector, out, extra={"data": data.provenance, "seed": seed,
                                             "command": ["forensics", *sys.argv[1:]]}, force=force)
     except ForensicsError as error:
-        fail(str(error), quiet=getattr(error, "reported_by_rank0", False) and launch_rank() > 0)
+        fail_error(error)
     per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
     typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
                f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
@@ -426,7 +431,7 @@ def detect(
             for each in writers:
                 each.close()
     except ForensicsError as error:
-        fail(str(error))
+        fail_error(error)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     _warn_resized(counts[2], next(iter(loaded.values())).input_shape_)

@@ -158,3 +158,12 @@ def test_bad_precision_and_compile_for_a_non_torch_detector_are_one_line_errors(
     result = runner.invoke(app, ["train-detector", "spectral-fft", "--fake", str(trained_run("vae")),
                                  "--real", "digits", "--out", str(tmp_path / "det"), "--compile"])
     assert_one_line_error(result, 2, "--compile is for the torch detectors")
+
+
+def test_an_error_under_torchrun_is_printed_once(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"not a png")
+    result = forensics("detect", tmp_path, "--detector", tmp_path / "missing", "--json",
+                       processes=2, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {tmp_path / 'missing'}: no such detector folder"]
