@@ -70,6 +70,31 @@ def test_two_processes_train_what_one_does(tmp_path, name, options):
     assert len(metrics(two)) == 2  # rank 0 alone wrote: one line per epoch
 
 
+def test_two_nodes_through_c10d_rendezvous(tmp_path):
+    """Multi-node as the README shows it: two torchrun launchers (one process each) meet at a
+    c10d rendezvous endpoint; here both "nodes" are this machine."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "two-nodes"
+    sets = [f"--set={k}={v}" for k, v in tiny_options("vae").items()]
+    launchers = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "test",
+         "-m", "forensics", "train", "vae", "--dataset", "digits", "--epochs", "1", "--device", "cpu",
+         "--out", str(out), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        for _ in range(2)]
+    outputs = [launcher.communicate(timeout=300) for launcher in launchers]
+    assert [launcher.returncode for launcher in launchers] == [0, 0], outputs
+    assert sum(stdout.count("trained vae") for stdout, _ in outputs) == 1  # rank 0 only
+    assert json.loads((out / "config.json").read_text())["processes"] == 2
+    one = train("vae", tmp_path / "one")
+    a, b = weights(one), weights(out)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
 def test_gan_under_two_processes_differs_only_by_batchnorm_statistics(tmp_path):
     one = train("gan", tmp_path / "one")
     two = train("gan", tmp_path / "two", processes=2)
