@@ -204,8 +204,14 @@ def wrap(module, device):
     """
     if not active() or not any(p.requires_grad for p in module.parameters()):
         return module
+    import warnings
+
     import torch
     from torch.nn.parallel import DistributedDataParallel
+
+    # torch.compile may hand DDP the gradient of a one-channel conv weight with other (equally
+    # valid) strides; PyTorch warns once per step that this "may impair performance"
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
     if device.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
