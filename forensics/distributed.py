@@ -1,7 +1,7 @@
 """Running under ``torchrun``: PyTorch's own process group, DDP and sampler.
 
 Nothing here invents a protocol: ``torchrun`` sets RANK, WORLD_SIZE, LOCAL_RANK
-and the rendezvous variables; :func:`start` joins that process group (NCCL on
+and the rendezvous variables; :func:`session` joins that process group (NCCL on
 CUDA, gloo on CPU), training wraps its networks in
 :class:`~torch.nn.parallel.DistributedDataParallel` and shards data with
 :class:`~torch.utils.data.DistributedSampler`. Without ``torchrun`` every
@@ -56,8 +56,12 @@ def is_main() -> bool:
 
 
 def backend_for(device) -> str:
-    """NCCL for CUDA devices, gloo for everything else."""
-    return "nccl" if getattr(device, "type", str(device)) == "cuda" else "gloo"
+    """gloo on CPUs; on CUDA, NCCL for CUDA tensors and gloo for the few CPU ones.
+
+    The small CPU collectives (epoch losses, ``agree``) would fail on an NCCL-only
+    group; PyTorch routes each tensor to the backend of its device.
+    """
+    return "cpu:gloo,cuda:nccl" if getattr(device, "type", str(device)) == "cuda" else "gloo"
 
 
 def local_device(device):
