@@ -62,17 +62,16 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
 
     from detectors.augment import blur_jpeg
     from forensics import distributed
+    from forensics.runtime import autocast, check_precision
 
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ForensicsError("epochs and batch_size must be positive, and lr above 0")
-    if precision not in ("fp32", "bf16"):
-        raise ForensicsError(f"precision must be fp32 or bf16, not {precision!r}")
+    check_precision(precision)
     local = distributed.local_batch(batch_size)
     rng = np.random.default_rng(seed)
     net.to(device).train()
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
-    live = distributed.wrap(net, device)
-    live = torch.compile(live) if compile else live
+    live = distributed.wrap(net, device, compile=compile)
     y_all = torch.as_tensor(targets)
     history = []
     for _ in range(epochs):
@@ -87,7 +86,7 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
             index = mine[start : start + local]
             if len(index) < 2 and len(order) > 1:  # BatchNorm needs two samples
                 continue
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 outputs = live(x_all[index].to(device))
             loss = loss_fn(outputs.float(), y_all[index].to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -98,12 +97,6 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
         history.append(summed["loss"] / summed["n"])
     net.eval()
     return history
-
-
-def _autocast(device: torch.device, precision: str):
-    from contextlib import nullcontext
-
-    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
 @torch.inference_mode()

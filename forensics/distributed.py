@@ -199,18 +199,20 @@ def broadcast_buffers(module) -> None:
         dist.broadcast(buffer.data, 0)
 
 
-def wrap(module, device):
-    """``module`` in DistributedDataParallel when a process group is up, else itself.
+def wrap(module, device, *, compile: bool = False):
+    """``module`` as training calls it: in DistributedDataParallel when a process group is up,
+    then through ``torch.compile`` when ``compile``; else ``module`` itself.
 
     On CUDA, BatchNorm layers become SyncBatchNorm so N processes normalise with the
     statistics of the global batch; PyTorch's SyncBatchNorm is CUDA-only, so on CPU
     (gloo) each process normalises its own share of the batch, as plain DDP does.
     """
+    import torch
+
     if not active() or not any(p.requires_grad for p in module.parameters()):
-        return module
+        return torch.compile(module) if compile else module
     import warnings
 
-    import torch
     from torch.nn.parallel import DistributedDataParallel
 
     # torch.compile may hand DDP the gradient of a one-channel conv weight with other (equally
@@ -219,5 +221,7 @@ def wrap(module, device):
 
     if device.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-        return DistributedDataParallel(module, device_ids=[device.index])
-    return DistributedDataParallel(module)
+        parallel = DistributedDataParallel(module, device_ids=[device.index])
+    else:
+        parallel = DistributedDataParallel(module)
+    return torch.compile(parallel) if compile else parallel

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -109,9 +109,9 @@ class Generator:
 
     def autocast(self):
         """The context of a training step's network forward passes: bf16 autocast or nothing."""
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+        from forensics.runtime import autocast
+
+        return autocast(self.device, self.precision)
 
     @property
     def dim(self) -> int:

@@ -33,7 +33,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Tenso
 from forensics import atomic, distributed, provenance
 from forensics.checkpoint import load_tree, load_weights, read_json, save_tree, save_weights
 from forensics.errors import ForensicsError
-from forensics.runtime import derive_seed
+from forensics.runtime import check_precision, derive_seed
 from generators.base import Generator, seeded
 from generators.registry import create
 
@@ -45,8 +45,6 @@ METRICS = "metrics.jsonl"
 INIT_STREAM = 10**6 + 1
 #: default epochs per generator: recognisable digits on mnist5k in ≤ 3 min on 2 cores
 DEFAULT_EPOCHS = {"ae": 15, "vae": 50, "gan": 40, "infogan": 35}
-#: ``--precision``: float32, or bf16 autocast of the networks' forward passes
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -128,9 +126,7 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
                   "epochs": epochs or DEFAULT_EPOCHS.get(name, 20), "seed": seed,
                   "data_root": data_root, "download": download}
     _check_config(config, out / CONFIG, keys=("generator", "options", "dataset", "seed", "epochs"))
-    config["precision"] = precision or config.get("precision") or "fp32"
-    if config["precision"] not in PRECISIONS:
-        raise ForensicsError(f"precision must be {' or '.join(PRECISIONS)}, not {config['precision']!r}")
+    config["precision"] = check_precision(precision or config.get("precision") or "fp32")
     config["compile"] = bool(config.get("compile", False) if compile is None else compile)
     return config
 
@@ -156,12 +152,7 @@ def _wrapper(device: torch.device, compile: bool) -> Callable[[torch.nn.Module],
     """How training steps call each network: DDP under torchrun, then torch.compile if asked."""
     if not (compile or distributed.active()):
         return None
-
-    def wrap(net: torch.nn.Module) -> torch.nn.Module:
-        net = distributed.wrap(net, device)
-        return torch.compile(net) if compile else net
-
-    return wrap
+    return lambda net: distributed.wrap(net, device, compile=compile)
 
 
 def _batches(images: torch.Tensor, batch: int, seed: int, epoch: int) -> DataLoader:
@@ -171,12 +162,12 @@ def _batches(images: torch.Tensor, batch: int, seed: int, epoch: int) -> DataLoa
     takes every N-th index, so its k-th batch holds its share of the k-th global
     batch (``batch`` is the per-process size, global batch / N).
     """
-    sampler = DistributedSampler(TensorDataset(images), num_replicas=distributed.size(),
-                                 rank=distributed.rank(), shuffle=True,
-                                 seed=derive_seed(seed, epoch, 1), drop_last=True)
+    dataset = TensorDataset(images)
+    sampler = DistributedSampler(dataset, num_replicas=distributed.size(), rank=distributed.rank(),
+                                 shuffle=True, seed=derive_seed(seed, epoch, 1), drop_last=True)
     # one fetch per batch (tensor indexing, no per-image collate); a private generator,
     # so iterating leaves the global RNG, which draws the noise, untouched
-    return DataLoader(TensorDataset(images), sampler=BatchSampler(sampler, batch, drop_last=True),
+    return DataLoader(dataset, sampler=BatchSampler(sampler, batch, drop_last=True),
                       batch_size=None, generator=torch.Generator())
 
 
