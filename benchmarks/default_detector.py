@@ -26,7 +26,7 @@ DETECTOR = ["attribution", "--set", "epochs=12", "--set", "augment=false", "--se
 
 def forensics(*args: str) -> None:
     print("+ forensics", " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "forensics.cli", *args], check=True)
+    subprocess.run([sys.executable, "-m", "forensics.app.cli", *args], check=True)
 
 
 def main() -> None:

@@ -44,10 +44,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from detectors.registry import create
-    from detectors.spectral import radial_spectrum
     from forensics import atomic, provenance
     from forensics.data import load_split
     from forensics.images import png_bytes, to_uint8
+    from forensics.measures import radial_spectrum
 
     train = load_split("mnist5k", "train").images
     rng = np.random.default_rng(0)
@@ -78,7 +78,7 @@ def main() -> None:
         folder.mkdir()
         for i, image in enumerate(to_uint8(images)):
             (folder / f"{i:05d}.png").write_bytes(png_bytes(image))
-        command = [sys.executable, "-m", "forensics.cli", "detect", "--json"]
+        command = [sys.executable, "-m", "forensics.app.cli", "detect", "--json"]
         began = time.perf_counter()
         done = subprocess.run([*command, str(folder)], capture_output=True, text=True)
         results["detect_folder_seconds"] = round(time.perf_counter() - began, 2)

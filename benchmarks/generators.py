@@ -24,7 +24,7 @@ CONFIDENT = 0.9
 
 
 def _train(name: str, run: Path, seed: int) -> dict:
-    command = [sys.executable, "-m", "forensics.cli", "train", name, "--out", str(run),
+    command = [sys.executable, "-m", "forensics.app.cli", "train", name, "--out", str(run),
                "--seed", str(seed), "--device", "cpu"]
     began = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)

@@ -35,8 +35,8 @@ def _pyplot():
 
 
 def _figures(results: dict[str, Any], bench, out: Path) -> list[tuple[str, str]]:
-    from detectors.spectral import radial_spectrum
     from forensics.images import save_grid
+    from forensics.measures import radial_spectrum
     from forensics.plots import save_figure
 
     plt = _pyplot()

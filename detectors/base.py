@@ -18,17 +18,7 @@ import numpy as np
 
 from detectors import storage
 from forensics.errors import ForensicsError
-
-
-def as_batch(images: Any, what: str = "images") -> np.ndarray:
-    """Check the toolkit's image convention and return a float32 (N, C, H, W) array."""
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim != 4 or array.shape[1] not in (1, 3):
-        raise ForensicsError(f"{what}: expected (N, C, H, W) with C in {{1, 3}}, "
-                             f"got shape {array.shape}")
-    if len(array) == 0:
-        raise ForensicsError(f"{what}: no images")
-    return array
+from forensics.measures import as_batch
 
 
 class Detector:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from detectors.registry import register
-from detectors.spectral import CHUNK, FeatureDetector, grayscale
+from detectors.spectral import FeatureDetector
+from forensics.measures import CHUNK, grayscale
 
 
 def log_dct(images: np.ndarray, eps: float = 1e-8) -> np.ndarray:

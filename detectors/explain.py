@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.spectral import radial_spectrum
+from forensics.measures import radial_spectrum
 
 
 def _real_reference(name: str) -> tuple[np.ndarray, np.ndarray, str]:

@@ -39,7 +39,7 @@ def _listed(folder: Path) -> list[Path]:
     Other PNGs under the folder (``audit/`` figures, explanations) are not fakes of
     that generator; a folder without a usable manifest is read whole.
     """
-    from forensics.verify import safe_member
+    from forensics.manifest import safe_member
 
     try:
         rows = json.loads((folder / "manifest.json").read_text("utf-8"))["images"]

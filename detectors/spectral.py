@@ -8,61 +8,16 @@ radius (a matrix product with a precomputed ring-averaging matrix).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector, as_batch
+from detectors.base import Detector
 from detectors.registry import register
 from forensics.errors import ForensicsError
+from forensics.measures import radial_spectrum
 
-#: ITU-R BT.601 luma, the same weights as forensics.images.conform
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-CHUNK = 4096
 CLASSIFIERS = ("logreg", "svm")
-
-
-def grayscale(images: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) → (N, H, W) float32 (BT.601 luma for RGB)."""
-    images = as_batch(images)
-    if images.shape[1] == 1:
-        return images[:, 0]
-    return np.tensordot(images, LUMA, axes=([1], [0])).astype(np.float32)
-
-
-@lru_cache(maxsize=16)
-def ring_matrix(height: int, width: int, n_bins: int | None = None) -> np.ndarray:
-    """(H·W, n_bins) matrix averaging an unshifted 2-D spectrum over rings of equal radius."""
-    fy = np.fft.fftfreq(height) * height
-    fx = np.fft.fftfreq(width) * width
-    radius = np.hypot(fy[:, None], fx[None, :]).ravel()
-    if n_bins is None:  # one ring per integer radius, corners included
-        bins = np.floor(radius).astype(np.int64)
-        n_bins = int(bins.max()) + 1
-    else:
-        bins = np.minimum((radius / (radius.max() + 1e-12) * n_bins).astype(np.int64), n_bins - 1)
-    matrix = np.zeros((height * width, n_bins), dtype=np.float32)
-    matrix[np.arange(height * width), bins] = 1.0
-    matrix /= np.maximum(matrix.sum(0), 1.0)
-    matrix.flags.writeable = False
-    return matrix
-
-
-def radial_spectrum(images: np.ndarray, n_bins: int | None = None,
-                    eps: float = 1e-8) -> np.ndarray:
-    """Azimuthally averaged log power spectrum, (N, n_bins) float32, low → high frequency."""
-    from scipy import fft
-
-    gray = grayscale(images)
-    n, height, width = gray.shape
-    matrix = ring_matrix(height, width, n_bins)
-    out = np.empty((n, matrix.shape[1]), dtype=np.float32)
-    for start in range(0, n, CHUNK):  # chunks bound memory; each is one batched FFT
-        spectrum = fft.fft2(gray[start : start + CHUNK], workers=-1)
-        power = np.log(spectrum.real**2 + spectrum.imag**2 + np.float32(eps))
-        out[start : start + CHUNK] = power.reshape(len(power), -1) @ matrix
-    return out
 
 
 def linear_classifier(classifier: str = "logreg", C: float = 1.0, seed: int = 0):

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.perturb import DEFAULT, apply
-from forensics.cli import app
+from forensics.app.cli import app
 from tests.cli_checks import assert_one_line_error
 
 runner = CliRunner()

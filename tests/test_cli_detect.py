@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.app.cli import app
 from forensics.images import png_bytes, read_image
 from tests.cli_checks import assert_one_line_error
 

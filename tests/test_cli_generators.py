@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forensics import __version__
-from forensics.cli import app
+from forensics.app.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -88,7 +88,7 @@ def test_help_does_not_import_torch():
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from forensics.cli import app\n"
+        "from forensics.app.cli import app\n"
         "for args in (['--help'], ['-h'], ['train', '--help'], ['generate', '-h'], ['--version']):\n"
         "    result = CliRunner().invoke(app, args)\n"
         "    assert result.exit_code == 0, (args, result.output)\n"

@@ -24,9 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 import generators.training  # noqa: F401  (imported now: in-process commands answer at once)
-from forensics.cli import app
+from forensics.app.cli import app
 
-CLI = [sys.executable, "-m", "forensics.cli"]
+CLI = [sys.executable, "-m", "forensics.app.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TRAIN = ["train", "gan", "--dataset", "digits", "--epochs", "6", "--set", "width=8",
          "--set", "noise_dim=8", "--batch-size", "32", "--device", "cpu", "--seed", "0"]

@@ -12,6 +12,7 @@ import pytest
 import detectors
 from detectors import create, list_detectors, load_detector, save_detector, storage, train_detector
 from forensics.errors import ForensicsError
+from forensics.measures import radial_spectrum
 
 FAST = {"cnn": {"epochs": 1, "device": "cpu"}, "attribution": {"epochs": 1, "device": "cpu"},
         "discriminator": {"device": "cpu"}}
@@ -154,10 +155,10 @@ def test_discriminator_zero_shot_is_one_minus_d_and_finetune_trains(gan_run, tmp
 
 def test_spectral_helpers():
     images = smooth_images(5, 16)
-    spectrum = detectors.spectral.radial_spectrum(images)
+    spectrum = radial_spectrum(images)
     assert spectrum.shape == (5, 12)  # rings of integer radius 0 .. floor(8·√2)
-    assert detectors.spectral.radial_spectrum(np.repeat(images, 3, 1), n_bins=8).shape == (5, 8)
-    checker = detectors.spectral.radial_spectrum(with_checkerboard(images))
+    assert radial_spectrum(np.repeat(images, 3, 1), n_bins=8).shape == (5, 8)
+    checker = radial_spectrum(with_checkerboard(images))
     assert np.all(checker[:, -1] > spectrum[:, -1])  # energy appears at the highest frequency
     dct = build("spectral-dct")
     assert dct.mean_difference_map(images, with_checkerboard(images)).shape == (16, 16)

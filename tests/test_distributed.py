@@ -173,7 +173,7 @@ def test_one_process_helpers_are_identities():
 def test_bad_precision_and_compile_for_a_non_torch_detector_are_one_line_errors(tmp_path, trained_run):
     from typer.testing import CliRunner
 
-    from forensics.cli import app
+    from forensics.app.cli import app
     from tests.cli_checks import assert_one_line_error
 
     runner = CliRunner()

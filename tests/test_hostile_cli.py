@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.app.cli import app
 from forensics.images import display_name, png_bytes
 from tests.test_images import CASES
 
@@ -137,7 +137,7 @@ def test_detect_on_only_bad_files_exits_1(corpus):
 def test_detect_in_a_real_process(corpus):
     """The console script itself: real stderr encoding, real exit code, non-UTF-8 names."""
     result = subprocess.run(
-        [sys.executable, "-m", "forensics.cli", "detect", str(corpus["mixed"]), "--json"],
+        [sys.executable, "-m", "forensics.app.cli", "detect", str(corpus["mixed"]), "--json"],
         capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     stdout, stderr = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")  # valid UTF-8
     assert result.returncode == 0, stderr

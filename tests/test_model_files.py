@@ -27,7 +27,7 @@ import pytest
 from typer.testing import CliRunner
 
 from detectors.scan import DEFAULT_DETECTOR
-from forensics.cli import app
+from forensics.app.cli import app
 from forensics.images import png_bytes
 from forensics.provenance import sha256_file
 from tests.cli_checks import assert_one_line_error

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from forensics.app.cli import app
 from forensics.batches import iter_batches
-from forensics.cli import app
 from forensics.images import iter_image_files, png_bytes, png_text, read_image, read_image_with_text, to_uint8
 from forensics.provenance import PROVENANCE_KEY
 from forensics.shard import Shard

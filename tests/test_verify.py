@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.app.cli import app
+from forensics.app.verify import verify
 from forensics.images import png_bytes
-from forensics.verify import safe_member, verify
+from forensics.manifest import safe_member
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -4,7 +4,7 @@ Several configurations are trained for the same number of iterations (one D
 and one G step each, batch 64, width 64 as shipped), and c1's accuracy is
 followed during training: 500 samples with c1 uniform, the shipped digit
 classifier names their digit, and c1 is Hungarian-matched to digits
-(``forensics.audit``'s agreement helper). Configurations:
+(``forensics.app.audit``'s agreement helper). Configurations:
 
 - ``default``: the shipped options (lr 2e-4 for D/Q and G, λ_disc = 1, λ_cont = 0.1);
 - ``lr_G=1e-3``: the paper's learning rates (D/Q 2e-4, G 1e-3), set on G's optimizer
@@ -18,7 +18,7 @@ classifier names their digit, and c1 is Hungarian-matched to digits
 
 The best configuration gives the figures: c1 traversal, c2 and c3 from −2 to 2
 (z fixed per row), beside the regular GAN's c1 traversal; and the Spearman
-correlations of c2, c3 with slant and stroke width (``forensics.audit``),
+correlations of c2, c3 with slant and stroke width (``forensics.app.audit``),
 over 1,000 samples with all codes random and within each traversal row.
 """
 
@@ -86,7 +86,7 @@ def _build(config: dict, shape, extra: dict):
 
 
 def c1_agreement(model, classifier, n: int, rng) -> dict:
-    from forensics.audit import code_agreement
+    from forensics.measures import code_agreement
 
     images, codes = model.sample(n, rng)
     digits = classifier.predict_proba(images.numpy()).argmax(1)
@@ -188,7 +188,7 @@ def _continuous(model, ctx: Context) -> dict:
     """Spearman of c2, c3 with slant / stroke width: random samples, and within traversal rows."""
     from scipy.stats import spearmanr
 
-    from forensics.audit import code_properties, slant, stroke_width
+    from forensics.measures import code_properties, slant, stroke_width
 
     images, codes = model.sample(ctx.pick(1000, 100), ctx.rng(8))
     found = code_properties(codes["c_cont"].astype(np.float64), images.numpy())

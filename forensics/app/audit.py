@@ -39,6 +39,7 @@ import numpy as np
 from forensics import metrics
 from forensics.atomic import jsonable
 from forensics.errors import ForensicsError
+from forensics.measures import code_agreement, code_properties, radial_spectrum
 
 NEAREST_PAIRS = 10
 PRDC_K = 5
@@ -331,38 +332,6 @@ def _modes(proba: np.ndarray) -> dict:
     }
 
 
-def slant(images: np.ndarray) -> np.ndarray:
-    """Per-image slant ``mu11 / mu02`` from intensity moments (as ``cv2.moments``).
-
-    The horizontal shift of the ink's centre per row going down: 0 = upright,
-    negative = the top leans right. NaN for a blank image.
-    """
-    gray = np.asarray(images, dtype=np.float64).mean(1)
-    _, height, width = gray.shape
-    y, x = np.mgrid[:height, :width]
-    mass = gray.sum((1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cx = (gray * x).sum((1, 2)) / mass
-        cy = (gray * y).sum((1, 2)) / mass
-        dx = x[None] - cx[:, None, None]
-        dy = y[None] - cy[:, None, None]
-        return (gray * dx * dy).sum((1, 2)) / (gray * dy * dy).sum((1, 2))
-
-
-def stroke_width(images: np.ndarray) -> np.ndarray:
-    """Per-image stroke width proxy ``2 · ink area / ink boundary length`` in pixels.
-
-    Ink = pixels > 0.5; the boundary counts ink/background pixel edges
-    (4-neighbours, the image padded with background). A stroke of width w and
-    length L ≫ w has area wL and boundary ≈ 2L. NaN for a blank image.
-    """
-    ink = np.asarray(images).mean(1) > 0.5
-    padded = np.pad(ink, ((0, 0), (1, 1), (1, 1)))
-    edges = (np.diff(padded, axis=1) != 0).sum((1, 2)) + (np.diff(padded, axis=2) != 0).sum((1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(edges > 0, 2.0 * ink.sum((1, 2)) / edges, np.nan)
-
-
 def _codes(folder: Path, loaded: _Folder, digits: np.ndarray) -> dict | None:
     """InfoGAN code agreement, when ``manifest.json`` rows carry ``c1``."""
     path = folder / "manifest.json"
@@ -393,67 +362,14 @@ def _codes(folder: Path, loaded: _Folder, digits: np.ndarray) -> dict | None:
     return result
 
 
-def code_agreement(c1: np.ndarray, digits: np.ndarray) -> dict:
-    """Accuracy after Hungarian matching of c1 values to digits, and NMI."""
-    from scipy.optimize import linear_sum_assignment
-    from sklearn.metrics import normalized_mutual_info_score
-
-    codes, code_index = np.unique(c1, return_inverse=True)
-    confusion = np.zeros((len(codes), 10), dtype=np.int64)
-    np.add.at(confusion, (code_index, digits), 1)
-    rows, cols = linear_sum_assignment(-confusion)
-    return {
-        "c1_hungarian_accuracy": float(confusion[rows, cols].sum() / len(c1)),
-        "c1_to_digit": {str(int(codes[r])): int(c) for r, c in zip(rows, cols, strict=True)},
-        "c1_nmi": float(normalized_mutual_info_score(c1, digits)),
-        "confusion": confusion.tolist(), "confusion_rows": [int(c) for c in codes],
-    }
-
-
-def code_properties(cont: np.ndarray, images: np.ndarray) -> dict:
-    """Spearman correlation of each continuous code with slant and stroke width."""
-    from scipy.stats import spearmanr
-
-    properties = {"slant": slant(images), "stroke_width": stroke_width(images)}
-    table: dict[str, dict[str, float | None]] = {}
-    for j in range(cont.shape[1]):
-        table[f"c{j + 2}"] = {}
-        for name, values in properties.items():
-            keep = np.isfinite(values)
-            rho = (spearmanr(cont[keep, j], values[keep]).statistic
-                   if keep.sum() > 2 else float("nan"))
-            table[f"c{j + 2}"][name] = float(rho)
-    return {"spearman": table,
-            "slant": "mu11/mu02 of the intensity moments (shift per row; 0 = upright)",
-            "stroke_width": "2 * ink area / ink boundary length, ink = pixels > 0.5"}
-
-
-def radial_log_spectrum(images: np.ndarray) -> np.ndarray:
-    """Azimuthally averaged log10 power spectrum of each image: ``(N, R)``.
-
-    Channels are averaged to gray; the centred 2-D FFT power is averaged over
-    rings of integer radius 0 … min(H, W) // 2 (frequency r / size cycles per pixel).
-    """
-    gray = np.asarray(images, dtype=np.float64).mean(1)
-    n, height, width = gray.shape
-    power = np.abs(np.fft.fftshift(np.fft.fft2(gray), axes=(-2, -1))) ** 2
-    log_power = np.log10(power + 1e-10).reshape(n, -1)
-    y, x = np.mgrid[:height, :width]
-    radius = np.rint(np.hypot(y - height // 2, x - width // 2)).astype(np.int64).ravel()
-    rings = min(height, width) // 2 + 1
-    keep = radius < rings
-    one_hot = np.zeros((height * width, rings))
-    one_hot[np.flatnonzero(keep), radius[keep]] = 1.0
-    return (log_power @ one_hot) / one_hot.sum(0)
-
-
 def _spectrum(fake: np.ndarray, ref: _Reference, rng: np.random.Generator) -> tuple[dict, dict]:
-    test = radial_log_spectrum(ref.test).mean(0)
-    generated = radial_log_spectrum(fake).mean(0)
-    train = radial_log_spectrum(ref.train[_subsample(rng, len(ref.train), len(ref.test))]).mean(0)
+    test = radial_spectrum(ref.test).mean(0)
+    generated = radial_spectrum(fake).mean(0)
+    train = radial_spectrum(ref.train[_subsample(rng, len(ref.train), len(ref.test))]).mean(0)
     size = min(fake.shape[2:])
     result = {
-        "measure": "L2 distance between mean azimuthally averaged log10 power spectra",
+        "measure": ("L2 distance between mean azimuthally averaged log power spectra "
+                    "(forensics.measures.radial_spectrum, natural log)"),
         "l2": float(np.linalg.norm(generated - test)),
         "l2_floor": float(np.linalg.norm(train - test)),
         "frequency": (np.arange(len(test)) / size).tolist(),
@@ -512,7 +428,7 @@ def _plot_spectrum(curves: dict, spectrum: dict):
     ax.plot(curves["frequency"], curves["real_test"], label="real test")
     ax.plot(curves["frequency"], curves["real_train"], ls=":", label="real train (floor)")
     ax.plot(curves["frequency"], curves["generated"], label="generated")
-    ax.set(xlabel="spatial frequency (cycles / pixel)", ylabel="mean log10 power",
+    ax.set(xlabel="spatial frequency (cycles / pixel)", ylabel="mean log power (ln)",
            title=f"Azimuthal power spectrum (L2 {spectrum['l2']:.3f}, "
                  f"floor {spectrum['l2_floor']:.3f})")
     ax.legend(fontsize=8)

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from forensics import __version__, atomic
+from forensics import __version__
 from forensics.errors import ForensicsError
 
 app = typer.Typer(
@@ -184,7 +184,7 @@ def train(
     try:
         options = {key: value for key, value in named.items() if value is not None}
         options.update(parse_sets(sets or []))
-        from forensics.progress import training_progress
+        from forensics.app.progress import training_progress
         from generators.registry import get
         from generators.training import train as run_training
 
@@ -227,7 +227,7 @@ def generate(
             raise ForensicsError("--n must be a positive number of images")
         if mode not in ("sample", "reconstruct"):
             raise ForensicsError("--mode must be sample or reconstruct")
-        from forensics.progress import count_progress
+        from forensics.app.progress import count_progress
         from generators.synthesis import generate as make
         from generators.training import load_run
 
@@ -382,7 +382,8 @@ def detect(
         from detectors import shards
         from detectors.scan import DEFAULT_DETECTOR, scan
         from forensics import distributed
-        from forensics.progress import count_progress
+        from forensics.app import detect as detect_app
+        from forensics.app.progress import count_progress
         from forensics.shard import Shard
 
         part = Shard.parse(shard) if shard is not None else None
@@ -403,7 +404,7 @@ def detect(
         with ExitStack() as stack:
             if distributed.launched():
                 stack.enter_context(distributed.session("cpu"))
-            named = distributed.checked(lambda: _load_detectors(folders, DEFAULT_DETECTOR))
+            named = distributed.checked(lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR))
             loaded = {name: d for name, (d, _) in named.items()}
             mine = Shard(distributed.rank(), distributed.size()) if distributed.launched() else part
             batches = scan(paths, loaded, workers=workers, shard=mine or Shard(),
@@ -420,26 +421,26 @@ def detect(
             if part is not None:
                 head = shards.header(paths, {n: f for n, (_, f) in named.items()},
                                      {n: d.input_shape_ for n, d in loaded.items()}, part, walk)
-                writer = shards.PartWriter(_open_out(stack, out), head)
+                writer = shards.PartWriter(detect_app.open_out(stack, out), head)
             else:
-                writer = _records_writer(stack, out, as_json, as_csv, list(loaded))
+                writer = detect_app.records_writer(stack, out, as_json, as_csv, list(loaded))
             writers = [writer]
             if explain is not None:
-                writers.append(_explanations(loaded, folders[0], explain))
+                writers.append(detect_app.explanations(loaded, folders[0], explain))
             with count_progress(console(), "scoring", walk.images) as advance:
-                counts = _write_entries(entries, writers, advance)
+                counts = detect_app.write_entries(entries, writers, advance)
             for each in writers:
                 each.close()
     except ForensicsError as error:
         fail_error(error)
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    _warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
+    detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
     if explain is not None and writers[-1].count:
         typer.echo(f"explanations: {writers[-1].count} PNGs → {explain}", err=True)
     if part is not None:
         typer.echo(f"part {part} → {out}", err=True)
-    _finish(counts, empty_fails=part is None)
+    detect_app.finish(counts, empty_fails=part is None)
 
 
 @app.command()
@@ -459,88 +460,20 @@ def merge(
     """
     try:
         from detectors import shards
+        from forensics.app import detect as detect_app
 
         head, entries = shards.merge_parts(parts)
         names = [d["name"] for d in head["detectors"]]
         with ExitStack() as stack:
-            writer = _records_writer(stack, out, as_json, as_csv, names)
-            counts = _write_entries(entries, [writer], lambda k=1: None)
+            writer = detect_app.records_writer(stack, out, as_json, as_csv, names)
+            counts = detect_app.write_entries(entries, [writer], lambda k=1: None)
             writer.close()
     except ForensicsError as error:
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    _warn_resized(counts[2], head["detectors"][0]["input_shape"])
-    _finish(counts)
-
-
-def _load_detectors(folders: list[Path], default: Path) -> dict[str, tuple]:
-    """``{name: (detector, folder)}``, named after their folders (``default`` for the shipped one)."""
-    from detectors.base import load_detector
-
-    named: dict[str, tuple] = {}
-    for folder in folders:
-        name = "default" if folder == default else folder.resolve().name  # "." too
-        named[name if name not in named else str(folder)] = (load_detector(folder), folder)
-    return named
-
-
-def _explanations(detectors: dict, folder: Path, out: Path):
-    from detectors.explain import Explanations
-    from detectors.storage import read_header
-
-    recorded = read_header(folder).get("data", {})
-    real = recorded.get("real", {}).get("name", "mnist5k") if isinstance(recorded, dict) else "mnist5k"
-    return Explanations(detectors, out, real=real)
-
-
-def _records_writer(stack: ExitStack, out: Path | None, as_json: bool, as_csv: bool, names: list[str]):
-    """The writer of ``detect`` and ``merge``: JSON Lines, CSV or a table, to stdout or ``out``."""
-    from detectors.output import CsvRows, JsonLines, Table
-
-    stream = sys.stdout if out is None else _open_out(stack, out)
-    if as_json:
-        return JsonLines(stream)
-    if as_csv:
-        return CsvRows(stream, names)
-    return JsonLines(stream) if out is not None else Table(names)
-
-
-def _open_out(stack: ExitStack, out: Path):
-    """``out`` opened for text that replaces it only when the command succeeds."""
-    try:  # newline="": CSV rows end in \r\n, as on stdout
-        return stack.enter_context(atomic.writing(out, "w", encoding="utf-8", newline=""))
-    except OSError as error:
-        raise ForensicsError(f"--out {out}: cannot write there ({error.strerror or error})") from None
-
-
-def _write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, int]:
-    """Hand every entry to the writers, reporting skipped files; (scored, skipped, resized)."""
-    scored = skipped = resized = 0
-    for entry in entries:
-        if entry.record is None:
-            skipped += 1
-            typer.secho(f"skipped: {entry.problem}", err=True, fg="yellow")
-        else:
-            scored += 1
-            resized += entry.resized
-            advance(1)
-        for writer in writers:
-            writer.add(entry)
-    return scored, skipped, resized
-
-
-def _warn_resized(resized: int, shape) -> None:
-    if resized:
-        typer.secho(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
-                    f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
-                    "channels converted) as in training", err=True, fg="yellow")
-
-
-def _finish(counts: tuple[int, int, int], empty_fails: bool = True) -> None:
-    typer.echo(f"{counts[0]} scored, {counts[1]} skipped", err=True)
-    if not counts[0] and empty_fails:
-        raise typer.Exit(1)
+    detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
+    detect_app.finish(counts)
 
 
 @app.command()
@@ -560,7 +493,7 @@ def benchmark(
         from benchmarks.cache import default_root
         from benchmarks.runner import run_benchmark
         from benchmarks.suite import load_suite
-        from forensics.progress import stage_progress
+        from forensics.app.progress import stage_progress
 
         if workers < 0:
             raise ForensicsError("--workers must be 0 or more")
@@ -608,8 +541,8 @@ def audit(
 ) -> None:
     """Judge generated images: quality (FD, KID), diversity, memorisation, modes, codes, spectra."""
     try:
-        from forensics.audit import run_audit
-        from forensics.progress import stage_progress
+        from forensics.app.audit import run_audit
+        from forensics.app.progress import stage_progress
 
         with stage_progress(console()) as progress:
             result = run_audit(folder, real=real, out=out, seed=seed,
@@ -628,7 +561,7 @@ def verify(
 ) -> None:
     """Check a folder against the hashes in its manifest; list missing, extra or altered files."""
     try:
-        from forensics.verify import verify as check
+        from forensics.app.verify import verify as check
 
         kind, problems = check(folder)
     except ForensicsError as error:

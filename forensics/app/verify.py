@@ -10,19 +10,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from forensics.errors import ForensicsError
 from forensics.images import IMAGE_SUFFIXES
+from forensics.manifest import safe_member
 from forensics.provenance import sha256_file
-
-
-def safe_member(folder: Path, name: str) -> Path:
-    """``folder / name`` if ``name`` is a plain relative path inside ``folder``."""
-    pure = PurePosixPath(name)
-    if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name or "\x00" in name:
-        raise ForensicsError(f"{folder}: path {name!r} escapes its folder; refused")
-    return folder / pure
 
 
 def verify(folder: str | Path) -> tuple[str, list[str]]:

@@ -1,0 +1,87 @@
+"""``forensics detect`` and ``forensics merge`` behind the commands: detectors, writers, the entry loop.
+
+The Typer commands in :mod:`forensics.app.cli` parse options and hand off here: loading
+the detectors, choosing the writer (JSON Lines, CSV, table, part file), handing every
+entry of a scan to the writers, the warnings and the exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import typer
+
+from forensics import atomic
+from forensics.errors import ForensicsError
+
+
+def load_detectors(folders: list[Path], default: Path) -> dict[str, tuple]:
+    """``{name: (detector, folder)}``, named after their folders (``default`` for the shipped one)."""
+    from detectors.base import load_detector
+
+    named: dict[str, tuple] = {}
+    for folder in folders:
+        name = "default" if folder == default else folder.resolve().name  # "." too
+        named[name if name not in named else str(folder)] = (load_detector(folder), folder)
+    return named
+
+
+def explanations(detectors: dict, folder: Path, out: Path):
+    from detectors.explain import Explanations
+    from detectors.storage import read_header
+
+    recorded = read_header(folder).get("data", {})
+    real = recorded.get("real", {}).get("name", "mnist5k") if isinstance(recorded, dict) else "mnist5k"
+    return Explanations(detectors, out, real=real)
+
+
+def records_writer(stack: ExitStack, out: Path | None, as_json: bool, as_csv: bool, names: list[str]):
+    """The writer of ``detect`` and ``merge``: JSON Lines, CSV or a table, to stdout or ``out``."""
+    from detectors.output import CsvRows, JsonLines, Table
+
+    stream = sys.stdout if out is None else open_out(stack, out)
+    if as_json:
+        return JsonLines(stream)
+    if as_csv:
+        return CsvRows(stream, names)
+    return JsonLines(stream) if out is not None else Table(names)
+
+
+def open_out(stack: ExitStack, out: Path):
+    """``out`` opened for text that replaces it only when the command succeeds."""
+    try:  # newline="": CSV rows end in \r\n, as on stdout
+        return stack.enter_context(atomic.writing(out, "w", encoding="utf-8", newline=""))
+    except OSError as error:
+        raise ForensicsError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+
+
+def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, int]:
+    """Hand every entry to the writers, reporting skipped files; (scored, skipped, resized)."""
+    scored = skipped = resized = 0
+    for entry in entries:
+        if entry.record is None:
+            skipped += 1
+            typer.secho(f"skipped: {entry.problem}", err=True, fg="yellow")
+        else:
+            scored += 1
+            resized += entry.resized
+            advance(1)
+        for writer in writers:
+            writer.add(entry)
+    return scored, skipped, resized
+
+
+def warn_resized(resized: int, shape) -> None:
+    if resized:
+        typer.secho(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
+                    f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
+                    "channels converted) as in training", err=True, fg="yellow")
+
+
+def finish(counts: tuple[int, int, int], empty_fails: bool = True) -> None:
+    typer.echo(f"{counts[0]} scored, {counts[1]} skipped", err=True)
+    if not counts[0] and empty_fails:
+        raise typer.Exit(1)
