@@ -110,11 +110,12 @@ def _real_splits(bench: Bench, dataset: Dataset) -> None:
 
 # -- stage 1: generators ----------------------------------------------------------------------
 def _train_generators(bench: Bench) -> None:
-    from generators.training import CONFIG, DEFAULT_EPOCHS, METRICS, train
+    from generators.registry import get
+    from generators.training import CONFIG, METRICS, train
 
     items = list(bench.suite.generators.items())
     for i, (name, entry) in enumerate(items):
-        epochs = int(entry.get("epochs") or DEFAULT_EPOCHS.get(entry["kind"], 20))
+        epochs = int(entry.get("epochs") or get(entry["kind"]).default_epochs)
         config = {"kind": entry["kind"], "options": entry.get("options", {}), "epochs": epochs,
                   "dataset": bench.suite.dataset, "data": bench.keys["real"], "seed": bench.seed}
         folder, key = slot(bench.cache, "generators", name, config)

@@ -25,6 +25,8 @@ REAL = "real"
 class AttributionDetector(NetDetector):
     """Multi-class source attribution; ``classes_[0] == "real"``."""
 
+    multiclass = True
+
     def fit(self, real: np.ndarray, fake: np.ndarray) -> AttributionDetector:
         """Binary use: the two classes ``real`` and ``fake``."""
         return self.fit_sources({REAL: real, "fake": fake})

@@ -25,6 +25,19 @@ class Detector:
     """Base class; subclasses implement ``fit``, ``_scores`` and the state hooks."""
 
     name: ClassVar[str]
+    # -- what the family is (scikit-learn's tags): callers read these, never probe with hasattr
+    #: trained on fakes too (False: a real-only detector, ``fit(real, None)``)
+    needs_fakes: ClassVar[bool] = True
+    #: tells the sources apart (``fit_sources``, ``predict_source_proba``, ``confusion_matrix``)
+    multiclass: ClassVar[bool] = False
+    #: built from a trained generator run (option ``run``)
+    needs_run: ClassVar[bool] = False
+    #: a torch network: takes ``device``, ``precision`` and ``compile`` options
+    torch_based: ClassVar[bool] = False
+    #: gives input-gradient saliency maps (``saliency``) for ``detect --explain``
+    has_saliency: ClassVar[bool] = False
+    #: the smallest options for contract tests and tiny suites
+    tiny_options: ClassVar[dict[str, Any]] = {}
 
     def get_params(self) -> dict[str, Any]:
         """The keyword options this detector was built with (enough to rebuild it)."""

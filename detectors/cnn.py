@@ -112,6 +112,10 @@ def net_outputs(net: nn.Module, inputs: np.ndarray, device: torch.device) -> np.
 class NetDetector(Detector):
     """Shared by the CNN and attribution detectors: options, saliency, state."""
 
+    torch_based = True
+    has_saliency = True
+    tiny_options = {"epochs": 1, "device": "cpu"}
+
     def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
                  lr: float = 1e-3, seed: int = 0, augment: bool = True,
                  device: str = "auto", precision: str = "fp32", compile: bool = False) -> None:

@@ -25,14 +25,8 @@ MODES = ("zero-shot", "finetune")
 
 
 def discriminator_parts(model) -> tuple[nn.Module, nn.Linear]:
-    """(body, head) copied from a gan / infogan model; head(body(x)) is D's real-logit."""
-    nets = model.nets
-    if "D" in nets:
-        body, head = nets["D"][0], nets["D"][1]
-    elif "body" in nets and "D_head" in nets:
-        body, head = nets["body"], nets["D_head"]
-    else:
-        raise ForensicsError(f"a {model.name} run has no discriminator; use a gan or infogan run")
+    """(body, head) copied from a model with a discriminator; head(body(x)) is D's real-logit."""
+    body, head = model.discriminator()
     return copy.deepcopy(body).cpu().eval(), copy.deepcopy(head).cpu().eval()
 
 
@@ -49,6 +43,10 @@ class Discriminator(nn.Module):
 @register("discriminator")
 class DiscriminatorDetector(Detector):
     """Detector from a trained ``gan`` or ``infogan`` run folder (option ``run=PATH``)."""
+
+    needs_run = True
+    torch_based = True
+    tiny_options = {"device": "cpu"}
 
     def __init__(self, *, run: str | None = None, mode: str = "zero-shot", freeze: bool = True,
                  epochs: int = 5, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,

@@ -9,9 +9,7 @@ from typing import Any
 from forensics.errors import ForensicsError
 from forensics.registry import Registry, coerce
 
-REGISTRY = Registry("detector", ("detectors.spectral", "detectors.dct", "detectors.cnn",
-                                 "detectors.attribution", "detectors.discriminator",
-                                 "detectors.pixel"))
+REGISTRY = Registry("detector", "detectors")
 register = REGISTRY.register
 get = REGISTRY.get
 list_detectors = REGISTRY.names

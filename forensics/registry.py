@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import importlib
+import importlib.util
+import os
+import pkgutil
 import typing
+from pathlib import Path
 from typing import Any
 
 from forensics.errors import ForensicsError
+
+#: environment variable naming extra packages of models to discover
+PLUGINS = "FORENSICS_PLUGINS"
 
 
 class Registry:
     """Classes recorded under string names by ``@registry.register("name")``.
 
-    ``modules`` are imported on first look-up so every built-in entry is known.
+    The registry finds its entries itself: on first look-up it imports every public
+    module of ``package``, of the plug-in packages named in ``$FORENSICS_PLUGINS``
+    (comma-separated importable packages, e.g. a lab's own models) and of any package
+    added with :meth:`extend`; so a new model is one file with one decorator and no
+    list to edit.
     """
 
-    def __init__(self, kind: str, modules: tuple[str, ...]) -> None:
+    def __init__(self, kind: str, package: str) -> None:
         self.kind = kind
-        self.modules = modules
+        self.packages = [package]
         self.entries: dict[str, type] = {}
+        self._loaded: set[str] = set()
 
     def register(self, name: str):
         def decorator(cls: type) -> type:
@@ -29,9 +42,25 @@ class Registry:
 
         return decorator
 
+    def extend(self, package: str) -> None:
+        """Also discover the modules of ``package`` (a plug-in package of models)."""
+        if package not in self.packages:
+            self.packages.append(package)
+
+    def _packages(self) -> list[str]:
+        return with_plugins(*self.packages)
+
     def _load_all(self) -> None:
-        for module in self.modules:
-            importlib.import_module(module)
+        for package in self._packages():
+            try:
+                root = importlib.import_module(package)
+            except ImportError as error:
+                raise ForensicsError(f"${PLUGINS}: cannot import {package!r} ({error})") from None
+            for info in pkgutil.iter_modules(getattr(root, "__path__", [])):
+                module = f"{package}.{info.name}"
+                if not info.name.startswith("_") and module not in self._loaded:
+                    self._loaded.add(module)
+                    importlib.import_module(module)
 
     def names(self, pattern: str = "*") -> list[str]:
         self._load_all()
@@ -43,6 +72,75 @@ class Registry:
             raise ForensicsError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self.entries))}")
         return self.entries[name]
+
+    def declared(self) -> dict[str, dict[str, Any]]:
+        """See :func:`declared`."""
+        return declared(*self._packages())
+
+    def classes(self) -> dict[str, type]:
+        """``{name: class}`` of every entry, sorted by name."""
+        return {name: self.get(name) for name in self.names()}
+
+
+def with_plugins(*packages: str) -> list[str]:
+    """``packages`` and the plug-in packages named in ``$FORENSICS_PLUGINS``."""
+    plugins = [name.strip() for name in os.environ.get(PLUGINS, "").split(",") if name.strip()]
+    return [*packages, *(name for name in plugins if name not in packages)]
+
+
+def declared(*packages: str) -> dict[str, dict[str, Any]]:
+    """``{name: {attribute: value}}`` of the registered classes as their sources declare them,
+    read without importing anything (``ast``): for help texts, so that ``forensics --help``
+    does not import torch. Attributes are the class-level literals (``default_epochs = 15``),
+    inherited from base classes of the same packages (by class name) when not set."""
+    classes: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    registered: dict[str, str] = {}
+    for package in packages:
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            spec = None
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            for path in sorted(Path(folder).glob("[!_]*.py")):
+                try:
+                    tree = ast.parse(path.read_text("utf-8"))
+                except (OSError, SyntaxError, UnicodeDecodeError):
+                    continue
+                for node in tree.body:
+                    if isinstance(node, ast.ClassDef):
+                        classes[node.name] = _class_literals(node)
+                        registered.update(dict.fromkeys(_registered_names(node), node.name))
+
+    def resolve(name: str, seen: frozenset = frozenset()) -> dict[str, Any]:
+        if name not in classes or name in seen:
+            return {}
+        bases, own = classes[name]
+        values: dict[str, Any] = {}
+        for base in bases:
+            values.update(resolve(base, seen | {name}))
+        return {**values, **own}
+
+    return {name: resolve(cls) for name, cls in sorted(registered.items())}
+
+
+def _class_literals(node: ast.ClassDef) -> tuple[list[str], dict[str, Any]]:
+    """A class's base names and its class-level ``NAME = literal`` assignments."""
+    values: dict[str, Any] = {}
+    for item in node.body:
+        if isinstance(item, ast.Assign) and len(item.targets) == 1 \
+                and isinstance(item.targets[0], ast.Name):
+            try:
+                values[item.targets[0].id] = ast.literal_eval(item.value)
+            except ValueError:
+                pass
+    return [base.id for base in node.bases if isinstance(base, ast.Name)], values
+
+
+def _registered_names(node: ast.ClassDef) -> list[str]:
+    """The names of a class's ``@register("name")`` decorators."""
+    return [str(d.args[0].value) for d in node.decorator_list
+            if isinstance(d, ast.Call) and d.args and isinstance(d.args[0], ast.Constant)
+            and getattr(d.func, "id", getattr(d.func, "attr", None)) == "register"]
 
 
 def coerce(key: str, value: Any, hint: Any) -> Any:

@@ -17,6 +17,7 @@ codes drawn from a Gaussian mixture fitted to the training codes (``sample``).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,6 +87,12 @@ def corrupt(x: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
 class AutoEncoder(Generator):
     Options = AEOptions
     modes = ("sample", "reconstruct")
+    default_epochs = 15
+    tiny_options = {"hidden": 32, "code_dim": 4, "batch_size": 64}
+
+    @classmethod
+    def variant_of(cls, options: dict[str, Any]) -> str:
+        return ("linear-" if options.get("linear") else "") + options.get("variant", "plain")
 
     def __init__(self, options: AEOptions, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options, image_shape)

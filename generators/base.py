@@ -73,6 +73,22 @@ class Generator:
     Options: ClassVar[type[Options]] = Options
     #: ``sample`` modes this generator supports (``reconstruct`` needs an encoder)
     modes: ClassVar[tuple[str, ...]] = ("sample",)
+    #: epochs of a ``forensics train`` run without ``--epochs`` (and of benchmark entries without)
+    default_epochs: ClassVar[int] = 20
+    #: the smallest sensible options: contract tests and tiny suites train with these
+    tiny_options: ClassVar[dict[str, Any]] = {}
+    #: a trained model has a discriminator the ``discriminator`` detector can use
+    has_discriminator: ClassVar[bool] = False
+
+    @classmethod
+    def variant_of(cls, options: dict[str, Any]) -> str:
+        """The variant name a manifest records for a run with these (given) options."""
+        return ""
+
+    def discriminator(self) -> tuple[nn.Module, nn.Module]:
+        """(body, head) of the trained discriminator: head(body(x)) is D's real-logit."""
+        raise ForensicsError(f"a {self.name} run has no discriminator; use a run of a generator "
+                             "that has one (gan, infogan)")
 
     def __init__(self, options: Options, image_shape: tuple[int, int, int]) -> None:
         self.options = options

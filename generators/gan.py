@@ -10,6 +10,7 @@ minibatch each), then one generator step. The discriminator ascends
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +53,16 @@ def adam(params, options: GANOptions, lr: float = 0.0) -> torch.optim.Adam:
 @register("gan")
 class GAN(Generator):
     Options = GANOptions
+    default_epochs = 40
+    tiny_options = {"width": 8, "noise_dim": 8, "batch_size": 64}
+    has_discriminator = True
+
+    @classmethod
+    def variant_of(cls, options: dict[str, Any]) -> str:
+        return options.get("loss", "")
+
+    def discriminator(self) -> tuple[nn.Module, nn.Module]:
+        return self.nets["D"][0], self.nets["D"][1]
 
     def __init__(self, options: GANOptions, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options, image_shape)

@@ -66,6 +66,11 @@ class QHead(nn.Module):
 @register("infogan")
 class InfoGAN(GAN):
     Options = InfoGANOptions
+    default_epochs = 35
+    tiny_options = {"width": 8, "noise_dim": 8, "batch_size": 64}
+
+    def discriminator(self) -> tuple[nn.Module, nn.Module]:
+        return self.nets["body"], self.nets["D_head"]
 
     def __init__(self, options: InfoGANOptions, image_shape: tuple[int, int, int]) -> None:
         super(GAN, self).__init__(options, image_shape)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from forensics.registry import Registry
 
-REGISTRY = Registry("generator", ("generators.autoencoder", "generators.vae", "generators.gan",
-                                  "generators.infogan"))
+REGISTRY = Registry("generator", "generators")
 register = REGISTRY.register
 get = REGISTRY.get
 list_generators = REGISTRY.names

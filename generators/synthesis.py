@@ -28,15 +28,6 @@ MANIFEST = "manifest.json"
 CHUNK = 256
 
 
-def variant_of(run: Run) -> str:
-    options = run.config["options"]
-    if run.config["generator"] == "ae":
-        return ("linear-" if options.get("linear") else "") + options.get("variant", "plain")
-    if run.config["generator"] in ("gan", "infogan"):
-        return options.get("loss", "")
-    return options.get("recon", "")
-
-
 def generate(run: Run, n: int, out: str | Path, *, seed: int = 0, mode: str = "sample",
              source_split: str = "test", force: bool = False,
              callback: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -48,7 +39,8 @@ def generate(run: Run, n: int, out: str | Path, *, seed: int = 0, mode: str = "s
             f"{run.config['generator']} cannot --mode {mode}; it supports {', '.join(run.model.modes)}"
         )
     header = {
-        "generator": run.config["generator"], "variant": variant_of(run), "mode": mode,
+        "generator": run.config["generator"],
+        "variant": type(run.model).variant_of(run.config["options"]), "mode": mode,
         "run": str(run.path), "run_config_hash": provenance.config_hash(run.config),
         "checkpoint_sha256": provenance.sha256_file(run.path / WEIGHTS),
         "dataset": run.config["dataset"], "seed": seed, "n": n,

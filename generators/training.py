@@ -35,7 +35,7 @@ from forensics.checkpoint import load_tree, load_weights, read_json, save_tree, 
 from forensics.errors import ForensicsError
 from forensics.runtime import check_precision, derive_seed
 from generators.base import Generator, seeded
-from generators.registry import create
+from generators.registry import create, get
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -43,8 +43,6 @@ CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
 #: the ``derive_seed`` counter of the initial weights (epochs use ``(seed, epoch)``)
 INIT_STREAM = 10**6 + 1
-#: default epochs per generator: recognisable digits on mnist5k in ≤ 3 min on 2 cores
-DEFAULT_EPOCHS = {"ae": 15, "vae": 50, "gan": 40, "infogan": 35}
 
 
 @dataclass
@@ -123,7 +121,7 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
         if (out / CONFIG).exists():
             raise ForensicsError(f"{out} already holds a run (use --resume, or another --out)")
         config = {"generator": name, "options": options, "dataset": dataset,
-                  "epochs": epochs or DEFAULT_EPOCHS.get(name, 20), "seed": seed,
+                  "epochs": epochs or get(name).default_epochs, "seed": seed,
                   "data_root": data_root, "download": download}
     _check_config(config, out / CONFIG, keys=("generator", "options", "dataset", "seed", "epochs"))
     config["precision"] = check_precision(precision or config.get("precision") or "fp32")

@@ -9,6 +9,7 @@ quadratic loss) and the closed-form KL = −½ Σ_j (1 + log σ_j² − μ_j² �
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,6 +56,12 @@ def reparametrize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class VAE(Generator):
     Options = VAEOptions
     modes = ("sample", "reconstruct")
+    default_epochs = 50
+    tiny_options = {"hidden": 32, "latent_dim": 4, "batch_size": 64}
+
+    @classmethod
+    def variant_of(cls, options: dict[str, Any]) -> str:
+        return options.get("recon", "")
 
     def __init__(self, options: VAEOptions, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options, image_shape)

@@ -13,19 +13,11 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-#: the smallest sensible networks per generator (a generator missing here trains with its
-#: defaults, so a newly registered one is still covered by the contract tests)
-TINY: dict[str, dict[str, object]] = {
-    "ae": {"hidden": 32, "code_dim": 4, "batch_size": 64},
-    "vae": {"hidden": 32, "latent_dim": 4, "batch_size": 64},
-    "gan": {"width": 8, "noise_dim": 8, "batch_size": 64},
-    "infogan": {"width": 8, "noise_dim": 8, "batch_size": 64},
-}
-
-
 def tiny_options(name: str, **overrides: object) -> dict[str, object]:
-    """Small model options for ``name``, with ``overrides`` applied."""
-    return {**TINY.get(name, {}), **overrides}
+    """The generator's own smallest options (its class's ``tiny_options``), ``overrides`` applied."""
+    from generators.registry import get
+
+    return {**get(name).tiny_options, **overrides}
 
 
 @pytest.fixture(scope="module")

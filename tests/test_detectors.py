@@ -14,9 +14,6 @@ from detectors import create, list_detectors, load_detector, save_detector, stor
 from forensics.errors import ForensicsError
 from forensics.measures import radial_spectrum
 
-FAST = {"cnn": {"epochs": 1, "device": "cpu"}, "attribution": {"epochs": 1, "device": "cpu"},
-        "discriminator": {"device": "cpu"}}
-
 
 def smooth_images(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
     """Random smooth grayscale images in [0.1, 0.9], (n, 1, size, size) float32."""
@@ -49,21 +46,26 @@ def gan_run(tmp_path_factory) -> Path:
     return out
 
 
+def tiny(name: str, **extra) -> dict:
+    """The family's own smallest options (its class's ``tiny_options``), ``extra`` applied."""
+    return {**detectors.registry.get(name).tiny_options, **extra}
+
+
 def build(name: str, gan_run: Path | None = None, **extra):
-    options = dict(FAST.get(name, {}), **extra)
-    if name == "discriminator":
+    options = tiny(name, **extra)
+    if detectors.registry.get(name).needs_run:
         options["run"] = str(gan_run)
     return create(name, **options)
 
 
 def tiny_sets(name: str, n: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    size = 8 if name == "discriminator" else 16  # the GAN run is on 8×8 digits
+    size = 8 if detectors.registry.get(name).needs_run else 16  # the GAN run is on 8×8 digits
     return smooth_images(n, size, 1), with_checkerboard(smooth_images(n, size, 2))
 
 
 @pytest.mark.parametrize("name", list_detectors())
 def test_contract(name, tmp_path, request):
-    run = request.getfixturevalue("gan_run") if name == "discriminator" else None
+    run = request.getfixturevalue("gan_run") if detectors.registry.get(name).needs_run else None
     real, fake = tiny_sets(name)
     detector = build(name, run)
     with pytest.raises(ForensicsError, match="not fitted; call fit first"):
@@ -96,11 +98,11 @@ def test_separates_checkerboard_but_not_real_from_real(name):
     real = smooth_images(600, 16, 10)
     fake = with_checkerboard(smooth_images(300, 16, 11))
     _, report = train_detector(name, real[:200], real[200:250], real[250:300],
-                               {"checker": fake}, dict(FAST.get(name, {}), **options), seed=0)
+                               {"checker": fake}, tiny(name, **options), seed=0)
     assert report["auc"] > 0.95, report
     assert report["per_source_auc"]["checker"] == report["auc"]
     _, report = train_detector(name, real[:200], real[200:250], real[250:350],
-                               {"other-real": real[350:]}, dict(FAST.get(name, {}), **options))
+                               {"other-real": real[350:]}, tiny(name, **options))
     assert abs(report["auc"] - 0.5) < 0.15, report
 
 

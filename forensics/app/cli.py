@@ -45,6 +45,18 @@ DownloadOpt = Annotated[bool, typer.Option(
     "--download", help="Allow downloading a torchvision data set (needs internet).")]
 
 
+def _known(package: str) -> dict[str, dict]:
+    """The registered models of ``package`` (and plug-ins) as their sources declare them,
+    for help texts (read without importing torch: ``forensics --help`` stays fast)."""
+    from forensics.registry import declared, with_plugins
+
+    return declared(*with_plugins(package))
+
+
+GENERATORS = _known("generators")
+DETECTORS = _known("detectors")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"forensics {__version__}")
@@ -143,10 +155,10 @@ def datasets() -> None:
 
 @app.command()
 def train(
-    generator: Annotated[str, typer.Argument(help="ae, vae, gan or infogan.")],
+    generator: Annotated[str, typer.Argument(help=f"{', '.join(GENERATORS)}.")],
     dataset: DatasetOpt = "mnist5k",
-    epochs: Annotated[int | None, typer.Option(
-        "--epochs", help="Epochs (default per generator: ae 15, vae 50, gan 40, infogan 35).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default per generator: " + ", ".join(
+        f"{name} {info.get('default_epochs', 20)}" for name, info in GENERATORS.items()) + ").")] = None,
     seed: SeedOpt = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/GENERATOR).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
@@ -264,8 +276,7 @@ def explore(
 
 @app.command("train-detector")
 def train_detector(
-    kind: Annotated[str, typer.Argument(help="spectral-fft, spectral-dct, cnn, discriminator, "
-                                        "attribution or pixel-logreg.")],
+    kind: Annotated[str, typer.Argument(help=f"{', '.join(DETECTORS)}.")],
     fake: Annotated[list[Path], typer.Option(
         "--fake", help="A folder of fakes (a `forensics generate` output, any image folder, or "
         "0_real/ + 1_fake/); repeatable.")],
@@ -304,9 +315,10 @@ def train_detector(
             options.setdefault("seed", str(seed))
         for name, value in (("precision", precision), ("compile", compile or None)):
             if value is not None:
-                if name not in option_names(kind):
-                    raise ForensicsError(f"--{name} is for the torch detectors (cnn, attribution, "
-                                         f"discriminator), not {kind}")
+                if not get(kind).torch_based:
+                    torch_kinds = [k for k, info in DETECTORS.items() if info.get("torch_based")]
+                    raise ForensicsError(f"--{name} is for the torch detectors "
+                                         f"({', '.join(torch_kinds)}), not {kind}")
                 options[name] = str(value)
         main = launch_rank() == 0
         data = gather(real, fake, seed=seed, data_root=data_root)
