@@ -105,7 +105,8 @@ def features(images: np.ndarray) -> np.ndarray:
     brightness = (flat * inked).sum(1) / n_ink / peak
     bright = gray >= 0.5 * peak[:, None, None]
     bright_share = bright.reshape(n, -1).sum(1) / n_ink
-    edges = (bright[:, 1:] != bright[:, :-1]).sum((1, 2)) + (bright[:, :, 1:] != bright[:, :, :-1]).sum((1, 2))
+    edges = (bright[:, 1:] != bright[:, :-1]).sum((1, 2)) \
+        + (bright[:, :, 1:] != bright[:, :, :-1]).sum((1, 2))
     stroke = edges / np.sqrt(np.maximum(bright.reshape(n, -1).sum(1), 1))
     spectrum = radial_spectrum(gray[:, None], eps=1e-4)
     low = spectrum[:, 1 : 1 + _low_bins(height, width)] - spectrum[:, :1]  # relative to DC
@@ -269,8 +270,8 @@ class Domain:
         if self.typical:
             data["typicality"] = {
                 "features": "intensity CDF at " + ", ".join(map(str, LEVELS)) + "; mean; std; border "
-                            "ring mean; mass centroid y, x; mass spread y, x; peak; ink brightness, bright share "
-                            "and stroke ratio relative to the peak; low radial-spectrum bins",
+                            "ring mean; mass centroid y, x; mass spread y, x; peak; ink brightness, "
+                            "bright share and stroke ratio relative to the peak; low radial-spectrum bins",
                 "mean": [float(v) for v in self.mean],
                 "precision": [[float(v) for v in row] for row in self.precision],
                 "limit": float(self.limit), "margin": MARGIN, "limit_quantile": LIMIT_QUANTILE,
