@@ -77,6 +77,7 @@ class Table:
     def close(self) -> None:
         from rich.console import Console
         from rich.table import Table as RichTable
+        from rich.text import Text
 
         names = self.names
         rules = dict.fromkeys(f"{r['threshold']:.4g} ({r['threshold_rule']})" for r in self.rows)
@@ -90,9 +91,6 @@ class Table:
         table.add_column("verdict", no_wrap=True)
         table.add_column("source")
         table.add_column("provenance tag (not trusted)", overflow="fold")
-        reasons = any(r["domain_reason"] for r in self.rows)
-        if reasons:
-            table.add_column("out of domain because", overflow="fold")
         for r in self.rows:
             tag = r["provenance_tag"]
             if isinstance(tag, dict):
@@ -102,5 +100,10 @@ class Table:
             if r["verdict"] != "out-of-domain" and not r["in_domain"]:
                 verdict += " [yellow](forced)[/yellow]"
             table.add_row(r["file"], *cells, _score(r["p_fake"]), verdict, r["source"] or "—",
-                          str(tag) if tag else "—", *([r["domain_reason"] or "—"] if reasons else []))
-        Console().print(table)
+                          str(tag) if tag else "—")
+        console = Console()
+        console.print(table)
+        for r in self.rows:  # below the table, whole: a column would squeeze the file names
+            if r["domain_reason"]:
+                line = Text.assemble(("out of domain ", "yellow"), f"{r['file']}: {r['domain_reason']}")
+                console.print(line, highlight=False, soft_wrap=True)
