@@ -6,6 +6,11 @@ returns ``self``; ``predict_proba(images)`` gives P(fake) per image;
 Learned attributes end in ``_``; ``input_shape_`` is the ``(C, H, W)`` the
 detector was trained on, ``threshold_`` the P(fake) at or above which
 :meth:`predict` says "fake" (0.5 until calibrated by :func:`train_detector`).
+``domain_`` (a :class:`forensics.domain.Domain`, set by :func:`train_detector`) records
+what the real training data looked like, so ``forensics detect`` can abstain on images
+of another domain; ``calibration_`` the thresholds of each rule and the real validation
+scores' quantiles. Both are saved in ``detector.json`` (``"domain"``, ``"thresholds"``,
+``"threshold_rule"``, ``"real_val_scores"``).
 """
 
 from __future__ import annotations
@@ -17,8 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from detectors import storage
+from forensics.domain import Domain
 from forensics.errors import ForensicsError
 from forensics.measures import as_batch
+
+#: The calibration fields of detector.json (see :func:`detectors.training.calibrate`).
+CALIBRATION_KEYS = ("thresholds", "threshold_rule", "real_val_scores")
 
 
 class Detector:
@@ -64,6 +73,11 @@ class Detector:
 
     def _scores(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def domain(self) -> Domain:
+        """The recorded domain, or a shape-only one for a detector that records none."""
+        self._check_fitted()
+        return getattr(self, "domain_", None) or Domain(self.input_shape_)
 
     # -- helpers for subclasses --------------------------------------------
     def _device(self):
@@ -120,6 +134,10 @@ class Detector:
                   "input_shape": list(self.input_shape_), "threshold": float(self.threshold_),
                   "metrics": self.metrics_, "state": state, "versions": versions(),
                   "created": now()}
+        if getattr(self, "domain_", None) is not None:
+            header["domain"] = self.domain_.to_dict()
+        header.update({key: value for key, value in (getattr(self, "calibration_", None) or {}).items()
+                       if key in CALIBRATION_KEYS})
         clash = sorted(set(extra or {}) & (set(header) | {"files"}))
         if clash:
             raise ValueError(f"extra keys clash with detector.json fields: {clash}")
@@ -152,7 +170,49 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
     detector.input_shape_ = tuple(int(v) for v in header["input_shape"])
     detector.threshold_ = float(header.get("threshold", 0.5))
     detector.metrics_ = header.get("metrics") or {}
+    if "domain" in header:
+        try:
+            domain = Domain.from_dict(header["domain"])
+        except ForensicsError as error:
+            raise ForensicsError(f"{folder}: detector.json: {error}") from None
+        if domain.shape != detector.input_shape_:
+            raise ForensicsError(f"{folder}: detector.json: domain shape {list(domain.shape)} is not "
+                                 f"the input shape {list(detector.input_shape_)}")
+        detector.domain_ = domain
+    detector.calibration_ = _calibration(folder, header)
     return detector
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _calibration(folder: str | Path, header: dict[str, Any]) -> dict[str, Any]:
+    """The calibration fields of detector.json, checked (one-line error when malformed)."""
+    found = {key: header[key] for key in CALIBRATION_KEYS if key in header}
+    where = f"{folder}: detector.json"
+    thresholds = found.get("thresholds", {})
+    if not isinstance(thresholds, dict) or not all(
+            isinstance(k, str) and (v is None or _number(v)) for k, v in thresholds.items()):
+        raise ForensicsError(f"{where}: 'thresholds' must map rules to finite numbers")
+    rule = found.get("threshold_rule", "saved")
+    if not isinstance(rule, str) or not rule.isprintable() or len(rule) > 40:
+        raise ForensicsError(f"{where}: 'threshold_rule' must be a short name, not {rule!r:.40}")
+    scores = found.get("real_val_scores")
+    if scores is not None:
+        levels, values, n = (scores.get(k) if isinstance(scores, dict) else None
+                             for k in ("levels", "quantiles", "n"))
+        ok = (isinstance(levels, list) and isinstance(values, list) and 2 <= len(levels) == len(values)
+              <= 10_000 and all(map(_number, levels + values)) and isinstance(n, int)
+              and not isinstance(n, bool) and n > 0)
+        if ok:
+            lv, qv = np.asarray(levels, float), np.asarray(values, float)
+            ok = bool(np.all(np.diff(lv) > 0) and np.all(np.diff(qv) >= 0) and lv[0] >= 0 and lv[-1] <= 1)
+        if not ok:
+            raise ForensicsError(f"{where}: 'real_val_scores' must hold n and increasing levels in "
+                                 "[0, 1] with non-decreasing quantiles")
+    found.setdefault("threshold_rule", rule)
+    return found
 
 
 def load_detector(folder: str | Path) -> Detector:

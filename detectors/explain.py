@@ -52,7 +52,9 @@ class Explanations:
         panels = 3 if salient is not None else 2
         fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.4))
         axes[0].imshow(image[0].transpose(1, 2, 0).squeeze(), cmap="gray", vmin=0, vmax=1)
-        axes[0].set(title=f"P(fake) {record['p_fake']:.3f} → {record['verdict']}")
+        judged = record["p_fake"] is not None  # None: out of the detector's domain
+        axes[0].set(title=f"P(fake) {record['p_fake']:.3f} → {record['verdict']}" if judged
+                    else "out of domain: not judged")
         axes[0].axis("off")
         spectrum = radial_spectrum(image)[0]
         bins = np.arange(len(spectrum))

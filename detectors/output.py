@@ -28,12 +28,13 @@ class JsonLines:
 
 
 class CsvRows:
-    """A header row, then one row per record (a column per detector)."""
+    """A header row, then one row per record (a column per detector; empty where not judged)."""
 
     def __init__(self, stream: TextIO, names: list[str]) -> None:
         self.stream, self.names = stream, names
         self.writer = csv.writer(stream)
         self.writer.writerow(["file", "p_fake", "verdict", "source", *[f"p_fake_{n}" for n in names],
+                              "threshold", "threshold_rule", "in_domain", "domain_reason",
                               "provenance_tag"])
 
     def add(self, entry: Any) -> None:
@@ -41,15 +42,29 @@ class CsvRows:
         if r is None:
             return
         tag = json.dumps(r["provenance_tag"]) if r["provenance_tag"] is not None else ""
-        self.writer.writerow([r["file"], r["p_fake"], r["verdict"], r["source"] or "",
-                              *[r["scores"][n] for n in self.names], tag])
+        self.writer.writerow([r["file"], _blank(r["p_fake"]), r["verdict"], r["source"] or "",
+                              *[_blank(r["scores"][n]) for n in self.names], r["threshold"],
+                              r["threshold_rule"], str(r["in_domain"]).lower(), r["domain_reason"] or "",
+                              tag])
 
     def close(self) -> None:
         self.stream.flush()
 
 
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+VERDICTS = {"fake": "[red]fake[/red]", "real": "[green]real[/green]",
+            "out-of-domain": "[yellow]out-of-domain[/yellow]"}
+
+
 class Table:
-    """A Rich table on stdout, printed when closed."""
+    """A Rich table on stdout, printed when closed; the caption names the threshold and its rule."""
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
@@ -62,23 +77,33 @@ class Table:
     def close(self) -> None:
         from rich.console import Console
         from rich.table import Table as RichTable
+        from rich.text import Text
 
         names = self.names
-        table = RichTable(title="forensics detect")
+        rules = dict.fromkeys(f"{r['threshold']:.4g} ({r['threshold_rule']})" for r in self.rows)
+        table = RichTable(title="forensics detect",
+                          caption=f"threshold {', '.join(rules)}" if rules else None)
         table.add_column("file", overflow="fold")
         if len(names) > 1:
             for name in names:
                 table.add_column(f"P(fake) {name}", justify="right")
         table.add_column("P(fake)" if len(names) == 1 else "combined", justify="right")
-        table.add_column("verdict")
+        table.add_column("verdict", no_wrap=True)
         table.add_column("source")
         table.add_column("provenance tag (not trusted)", overflow="fold")
         for r in self.rows:
             tag = r["provenance_tag"]
             if isinstance(tag, dict):
                 tag = f"{tag.get('generator', '?')} {tag.get('variant', '')}".strip()
-            cells = [f"{r['scores'][n]:.3f}" for n in names] if len(names) > 1 else []
-            verdict = "[red]fake[/red]" if r["verdict"] == "fake" else "[green]real[/green]"
-            table.add_row(r["file"], *cells, f"{r['p_fake']:.3f}", verdict, r["source"] or "—",
+            cells = [_score(r["scores"][n]) for n in names] if len(names) > 1 else []
+            verdict = VERDICTS.get(r["verdict"], r["verdict"])
+            if r["verdict"] != "out-of-domain" and not r["in_domain"]:
+                verdict += " [yellow](forced)[/yellow]"
+            table.add_row(r["file"], *cells, _score(r["p_fake"]), verdict, r["source"] or "—",
                           str(tag) if tag else "—")
-        Console().print(table)
+        console = Console()
+        console.print(table)
+        for r in self.rows:  # below the table, whole: a column would squeeze the file names
+            if r["domain_reason"]:
+                line = Text.assemble(("out of domain ", "yellow"), f"{r['file']}: {r['domain_reason']}")
+                console.print(line, highlight=False, soft_wrap=True)

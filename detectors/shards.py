@@ -29,7 +29,7 @@ from forensics.images import display_name, iter_image_files
 from forensics.shard import Shard
 
 FORMAT = "forensics-detect-part"
-VERSION = 1
+VERSION = 2  # 2: records say in_domain, domain_reason, threshold_rule; the header the options
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,16 @@ def listing(paths: Iterable[str | Path], shard: Shard = Shard()) -> Listing:
 
 
 def header(paths: Iterable[str | Path], detectors: dict[str, Path], shapes: dict[str, Any],
-           shard: Shard, walk: Listing) -> dict[str, Any]:
-    """The first line of a part: what was scanned, with what, and which share of it."""
+           shard: Shard, walk: Listing, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The first line of a part: what was scanned, with what (and which ``options``: --force,
+    the threshold), and which share of it."""
     from forensics.provenance import sha256_file
 
     return {"format": FORMAT, "version": VERSION, "inputs": [os.fsdecode(p) for p in paths],
             "detectors": [{"name": name, "sha256": sha256_file(Path(folder) / "detector.json"),
                            "input_shape": list(shapes[name])} for name, folder in detectors.items()],
-            "shard": str(shard), "entries": walk.entries, "listing_sha256": walk.sha256}
+            "shard": str(shard), "entries": walk.entries, "listing_sha256": walk.sha256,
+            "options": options or {}}
 
 
 class PartWriter:
@@ -96,8 +98,9 @@ def merge_parts(parts: list[Path]) -> tuple[dict[str, Any], Iterator[Entry]]:
     first, count = heads[0], shards[0].count
     for part, head in zip(parts, heads, strict=True):
         for key, what in (("inputs", "other inputs"), ("detectors", "other detectors"),
+                          ("options", "with other options (--force, --threshold)"),
                           ("listing_sha256", "another listing of the files (did they change?)")):
-            if head[key] != first[key]:
+            if head.get(key) != first.get(key):
                 raise ForensicsError(f"{display_name(part)}: scanned {what} than {display_name(parts[0])}")
     seen: dict[int, Path] = {}
     for part, shard in zip(parts, shards, strict=True):

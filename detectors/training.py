@@ -2,8 +2,17 @@
 
 Real images arrive already split (the toolkit's one seeded split of the data
 set); each fake set is shuffled and split 80/10/10 here with a seed. The
-detector is fitted on train, its threshold set on validation (Youden's J:
-the threshold that maximises balanced accuracy), and it is scored on test.
+detector is fitted on train, its threshold set on validation, and it is scored on test.
+
+Two thresholds are computed on validation (:func:`calibrate`): Youden's J (the one
+that maximises balanced accuracy; needs fakes) and the false-positive-rate rule, the
+lowest threshold at which at most ``target_fpr`` (default 1 %) of the real validation
+images *plain and processed* (:func:`forensics.domain.process`: JPEG, blur, resize and
+back, noise) are called fake, as a false accusation costs more than a miss. The FPR
+rule is the default and the only one for real-only detectors (``needs_fakes = False``).
+The real validation scores' quantiles are kept so another rate can be derived later
+(:func:`threshold_at_fpr`, ``detect --threshold fpr:RATE``). A
+:class:`forensics.domain.Domain` is fitted on the real train/val images too.
 """
 
 from __future__ import annotations
@@ -15,11 +24,17 @@ import numpy as np
 
 from detectors.base import Detector, as_batch
 from detectors.registry import create
+from forensics.domain import Domain, process
 from forensics.errors import ForensicsError
 from forensics.metrics import best_threshold_accuracy, youden_threshold
 
 FAKE_FRACTIONS = (0.8, 0.1)
 PARTS = ("train", "val", "test")
+RULES = ("fpr", "youden")
+DEFAULT_TARGET_FPR = 0.01
+#: The levels at which the real validation scores' quantiles are recorded: dense in the upper tail.
+QUANTILE_LEVELS = np.unique(np.r_[np.linspace(0, 0.9, 19), np.linspace(0.9, 0.99, 19),
+                                  np.linspace(0.99, 1.0, 41)].round(6))
 
 
 def split_fakes(fakes: dict[str, np.ndarray], seed: int = 0
@@ -44,41 +59,129 @@ def _labelled(real: np.ndarray, fakes: list[np.ndarray]) -> tuple[np.ndarray, np
     return np.concatenate([real, fake]), np.r_[np.zeros(len(real)), np.ones(len(fake))]
 
 
-def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarray]) -> float:
-    """Set ``detector.threshold_`` to the Youden threshold on validation images; return it."""
-    images, labels = _labelled(real_val, fakes_val)
-    detector.threshold_ = youden_threshold(labels, detector.predict_proba(images))
+def fpr_threshold(real_scores: np.ndarray, target: float) -> float:
+    """The lowest threshold calling at most ``target`` of ``real_scores`` fake (score >= threshold)."""
+    if not 0.0 < target < 1.0:
+        raise ForensicsError(f"the target false-positive rate must lie in (0, 1), not {target}")
+    ordered = np.sort(np.asarray(real_scores, dtype=np.float64))[::-1]
+    allowed = int(np.floor(target * len(ordered) + 1e-9))  # real images that may score at or above it
+    if allowed >= len(ordered):
+        return float(ordered[-1])
+    # just above the (allowed+1)-th highest score; ties above it stay below the threshold too
+    return float(np.nextafter(ordered[allowed], np.inf))
+
+
+def score_quantiles(real_scores: np.ndarray) -> dict[str, Any]:
+    """The record of the real validation scores that :func:`threshold_at_fpr` reads."""
+    values = np.quantile(np.asarray(real_scores, dtype=np.float64), QUANTILE_LEVELS, method="higher")
+    return {"n": len(real_scores), "levels": [float(v) for v in QUANTILE_LEVELS],
+            "quantiles": [float(v) for v in np.maximum.accumulate(values)],
+            "what": "real validation images, plain and processed"}
+
+
+def threshold_at_fpr(record: dict[str, Any] | None, rate: float) -> float:
+    """A threshold for false-positive rate ``rate`` from recorded quantiles (:func:`score_quantiles`)."""
+    if not record:
+        raise ForensicsError("the detector records no real validation scores; retrain it "
+                             "(train-detector) to use --threshold fpr:RATE")
+    if not 0.0 < rate < 1.0:
+        raise ForensicsError(f"fpr:RATE needs 0 < RATE < 1, not {rate}")
+    if rate < 1.0 / record["n"] or rate < 1.0 - record["levels"][-2]:
+        raise ForensicsError(f"fpr:{rate} is below what the detector's {record['n']} real validation "
+                             "scores can resolve")
+    return float(np.nextafter(np.interp(1.0 - rate, record["levels"], record["quantiles"]), np.inf))
+
+
+def processed_reals(real: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``real`` and one ordinarily processed copy of it (:func:`forensics.domain.process`)."""
+    return np.concatenate([real, process(real, np.random.default_rng([seed, 15485863]))])
+
+
+def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarray],
+              rule: str = "fpr", target_fpr: float = DEFAULT_TARGET_FPR, seed: int = 0) -> float:
+    """Set both thresholds on validation, keep ``rule``'s as ``threshold_``; return it.
+
+    Youden's J on plain real vs fake validation images (only with fakes); the FPR rule on
+    the real validation images plain and processed (:func:`fpr_threshold`). Recorded in
+    ``detector.calibration_`` with the real validation scores' quantiles.
+    """
+    if rule not in RULES:
+        raise ForensicsError(f"unknown threshold rule {rule!r}; choose {' or '.join(RULES)}")
+    if rule == "youden" and not fakes_val:
+        raise ForensicsError("the youden rule needs fake images; a real-only detector uses fpr")
+    reals = processed_reals(real_val, seed)
+    real_scores = detector.predict_proba(reals)
+    thresholds: dict[str, float | None] = {"fpr": fpr_threshold(real_scores, target_fpr),
+                                           "target_fpr": float(target_fpr), "youden": None}
+    if fakes_val:
+        images, labels = _labelled(real_val, fakes_val)
+        thresholds["youden"] = youden_threshold(labels, detector.predict_proba(images))
+    detector.threshold_ = float(thresholds[rule])
+    detector.calibration_ = {"thresholds": thresholds, "threshold_rule": rule,
+                             "real_val_scores": score_quantiles(real_scores)}
     return detector.threshold_
+
+
+def real_fpr(detector: Detector, real: np.ndarray, threshold: float, seed: int = 1) -> dict[str, float]:
+    """Share of real images called fake, plain and after ordinary processing."""
+    processed = process(real, np.random.default_rng([seed, 104723]))
+    return {"plain": float(np.mean(detector.predict_proba(real) >= threshold)),
+            "processed": float(np.mean(detector.predict_proba(processed) >= threshold))}
 
 
 def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
                    real_test: np.ndarray, fakes: dict[str, np.ndarray],
-                   options: dict[str, Any] | None = None, seed: int = 0
+                   options: dict[str, Any] | None = None, seed: int = 0, *,
+                   rule: str = "fpr", target_fpr: float = DEFAULT_TARGET_FPR
                    ) -> tuple[Detector, dict[str, Any]]:
-    """Fit ``kind`` on train, set ``threshold_`` on val, and report test metrics.
+    """Fit ``kind`` on train, set ``threshold_`` on val by ``rule``, and report test metrics.
 
     Report keys: ``auc``, ``accuracy`` (at the calibrated threshold),
-    ``balanced_accuracy``, ``best_accuracy``, ``threshold``, ``per_source_auc``
-    and the image counts ``n``. The detector's ``metrics_`` is set to it.
+    ``balanced_accuracy``, ``best_accuracy``, ``threshold``, ``threshold_rule``,
+    ``thresholds``, ``real_fpr`` (test reals called fake, plain and processed),
+    ``per_source_auc`` and the image counts ``n``; a real-only detector trained without
+    fakes reports only what needs no fakes. The detector's ``metrics_`` is set to it and
+    its ``domain_`` fitted on the real train/val images.
     """
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-    if not fakes:
-        raise ForensicsError("no fake images to train on")
+    from detectors.registry import get
+
+    needs_fakes = getattr(get(kind), "needs_fakes", True)
+    if not fakes and needs_fakes:
+        raise ForensicsError(f"no fake images to train on: {kind} needs --fake")
     if "real" in fakes:
         raise ForensicsError('"real" cannot name a fake source')
+    if rule not in RULES:
+        raise ForensicsError(f"unknown threshold rule {rule!r}; choose {' or '.join(RULES)}")
+    if not fakes and rule != "fpr":
+        raise ForensicsError("without fakes the only threshold rule is fpr")
+    if not 0.0 < target_fpr < 1.0:
+        raise ForensicsError(f"--target-fpr must lie in (0, 1), not {target_fpr}")
     real = {"train": as_batch(real_train, "real train images"),
             "val": as_batch(real_val, "real validation images"),
             "test": as_batch(real_test, "real test images")}
-    split = split_fakes(fakes, seed)
+    split = split_fakes(fakes, seed) if fakes else {}
     detector = create(kind, **(options or {}))
     train_fakes = {source: parts["train"] for source, parts in split.items()}
     if hasattr(detector, "fit_sources"):
         detector.fit_sources({"real": real["train"], **train_fakes})
+    elif not train_fakes:
+        detector.fit(real["train"], None)
     else:
         detector.fit(real["train"], np.concatenate(list(train_fakes.values())))
+    detector.domain_ = Domain.fit(real["train"], real["val"], seed=seed)
 
-    threshold = calibrate(detector, real["val"], [parts["val"] for parts in split.values()])
+    threshold = calibrate(detector, real["val"], [parts["val"] for parts in split.values()],
+                          rule=rule, target_fpr=target_fpr, seed=seed)
+    calibration = detector.calibration_
+    common = {"threshold": threshold, "threshold_rule": rule, "thresholds": calibration["thresholds"],
+              "real_fpr": real_fpr(detector, real["test"], threshold, seed), "seed": seed}
+    if not split:
+        report = {**common, "n": {part: {"real": len(real[part])} for part in PARTS}}
+        detector.threshold_ = threshold
+        detector.metrics_ = report
+        return detector, report
     images, labels = _labelled(real["test"], [parts["test"] for parts in split.values()])
     scores = detector.predict_proba(images)
     real_scores, fake_scores = scores[: len(real["test"])], scores[len(real["test"]):]
@@ -94,12 +197,11 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
         "accuracy": float(np.mean(predicted == labels)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
         "best_accuracy": best_threshold_accuracy(labels, scores)[0],
-        "threshold": threshold,
+        **common,
         "per_source_auc": per_source,
         "n": {part: {"real": len(real[part]),
                      **{source: len(parts[part]) for source, parts in split.items()}}
               for part in PARTS},
-        "seed": seed,
     }
     if hasattr(detector, "confusion_matrix"):  # attribution: which source made each test image
         matrix, names = detector.confusion_matrix(
@@ -119,3 +221,35 @@ def save_detector(detector: Detector, folder: str | Path, extra: dict[str, Any] 
     with staging_dir(folder, force=force) as tmp:
         detector.save(tmp, extra=extra)
     return Path(folder)
+
+
+def attach_domain(folder: str | Path, *, data_root: str | None = None) -> Domain:
+    """Fit and write the domain record of an existing detector folder (``detector.json`` only).
+
+    Computed exactly as :func:`train_detector` does: on the train/val images of the real
+    data set the folder records (its seeded split), with the recorded seed. The model
+    files and their hashes are untouched.
+    """
+    from detectors.storage import HEADER, read_header
+    from forensics import atomic
+    from forensics.checkpoint import read_json
+    from forensics.data import load, split_indices
+
+    header = read_header(folder)
+    recorded = header.get("data", {}).get("real", {}) if isinstance(header.get("data"), dict) else {}
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    if not isinstance(name, str):
+        raise ForensicsError(f"{folder}: detector.json records no real data set")
+    dataset = load(name, root=data_root)
+    if recorded.get("sha256") and dataset.fingerprint() != recorded["sha256"]:
+        raise ForensicsError(f"{folder}: the real data set {name!r} is not the one it was trained on")
+    parts = split_indices(dataset.labels)
+    seed = header.get("seed", 0)
+    domain = Domain.fit(dataset.images[parts["train"]], dataset.images[parts["val"]],
+                        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 0)
+    if list(domain.shape) != header["input_shape"]:
+        raise ForensicsError(f"{folder}: {name} is {list(domain.shape)}, the detector "
+                             f"{header['input_shape']}")
+    path = Path(folder) / HEADER
+    atomic.write_json(path, {**read_json(path), "domain": domain.to_dict()})
+    return domain

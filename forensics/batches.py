@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import IterableDataset
 
+from forensics.domain import original_shape
 from forensics.images import (
     ImageReadError,
     conform,
@@ -48,6 +49,9 @@ class Batch:
     indices: list[int] = field(default_factory=list)
     tags: list[str | None] = field(default_factory=list)
     conformed: list[bool] = field(default_factory=list)
+    #: each file's own ``(C, H, W)`` before conforming, C = 1 for a gray-looking RGB file
+    #: (:func:`forensics.domain.original_shape`): what a detector's domain is judged on
+    shapes: list[tuple[int, int, int]] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -123,10 +127,12 @@ class ImageFiles(IterableDataset):
             images.append(conform(image, size, channels))
             for s, conformed in others.items():
                 conformed.append(conform(image, s[1], s[0]))
-            kept.append((index, path, text.get(PROVENANCE_KEY), image.shape != (size, size, channels)))
+            kept.append((index, path, text.get(PROVENANCE_KEY), image.shape != (size, size, channels),
+                         original_shape(image)))
         return Batch(_stack(images, self.shape), [k[1] for k in kept],
                      {s: _stack(v, s) for s, v in others.items()}, indices=[k[0] for k in kept],
-                     tags=[k[2] for k in kept], conformed=[k[3] for k in kept], problems=problems)
+                     tags=[k[2] for k in kept], conformed=[k[3] for k in kept],
+                     shapes=[k[4] for k in kept], problems=problems)
 
 
 def _stack(images: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:

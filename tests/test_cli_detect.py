@@ -140,10 +140,12 @@ def test_train_detector_ignores_non_manifest_pngs_of_a_generate_folder(world, tm
 
 def test_detect_single_png_json(world):
     det = world["detectors"]["spectral-fft"]
-    result = invoke("detect", fake_png(world), "--detector", det, "--json")
+    # a 1-epoch GAN's fakes are often atypical of digits (out of domain): --force scores them
+    result = invoke("detect", fake_png(world), "--detector", det, "--json", "--force")
     assert result.exit_code == 0, result.output
     [record] = records(result)
     assert record["file"].endswith("img_000000.png")
+    assert record["threshold_rule"] == "fpr" and isinstance(record["in_domain"], bool)
     assert 0.0 <= record["p_fake"] <= 1.0
     assert record["verdict"] in ("real", "fake")
     threshold = json.loads((det / "detector.json").read_text())["threshold"]
@@ -162,6 +164,7 @@ def test_detect_single_png_table(world):
     assert result.exit_code == 0, result.output
     assert "img_000003.png" in result.stdout
     assert "gan" in result.stdout  # the provenance tag column
+    assert "(fpr)" in result.stdout  # the caption names the threshold's rule
 
 
 def test_detect_score_matches_the_library(world):
@@ -170,7 +173,7 @@ def test_detect_score_matches_the_library(world):
     from forensics.images import to_float
 
     det = world["detectors"]["pixel-logreg"]
-    result = invoke("detect", fake_png(world, 7), "--detector", det, "--json")
+    result = invoke("detect", fake_png(world, 7), "--detector", det, "--json", "--force")
     [record] = records(result)
     expected = load_detector(det).predict_proba(to_float(read_image(fake_png(world, 7))[None]))[0]
     assert record["p_fake"] == pytest.approx(expected, abs=1e-6)
@@ -182,7 +185,7 @@ def test_detect_folder_recursive_json(world, tmp_path):
     (tree / "b" / "c").mkdir(parents=True)
     for i in range(3):
         shutil.copy(fake_png(world, i), tree / "b" / "c" / f"deep{i}.png")
-    result = invoke("detect", tree, "--detector", world["detectors"]["spectral-fft"], "--json")
+    result = invoke("detect", tree, "--detector", world["detectors"]["spectral-fft"], "--json", "--force")
     assert result.exit_code == 0, result.output
     rows = records(result)
     assert len(rows) == N_FAKES + 3
@@ -202,11 +205,17 @@ def test_detect_folder_csv(world):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == N_FAKES
-    assert list(rows[0]) == ["file", "p_fake", "verdict", "source", "p_fake_spectral-fft",
-                             "provenance_tag"]
+    assert list(rows[0]) == ["file", "p_fake", "verdict", "source", "p_fake_spectral-fft", "threshold",
+                             "threshold_rule", "in_domain", "domain_reason", "provenance_tag"]
     for row in rows:
-        assert 0.0 <= float(row["p_fake"]) <= 1.0
-        assert row["verdict"] in ("real", "fake")
+        assert row["in_domain"] in ("true", "false")
+        if row["in_domain"] == "true":
+            assert 0.0 <= float(row["p_fake"]) <= 1.0 and row["domain_reason"] == ""
+            assert row["verdict"] in ("real", "fake")
+        else:  # not judged: no score, the reason instead
+            assert row["p_fake"] == "" and row["verdict"] == "out-of-domain"
+            assert "atypical" in row["domain_reason"]
+        assert row["threshold_rule"] == "fpr" and 0.0 <= float(row["threshold"]) <= 1.0
         assert json.loads(row["provenance_tag"])["generator"] == "gan"
 
 
@@ -225,6 +234,7 @@ def test_detect_real_images_mostly_real(world, tmp_path):
     rows = records(result)
     assert len(rows) == len(real)
     assert all(row["provenance_tag"] is None for row in rows)
+    assert np.mean([row["in_domain"] for row in rows]) >= 0.99  # real digits are judged
     assert np.mean([row["verdict"] == "real" for row in rows]) > 0.5
 
 
@@ -274,14 +284,21 @@ def test_detect_folder_of_only_bad_files(world, tmp_path):
 
 
 def test_detect_conforms_other_sizes(world, tmp_path):
-    """A 28×28 RGB image is conformed to the detector's 8×8 gray, with a warning."""
+    """A 28×28 RGB image is out of an 8×8 gray detector's domain; --force conforms it, with a warning."""
     rgb = np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8)
     path = tmp_path / "big_rgb.png"
     path.write_bytes(png_bytes(rgb))
+    plain = invoke("detect", path, "--detector", world["detectors"]["spectral-fft"], "--json")
+    assert plain.exit_code == 0, plain.output  # out of domain is not an error
+    [row] = records(plain)
+    assert row["verdict"] == "out-of-domain" and row["p_fake"] is None and row["in_domain"] is False
+    assert row["domain_reason"] == "3-channel colour image; this detector judges 1-channel 8×8"
+    assert "warning:" not in plain.stderr and "note: 1 image(s) outside" in plain.stderr
     result = invoke("detect", path, fake_png(world), "--detector",
-                    world["detectors"]["spectral-fft"], "--json")
+                    world["detectors"]["spectral-fft"], "--json", "--force")
     assert result.exit_code == 0, result.output
     rows = records(result)
+    assert rows[0]["in_domain"] is False and rows[0]["verdict"] in ("real", "fake")
     assert len(rows) == 2 and all(0.0 <= row["p_fake"] <= 1.0 for row in rows)
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1
@@ -291,7 +308,7 @@ def test_detect_conforms_other_sizes(world, tmp_path):
 def test_detect_two_detectors_combined(world):
     dets = world["detectors"]
     result = invoke("detect", world["fakes"], "--detector", dets["spectral-fft"], "--detector",
-                    dets["pixel-logreg"], "--json")
+                    dets["pixel-logreg"], "--json", "--force")
     assert result.exit_code == 0, result.output
     rows = records(result)
     assert len(rows) == N_FAKES
@@ -390,6 +407,7 @@ def test_detect_with_default_detector(tmp_path):
     result = invoke("detect", path, "--json")
     assert result.exit_code == 0, result.output
     [record] = records(result)
+    assert record["in_domain"] is True and record["domain_reason"] is None
     assert 0.0 <= record["p_fake"] <= 1.0
     assert record["verdict"] in ("real", "fake")
     assert isinstance(record["source"], str) and record["source"]
@@ -415,7 +433,7 @@ def test_detect_detectors_of_different_shapes(world, tmp_path):
 
     def scores(*detectors: Path) -> list[dict]:
         args = [a for d in detectors for a in ("--detector", d)]
-        result = invoke("detect", *files, *args, "--json")
+        result = invoke("detect", *files, *args, "--json", "--force")  # each file fits one detector
         assert result.exit_code == 0, result.output
         return [row["scores"] for row in records(result)]
 

@@ -36,7 +36,9 @@ def invoke(*args: object):
 
 
 def skipped(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith(("skipped:", "warning:"))]
+    """The lines about files: skipped ones, conformed ones (warning), out-of-domain ones (note)."""
+    return [line for line in result.stderr.splitlines()
+            if line.startswith(("skipped:", "warning:", "note:"))]
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,8 @@ def test_merged_shards_equal_one_run(folder, detector, tmp_path, count, workers,
     assert merged.exit_code == 0, merged.output
     assert merged.stdout_bytes == whole.stdout_bytes
     assert skipped(merged) == skipped(whole)
-    assert len(skipped(whole)) == 3  # two bad files and the warning about the RGB image
+    assert len(skipped(whole)) == 3  # two bad files and the note that the RGB image is out of domain
+    assert "note: 1 image(s) outside the detector's domain" in whole.stderr
     assert merged.stderr.splitlines()[-1] == whole.stderr.splitlines()[-1] == "29 scored, 2 skipped"
 
 
@@ -242,7 +245,7 @@ def test_torchrun_detect_prints_what_one_process_does(folder, detector, tmp_path
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout == whole.stdout_bytes
     stderr = done.stderr.decode().splitlines()
-    assert [line for line in stderr if line.startswith(("skipped:", "warning:"))] == skipped(whole)
+    assert [line for line in stderr if line.startswith(("skipped:", "warning:", "note:"))] == skipped(whole)
     assert stderr.count("29 scored, 2 skipped") == 1  # rank 0 only
 
 

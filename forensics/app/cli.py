@@ -277,10 +277,10 @@ def explore(
 @app.command("train-detector")
 def train_detector(
     kind: Annotated[str, typer.Argument(help=f"{', '.join(DETECTORS)}.")],
+    out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
     fake: Annotated[list[Path], typer.Option(
         "--fake", help="A folder of fakes (a `forensics generate` output, any image folder, or "
-        "0_real/ + 1_fake/); repeatable.")],
-    out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
+        "0_real/ + 1_fake/); repeatable. Not needed by real-only detectors.")] = None,
     real: Annotated[str, typer.Option("--real", help="Real data set (its seeded split).")] = "mnist5k",
     seed: SeedOpt = 0,
     run: Annotated[Path | None, typer.Option(
@@ -291,21 +291,39 @@ def train_detector(
     data_root: DataRootOpt = None,
     precision: PrecisionOpt = None,
     compile: CompileOpt = False,
+    threshold_rule: Annotated[str, typer.Option(
+        "--threshold-rule", help="fpr (default): the lowest threshold calling at most --target-fpr of "
+        "the real validation images (plain and processed) fake; youden: max TPR − FPR (needs fakes). "
+        "Both are saved.")] = "fpr",
+    target_fpr: Annotated[float, typer.Option(
+        "--target-fpr", help="The false-positive rate of the fpr rule (default 0.01).")] = 0.01,
 ) -> None:
     """Train a real-vs-fake detector; calibrate its threshold on validation; report on test.
 
-    The torch detectors (cnn, attribution, discriminator) also train under
-    `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves and reports).
+    The detector also records its domain (the real data's shape and typicality), so
+    `forensics detect` abstains on images of another domain. Real-only detectors train
+    with --real alone. The torch detectors (cnn, attribution, discriminator) also train
+    under `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves and reports).
     """
     if sets is None:
         sets = []
+    if fake is None:
+        fake = []
     try:
         from detectors.inputs import gather
         from detectors.registry import get, option_names
         from detectors.training import save_detector
         from detectors.training import train_detector as fit
 
-        get(kind)
+        family = get(kind)
+        if not fake and getattr(family, "needs_fakes", True):
+            raise ForensicsError(f"{kind} learns from fakes: give --fake FOLDER (repeatable)")
+        if threshold_rule not in ("fpr", "youden"):
+            raise ForensicsError(f"--threshold-rule must be fpr or youden, not {threshold_rule!r}")
+        if threshold_rule == "youden" and not fake:
+            raise ForensicsError("--threshold-rule youden needs --fake; without fakes the rule is fpr")
+        if not 0.0 < target_fpr < 1.0:
+            raise ForensicsError(f"--target-fpr must lie strictly between 0 and 1, not {target_fpr}")
         if out.exists() and not force:
             raise ForensicsError(f"{out} already exists (use --force to overwrite)")
         options = parse_sets(sets or [])
@@ -325,18 +343,25 @@ def train_detector(
         for line in data.problems.lines if main else ():
             typer.echo(f"skipped: {line}", err=True)
         with _session(options.get("device", "auto")), \
-                console().status(f"training {kind} on {', '.join(data.fakes)}") if main else nullcontext():
+                console().status(f"training {kind} on {', '.join(data.fakes) or 'real images only'}") \
+                if main else nullcontext():
             detector, report = fit(kind, data.real["train"], data.real["val"], data.real["test"],
-                                   data.fakes, options, seed=seed)
+                                   data.fakes, options, seed=seed, rule=threshold_rule,
+                                   target_fpr=target_fpr)
         if not main:
             return
         save_detector(detector, out, extra={"data": data.provenance, "seed": seed,
                                             "command": ["forensics", *sys.argv[1:]]}, force=force)
     except ForensicsError as error:
         fail_error(error)
-    per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
-    typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
-               f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
+    fpr = report["real_fpr"]
+    typer.echo(f"threshold {report['threshold']:.4f} ({report['threshold_rule']} rule; target FPR "
+               f"{report['thresholds']['target_fpr']:g}); test reals called fake: {fpr['plain']:.3f} plain, "
+               f"{fpr['processed']:.3f} processed")
+    if "auc" in report:
+        per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
+        typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
+                   f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
     if "confusion_matrix" in report:
         _print_confusion(report["confusion_matrix"])
     typer.echo(f"saved → {out}")
@@ -381,18 +406,28 @@ def detect(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
         "instead of stdout.")] = None,
+    threshold: Annotated[str | None, typer.Option(
+        "--threshold", help="Override the saved threshold: a P(fake) VALUE in [0, 1], or fpr:RATE "
+        "(derived from the detector's recorded real validation scores).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Score images outside the detectors' domain too (the record still says "
+        "in_domain: false).")] = False,
 ) -> None:
     """Score images: P(fake), verdict at the calibrated threshold, attributed source, provenance tag.
 
-    Exit status: 0 when every readable image was scored (unreadable files are reported
-    and skipped), 1 when no image could be read, 2 for usage errors. Under torchrun,
-    each process scans its share and the first prints the merged output.
+    An image unlike the detector's real training data (another size or channel count, or
+    atypical content: a photograph for a digit detector) is not judged: its verdict is
+    out-of-domain, with the reason, and no score (--force scores it anyway). Exit status:
+    0 when every readable image was scored or found out of domain (out-of-domain images
+    are not errors; unreadable files are reported and skipped), 1 when no image could be
+    read, 2 for usage errors. Under torchrun, each process scans its share and the first
+    prints the merged output.
     """
     if detector is None:
         detector = []
     try:
         from detectors import shards
-        from detectors.scan import DEFAULT_DETECTOR, scan
+        from detectors.scan import DEFAULT_DETECTOR, resolve_threshold, scan
         from forensics import distributed
         from forensics.app import detect as detect_app
         from forensics.app.progress import count_progress
@@ -418,9 +453,10 @@ def detect(
                 stack.enter_context(distributed.session("cpu"))
             named = distributed.checked(lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR))
             loaded = {name: d for name, (d, _) in named.items()}
+            rule = resolve_threshold(loaded, threshold)
             mine = Shard(distributed.rank(), distributed.size()) if distributed.launched() else part
             batches = scan(paths, loaded, workers=workers, shard=mine or Shard(),
-                           batch_size=batch_size)
+                           batch_size=batch_size, force=force, threshold=rule)
             if distributed.size() > 1:
                 entries = shards.gathered(batches)  # every rank takes part; rank 0 gets them all
                 if not distributed.is_main():
@@ -432,7 +468,8 @@ def detect(
             walk = shards.listing(paths, part or Shard())
             if part is not None:
                 head = shards.header(paths, {n: f for n, (_, f) in named.items()},
-                                     {n: d.input_shape_ for n, d in loaded.items()}, part, walk)
+                                     {n: d.input_shape_ for n, d in loaded.items()}, part, walk,
+                                     options={"force": force, "threshold": list(rule)})
                 writer = shards.PartWriter(detect_app.open_out(stack, out), head)
             else:
                 writer = detect_app.records_writer(stack, out, as_json, as_csv, list(loaded))
@@ -448,6 +485,7 @@ def detect(
     except KeyboardInterrupt:
         fail("interrupted", 130)
     detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
+    detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
         typer.echo(f"explanations: {writers[-1].count} PNGs → {explain}", err=True)
     if part is not None:
@@ -485,6 +523,7 @@ def merge(
     except KeyboardInterrupt:
         fail("interrupted", 130)
     detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
+    detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
 
 

@@ -58,9 +58,12 @@ def open_out(stack: ExitStack, out: Path):
         raise ForensicsError(f"--out {out}: cannot write there ({error.strerror or error})") from None
 
 
-def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, int]:
-    """Hand every entry to the writers, reporting skipped files; (scored, skipped, resized)."""
-    scored = skipped = resized = 0
+def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, int, int]:
+    """Hand every entry to the writers, reporting skipped files; (scored, skipped, resized, out of domain).
+
+    "scored" counts every record, out-of-domain ones included (they were read and assessed).
+    """
+    scored = skipped = resized = outside = 0
     for entry in entries:
         if entry.record is None:
             skipped += 1
@@ -68,10 +71,11 @@ def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, 
         else:
             scored += 1
             resized += entry.resized
+            outside += entry.record.get("in_domain") is False
             advance(1)
         for writer in writers:
             writer.add(entry)
-    return scored, skipped, resized
+    return scored, skipped, resized, outside
 
 
 def warn_resized(resized: int, shape) -> None:
@@ -81,7 +85,16 @@ def warn_resized(resized: int, shape) -> None:
                     "channels converted) as in training", err=True, fg="yellow")
 
 
-def finish(counts: tuple[int, int, int], empty_fails: bool = True) -> None:
+def note_out_of_domain(counts: tuple[int, ...], forced: bool = False) -> None:
+    """A line on stderr when images fell outside the detectors' domain (not an error)."""
+    if len(counts) > 3 and counts[3]:
+        what = ("scored anyway (--force)" if forced
+                else "not judged (verdict out-of-domain; --force scores them)")
+        typer.secho(f"note: {counts[3]} image(s) outside the detector's domain: {what}", err=True,
+                    fg="yellow")
+
+
+def finish(counts: tuple[int, ...], empty_fails: bool = True) -> None:
     typer.echo(f"{counts[0]} scored, {counts[1]} skipped", err=True)
     if not counts[0] and empty_fails:
         raise typer.Exit(1)
