@@ -99,7 +99,7 @@ def test_help_train_generate_and_detectors_pick_them_up(plugin, tmp_path):
     cli(plugin, "train-detector", "discriminator", "--real", "digits", "--run", tmp_path / "run",
         "--fake", tmp_path / "fakes", "--out", tmp_path / "disc", "--set", "device=cpu")
     scored = cli(plugin, "detect", tmp_path / "fakes" / "img_000000.png", "--detector",
-                 tmp_path / "det", "--json")
+                 tmp_path / "det", "--json", "--force")
     assert json.loads(scored.stdout.splitlines()[0])["scores"]
 
 
