@@ -77,7 +77,7 @@ class Detector:
     def domain(self) -> Domain:
         """The recorded domain, or a shape-only one for a detector that records none."""
         self._check_fitted()
-        return getattr(self, "domain_", None) or Domain(self.input_shape_)
+        return self.domain_ or Domain(self.input_shape_)
 
     # -- helpers for subclasses --------------------------------------------
     def _device(self):
@@ -114,6 +114,9 @@ class Detector:
         self.input_shape_ = tuple(int(v) for v in images.shape[1:])
         self.threshold_ = 0.5
         self.metrics_: dict[str, Any] = {}
+        #: the real data's domain (set by train_detector) and the calibration fields of detector.json
+        self.domain_: Domain | None = None
+        self.calibration_: dict[str, Any] = {}
 
     # -- state hooks ----------------------------------------------------------
     def _state(self) -> tuple[dict | None, Any | None, dict[str, Any]]:
@@ -134,10 +137,9 @@ class Detector:
                   "input_shape": list(self.input_shape_), "threshold": float(self.threshold_),
                   "metrics": self.metrics_, "state": state, "versions": versions(),
                   "created": now()}
-        if getattr(self, "domain_", None) is not None:
+        if self.domain_ is not None:
             header["domain"] = self.domain_.to_dict()
-        header.update({key: value for key, value in (getattr(self, "calibration_", None) or {}).items()
-                       if key in CALIBRATION_KEYS})
+        header.update({key: value for key, value in self.calibration_.items() if key in CALIBRATION_KEYS})
         clash = sorted(set(extra or {}) & (set(header) | {"files"}))
         if clash:
             raise ValueError(f"extra keys clash with detector.json fields: {clash}")
@@ -170,6 +172,7 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
     detector.input_shape_ = tuple(int(v) for v in header["input_shape"])
     detector.threshold_ = float(header.get("threshold", 0.5))
     detector.metrics_ = header.get("metrics") or {}
+    detector.domain_ = None
     if "domain" in header:
         try:
             domain = Domain.from_dict(header["domain"])

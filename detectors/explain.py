@@ -32,7 +32,7 @@ class Explanations:
         matplotlib.use("Agg")
         self.detectors, self.out = detectors, out
         self.mean, self.std, self.real_name = _real_reference(real)
-        self.salient = next((d for d in detectors.values() if hasattr(d, "saliency")), None)
+        self.salient = next((d for d in detectors.values() if d.has_saliency), None)
         self.count = 0
         out.mkdir(parents=True, exist_ok=True)
 

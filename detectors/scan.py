@@ -86,7 +86,7 @@ def resolve_threshold(detectors: dict[str, Any], spec: str | None = None) -> tup
 
     values = list(detectors.values())
     if spec is None:
-        rules = dict.fromkeys(getattr(d, "calibration_", {}).get("threshold_rule", "saved") for d in values)
+        rules = dict.fromkeys(d.calibration_.get("threshold_rule", "saved") for d in values)
         return float(np.mean([d.threshold_ for d in values])), "+".join(rules)
     spec = spec.strip()
     if spec.lower().startswith("fpr:"):
@@ -97,8 +97,7 @@ def resolve_threshold(detectors: dict[str, Any], spec: str | None = None) -> tup
         each = []
         for name, detector in detectors.items():
             try:
-                each.append(threshold_at_fpr(getattr(detector, "calibration_", {}).get("real_val_scores"),
-                                             rate))
+                each.append(threshold_at_fpr(detector.calibration_.get("real_val_scores"), rate))
             except ForensicsError as error:
                 raise ForensicsError(f"--threshold {spec}: detector {name}: {error}") from None
         return float(np.mean(each)), f"fpr:{rate:g}"
@@ -154,7 +153,7 @@ def _score(batch: Batch, detectors: dict[str, Any], rule: tuple[float, str], for
     sources: list[str] | None = None
     for name, detector in detectors.items():
         images = batch.at(detector.input_shape_)
-        if sources is None and hasattr(detector, "predict_source_proba"):
+        if sources is None and detector.multiclass:
             # the first attribution detector: one forward pass gives P(fake) and the likeliest
             # generator (non-real class) per image
             proba = detector.predict_source_proba(images)

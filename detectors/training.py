@@ -147,7 +147,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
 
     from detectors.registry import get
 
-    needs_fakes = getattr(get(kind), "needs_fakes", True)
+    needs_fakes = get(kind).needs_fakes
     if not fakes and needs_fakes:
         raise ForensicsError(f"no fake images to train on: {kind} needs --fake")
     if "real" in fakes:
@@ -164,7 +164,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     split = split_fakes(fakes, seed) if fakes else {}
     detector = create(kind, **(options or {}))
     train_fakes = {source: parts["train"] for source, parts in split.items()}
-    if hasattr(detector, "fit_sources"):
+    if detector.multiclass:
         detector.fit_sources({"real": real["train"], **train_fakes})
     elif not train_fakes:
         detector.fit(real["train"], None)
@@ -203,7 +203,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
                      **{source: len(parts[part]) for source, parts in split.items()}}
               for part in PARTS},
     }
-    if hasattr(detector, "confusion_matrix"):  # attribution: which source made each test image
+    if detector.multiclass:  # attribution: which source made each test image
         matrix, names = detector.confusion_matrix(
             {"real": real["test"], **{source: parts["test"] for source, parts in split.items()}})
         report["confusion_matrix"] = {"labels": names, "rows_true_columns_predicted": matrix.tolist(),

@@ -79,6 +79,10 @@ class Generator:
     tiny_options: ClassVar[dict[str, Any]] = {}
     #: a trained model has a discriminator the ``discriminator`` detector can use
     has_discriminator: ClassVar[bool] = False
+    #: ``explore`` draws the encoder's 2-D latent space (a VAE's posterior means)
+    has_latent_space: ClassVar[bool] = False
+    #: the latent codes ``explore`` varies one at a time (``traverse(code, rng)``)
+    traversable_codes: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def variant_of(cls, options: dict[str, Any]) -> str:

@@ -34,12 +34,11 @@ def explore(run: Run, out: str | Path, *, seed: int = 0) -> list[Path]:
         grid("reconstructions.png", pairs, nrow=10, title="real | reconstruction, in pairs")
         grid("interpolation.png", _interpolate(model, x, test.labels), nrow=10,
              title="interpolation between two held-out digits, row by row")
-    if run.config["generator"] == "vae":
+    if model.has_latent_space:
         written.append(_latent_plot(model, x, test.labels, out / "latent_space.png"))
-    if hasattr(model, "traverse"):
-        for code in ("c1", "c2", "c3"):
-            grid(f"traverse_{code}.png", model.traverse(code, seeded(seed, 1)),
-                 title=f"InfoGAN: {code} varied, z fixed per row")
+    for code in model.traversable_codes:
+        grid(f"traverse_{code}.png", model.traverse(code, seeded(seed, 1)),
+             title=f"{model.name}: {code} varied, z fixed per row")
     return written
 
 

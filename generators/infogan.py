@@ -67,6 +67,7 @@ class QHead(nn.Module):
 class InfoGAN(GAN):
     Options = InfoGANOptions
     default_epochs = 35
+    traversable_codes = ("c1", "c2", "c3")
     tiny_options = {"width": 8, "noise_dim": 8, "batch_size": 64}
 
     def discriminator(self) -> tuple[nn.Module, nn.Module]:

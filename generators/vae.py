@@ -57,6 +57,7 @@ class VAE(Generator):
     Options = VAEOptions
     modes = ("sample", "reconstruct")
     default_epochs = 50
+    has_latent_space = True
     tiny_options = {"hidden": 32, "latent_dim": 4, "batch_size": 64}
 
     @classmethod

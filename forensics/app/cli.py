@@ -316,7 +316,7 @@ def train_detector(
         from detectors.training import train_detector as fit
 
         family = get(kind)
-        if not fake and getattr(family, "needs_fakes", True):
+        if not fake and family.needs_fakes:
             raise ForensicsError(f"{kind} learns from fakes: give --fake FOLDER (repeatable)")
         if threshold_rule not in ("fpr", "youden"):
             raise ForensicsError(f"--threshold-rule must be fpr or youden, not {threshold_rule!r}")
