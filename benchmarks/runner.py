@@ -521,7 +521,7 @@ def _summary(results: dict[str, Any], gens: list[str], dets: list[str]) -> dict[
         return (-(headline if headline is not None else s["min_in_distribution_auc"]),
                 s["processed_real_fpr"])
 
-    return {"per_detector": summary, "best_detector": min(dets, key=rank),
+    return {"per_detector": summary, "best_detector": min(dets, key=rank),  # ties: suite order
             "best_detector_rule": "highest worst-case leave-one-generator-out AUC (one "
                                   "generator: lowest in-distribution AUC), then lowest "
-                                  "processed-real false-positive rate"}
+                                  "processed-real false-positive rate, then suite order"}
