@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ def write_report(results: dict[str, Any], bench, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(results, bench, out)
     atomic.write_json(out / "results.json", results)
-    markdown = _markdown(results, figures)
-    atomic.write_text(out / "report.md", markdown)
-    atomic.write_text(out / "report.html", _html(markdown, out))
+    document = _document(results, figures)
+    atomic.write_text(out / "report.md", to_markdown(document))
+    atomic.write_text(out / "report.html", to_html(document, out))
 
 
 def _pyplot():
@@ -109,16 +110,32 @@ def _fmt(entry: dict[str, Any], key: str) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
 
 
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(row) + " |" for row in rows]]
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
 
 
-def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    path: str
+
+
+#: a report: text lines ("# heading", a paragraph, "" between blocks), tables and figures,
+#: rendered once to markdown and once to HTML (no renderer reads the other's output)
+Document = list[str | Table | Figure]
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[Table]:
+    return [Table(header, rows)]
+
+
+def _document(results: dict[str, Any], figures: list[tuple[str, str]]) -> Document:
     gens, dets = results["generators"], results["detectors"]
     summary = results["summary"]
     machine, timings = results["machine"], results["timing"]["seconds"]
-    lines = [
+    lines: Document = [
         f"# forensics benchmark — suite `{results['suite_name']}`", "",
         f"Data: {results['data']['name']} (sha256 {results['data']['sha256']}); real images: "
         f"{results['data']['real_train']} train / {results['data']['real_val']} val / "
@@ -192,8 +209,8 @@ def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
                              zip(matrix["labels"], matrix["rows_true_columns_predicted"], strict=True)],
                             ["true \\ predicted", *matrix["labels"]])
     lines += ["", "## Figures", ""]
-    lines += [f"**{title}**\n\n![{title}]({path})\n" for title, path in figures]
-    return "\n".join(lines) + "\n"
+    lines += [Figure(title, path) for title, path in figures]
+    return lines
 
 
 def _opt(value: float | None) -> str:
@@ -221,37 +238,36 @@ def summary_row(name: str, s: dict[str, Any], throughput: int) -> list[str]:
             str(throughput)]
 
 
-def _html(markdown: str, out: Path) -> str:
-    """A self-contained page: the markdown's tables and text, images embedded."""
+def to_markdown(document: Document) -> str:
+    lines: list[str] = []
+    for block in document:
+        if isinstance(block, Table):
+            lines += ["| " + " | ".join(block.header) + " |", "|" + "---|" * len(block.header),
+                      *["| " + " | ".join(row) + " |" for row in block.rows]]
+        elif isinstance(block, Figure):
+            lines.append(f"**{block.title}**\n\n![{block.title}]({block.path})\n")
+        else:
+            lines.append(block)
+    return "\n".join(lines) + "\n"
+
+
+def to_html(document: Document, out: Path) -> str:
+    """A self-contained page of the same document: tables, text, images embedded."""
     body = []
-    in_table = False
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            if set("".join(cells)) <= set("-"):
-                continue
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-                body.append("<tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>")
-                continue
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("!["):
-            path = line[:-1].rsplit("](", 1)[1]
-            data = base64.b64encode((out / path).read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(path)}" src="data:image/png;base64,{data}">')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.strip():
-            text = html.escape(line).replace("**", "")
-            body.append(f"<p>{text}</p>")
-    if in_table:
-        body.append("</table>")
+    for block in document:
+        if isinstance(block, Table):
+            cells = lambda row, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)  # noqa: E731
+            body.append("<table><tr>" + cells(block.header, "th") + "</tr>"
+                        + "".join(f"<tr>{cells(row, 'td')}</tr>" for row in block.rows) + "</table>")
+        elif isinstance(block, Figure):
+            data = base64.b64encode((out / block.path).read_bytes()).decode()
+            body.append(f"<p>{html.escape(block.title)}</p>"
+                        f'<img alt="{html.escape(block.path)}" src="data:image/png;base64,{data}">')
+        elif block.startswith("#"):
+            level = len(block) - len(block.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(block.lstrip('#').strip())}</h{level}>")
+        elif block.strip():
+            body.append(f"<p>{html.escape(block).replace('**', '')}</p>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>forensics benchmark</title>"
