@@ -73,8 +73,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/distributed"))
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--generators", nargs="+", default=["ae", "vae", "gan", "infogan"])
+    parser.add_argument("--generators", nargs="+", default=None,
+                        help="generator families (default: every one of the registry)")
     args = parser.parse_args()
+    if args.generators is None:
+        from generators.registry import list_generators
+
+        args.generators = list_generators()
 
     from forensics import atomic, provenance
 

@@ -19,8 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATORS = ("ae", "vae", "gan", "infogan")
 CONFIDENT = 0.9
+
+
+def generator_names() -> list[str]:
+    """Every generator family of the registry (a new family is benchmarked without edits)."""
+    from generators.registry import list_generators
+
+    return list_generators()
 
 
 def _train(name: str, run: Path, seed: int) -> dict:
@@ -76,7 +82,7 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in GENERATORS:
+        for name in generator_names():
             run = Path(tmp) / name
             entry = _train(name, run, args.seed)
             quality, images = _quality(run, args.n, args.seed)
@@ -100,8 +106,11 @@ def _histogram_figure(results: dict, path: Path) -> None:
 
     from forensics.plots import save_figure
 
-    fig, axes = plt.subplots(1, len(GENERATORS), figsize=(14, 3), sharey=True)
-    for ax, name in zip(axes, GENERATORS, strict=True):
+    names = list(results["generators"])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.5 * len(names), 3), sharey=True,
+                             squeeze=False)
+    axes = axes[0]
+    for ax, name in zip(axes, names, strict=True):
         entry = results["generators"][name]
         ax.bar(range(10), entry["digit_histogram_confident"])
         ax.set(title=f"{name}: {entry['confident_share']:.0%} confident", xticks=range(10),

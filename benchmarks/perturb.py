@@ -63,6 +63,12 @@ def apply(name: str, strength: float, images: np.ndarray, seed: int = 0) -> tupl
             p = {"sigma_255": float(strength), "noise_seed": seed}
         elif name == "crop":
             result, p = _crop_resize(image, float(strength), rng)
+        elif name == "png":  # a lossless re-save: an actual PNG encode and decode
+            ok, data = cv2.imencode(".png", image)
+            if not ok:
+                raise ValueError(f"PNG encoding failed for an image of shape {image.shape}")
+            result = _keep_channels(cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
+            p = {"png": 1.0}
         elif name == "chain":  # as images see when shared online: crop, resize, re-encode
             cropped, p = _crop_resize(image, 0.1, rng)
             result = _jpeg(cropped, int(strength))
@@ -84,3 +90,34 @@ DEFAULT = {
     "crop": [0.1],
     "chain": [75],
 }
+
+#: what each strength may be: (integers only, low, high, low open, description)
+RANGES = {
+    "jpeg": (True, 1, 100, False, "JPEG quality, an integer 1-100"),
+    "blur": (False, 0.0, 50.0, True, "blur sigma in pixels, > 0"),
+    "downscale": (False, 0.0, 1.0, True, "a scale factor in (0, 1]"),
+    "noise": (False, 0.0, 255.0, True, "noise sigma on the 0-255 scale, > 0"),
+    "crop": (False, 0.0, 0.99, True, "the share cropped away, in (0, 0.99]"),
+    "chain": (True, 1, 100, False, "the chain's JPEG quality, an integer 1-100"),
+}
+
+
+def check_strengths(perturbations: dict) -> list[str]:
+    """One line per perturbation of a suite that is unknown or has a strength out of range."""
+    errors = []
+    for name, strengths in perturbations.items():
+        if name not in RANGES:
+            errors.append(f"unknown perturbation(s) {name}; known: {', '.join(DEFAULT)}")
+            continue
+        # a string would otherwise be read one character at a time ("50" → 5.0, 0.0)
+        if not isinstance(strengths, list) or not strengths or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in strengths):
+            errors.append(f"perturbation {name} needs a list of numbers, not {strengths!r}")
+            continue
+        integers, low, high, open_low, what = RANGES[name]
+        bad = [v for v in strengths
+               if (integers and int(v) != v) or v > high or v < low or (open_low and v == low)]
+        if bad:
+            errors.append(f"perturbation {name}: {', '.join(map(str, bad))} out of range "
+                          f"({what})")
+    return errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ def write_report(results: dict[str, Any], bench, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(results, bench, out)
     atomic.write_json(out / "results.json", results)
-    markdown = _markdown(results, figures)
-    atomic.write_text(out / "report.md", markdown)
-    atomic.write_text(out / "report.html", _html(markdown, out))
+    document = _document(results, figures)
+    atomic.write_text(out / "report.md", to_markdown(document))
+    atomic.write_text(out / "report.html", to_html(document, out))
 
 
 def _pyplot():
@@ -109,16 +110,32 @@ def _fmt(entry: dict[str, Any], key: str) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
 
 
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(row) + " |" for row in rows]]
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
 
 
-def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    path: str
+
+
+#: a report: text lines ("# heading", a paragraph, "" between blocks), tables and figures,
+#: rendered once to markdown and once to HTML (no renderer reads the other's output)
+Document = list[str | Table | Figure]
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[Table]:
+    return [Table(header, rows)]
+
+
+def _document(results: dict[str, Any], figures: list[tuple[str, str]]) -> Document:
     gens, dets = results["generators"], results["detectors"]
     summary = results["summary"]
     machine, timings = results["machine"], results["timing"]["seconds"]
-    lines = [
+    lines: Document = [
         f"# forensics benchmark — suite `{results['suite_name']}`", "",
         f"Data: {results['data']['name']} (sha256 {results['data']['sha256']}); real images: "
         f"{results['data']['real_train']} train / {results['data']['real_val']} val / "
@@ -132,17 +149,18 @@ def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         "false-positive and false-negative rates are equal (ROC interpolated). acc@cal uses the "
         "threshold calibrated on the validation split and saved with the detector; acc@best is "
         "the best threshold on the test set itself (an optimistic reference).", "",
-        f"**Best detector: `{summary['best_detector']}`.**", "",
+        f"**Best detector: `{summary['best_detector']}`** ({summary['best_detector_rule']}).", "",
         "## Summary", "",
+        "Each AUC has beside it (in brackets) the false-positive rate on the held-out real "
+        "images at the calibrated threshold of the detectors it comes from. Worst-case LOGO: "
+        "the lowest AUC of a detector trained on all generators but one, on that one. "
+        "Processed-real FPR: the highest FPR over JPEG 75, a 0.75× resize, blur σ 0.5 and a "
+        "PNG re-save of held-out real images (detector trained on all generators); OOD: the "
+        "share of out-of-domain images called fake.", "",
     ]
-    rows = []
-    for d in dets:
-        s = summary["per_detector"][d]
-        rows.append([d, f"{s['min_in_distribution_auc']:.3f}", f"{s['mean_in_distribution_auc']:.3f}",
-                     _opt(s["mean_cross_generator_auc"]), _opt(s["mean_leave_one_out_auc"]),
-                     _opt(s["mean_auc_jpeg50"]), str(results["timing"]["throughput_images_per_s"][d])])
-    lines += _table(rows, ["detector", "min AUC in-dist.", "mean AUC in-dist.", "mean AUC cross-gen.",
-                           "mean AUC leave-one-out", "mean AUC JPEG q50", "images/s"])
+    lines += _table([summary_row(d, summary["per_detector"][d],
+                                  results["timing"]["throughput_images_per_s"][d]) for d in dets],
+                    SUMMARY_HEADER)
     lines += ["", "## 1. In-distribution", ""]
     for d in dets:
         lines += [f"### {d}", ""]
@@ -157,8 +175,9 @@ def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         lines.append("")
     if any(results["leave_one_out"][d] for d in dets):
         lines += ["### Leave one generator out (trained on all others, tested on it)", ""]
-        lines += _table([[d, *(_fmt(results["leave_one_out"][d][g], "auc") for g in gens)]
-                         for d in dets], ["detector", *gens])
+        lines += _table([[d, *(f"{_fmt(results['leave_one_out'][d][g], 'auc')} "
+                                f"(FPR {results['leave_one_out'][d][g]['fpr_calibrated']:.3f})"
+                                for g in gens)] for d in dets], ["detector", *gens])
         lines.append("")
     lines += ["## 3. Robustness (mean ROC-AUC over generators; in-distribution detectors)", ""]
     columns = [(name, s) for name, cells in results["robustness"].get(dets[0], {}).items()
@@ -169,46 +188,86 @@ def _markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         lines += _table([[d, *(f"{np.mean([v['auc'] for v in results['robustness'][d][n][s].values()]):.3f}"
                                for n, s in columns)] for d in dets],
                         ["detector", *(f"{n} {float(s):g}" for n, s in columns)])
+    lines += ["", "## 4. False positives on processed real images (detector trained on all)", ""]
+    labels = list(next(iter(results["processed_real"].values()))["fpr"])
+    lines += _table([[d, f"{results['processed_real'][d]['threshold']:.3f}",
+                      *(f"{results['processed_real'][d]['fpr'][k]:.3f}" for k in labels)]
+                     for d in dets], ["detector", "threshold", *labels])
+    lines += ["", "## 5. Out of domain (share abstained / share called fake)", ""]
+    ood_sets = list(next(iter(results["out_of_domain"].values()))["sets"])
+    lines += _table([[d, "yes" if results["out_of_domain"][d]["domain_record"] else
+                      "no (every image judged)",
+                      *(f"{results['out_of_domain'][d]['sets'][k]['abstained']:.3f} / "
+                        f"{results['out_of_domain'][d]['sets'][k]['called_fake']:.3f}"
+                        for k in ood_sets)] for d in dets],
+                    ["detector", "domain record", *ood_sets])
+    for d, matrix in results.get("attribution", {}).items():
+        if matrix:
+            lines += ["", f"### Attribution: `{d}` (rows true source, columns predicted; "
+                      f"accuracy {matrix['accuracy']:.3f})", ""]
+            lines += _table([[name, *map(str, row)] for name, row in
+                             zip(matrix["labels"], matrix["rows_true_columns_predicted"], strict=True)],
+                            ["true \\ predicted", *matrix["labels"]])
     lines += ["", "## Figures", ""]
-    lines += [f"**{title}**\n\n![{title}]({path})\n" for title, path in figures]
-    return "\n".join(lines) + "\n"
+    lines += [Figure(title, path) for title, path in figures]
+    return lines
 
 
 def _opt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _html(markdown: str, out: Path) -> str:
-    """A self-contained page: the markdown's tables and text, images embedded."""
+SUMMARY_HEADER = ["detector", "worst LOGO AUC (FPR)", "mean LOGO AUC (FPR)",
+                  "mean cross-gen. AUC (FPR)", "min in-dist. AUC (FPR)", "processed-real FPR",
+                  "plain FPR", "OOD called fake", "images/s"]
+
+
+def _with_fpr(auc: float | None, fpr: float | None) -> str:
+    return "—" if auc is None else f"{auc:.3f} ({_opt(fpr)})"
+
+
+def summary_row(name: str, s: dict[str, Any], throughput: int) -> list[str]:
+    """One detector's summary cells (the report's table and ``forensics benchmark``'s)."""
+    worst = _with_fpr(s["worst_leave_one_out_auc"], s["worst_leave_one_out_fpr"])
+    if s["worst_leave_one_out_generator"]:
+        worst += f" on {s['worst_leave_one_out_generator']}"
+    return [name, worst, _with_fpr(s["mean_leave_one_out_auc"], s["mean_leave_one_out_fpr"]),
+            _with_fpr(s["mean_cross_generator_auc"], s["mean_cross_generator_fpr"]),
+            _with_fpr(s["min_in_distribution_auc"], s["min_in_distribution_fpr"]),
+            _opt(s["processed_real_fpr"]), _opt(s["plain_fpr"]), _opt(s["ood_fake_call_rate"]),
+            str(throughput)]
+
+
+def to_markdown(document: Document) -> str:
+    lines: list[str] = []
+    for block in document:
+        if isinstance(block, Table):
+            lines += ["| " + " | ".join(block.header) + " |", "|" + "---|" * len(block.header),
+                      *["| " + " | ".join(row) + " |" for row in block.rows]]
+        elif isinstance(block, Figure):
+            lines.append(f"**{block.title}**\n\n![{block.title}]({block.path})\n")
+        else:
+            lines.append(block)
+    return "\n".join(lines) + "\n"
+
+
+def to_html(document: Document, out: Path) -> str:
+    """A self-contained page of the same document: tables, text, images embedded."""
     body = []
-    in_table = False
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            if set("".join(cells)) <= set("-"):
-                continue
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-                body.append("<tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>")
-                continue
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("!["):
-            path = line[:-1].rsplit("](", 1)[1]
-            data = base64.b64encode((out / path).read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(path)}" src="data:image/png;base64,{data}">')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.strip():
-            text = html.escape(line).replace("**", "")
-            body.append(f"<p>{text}</p>")
-    if in_table:
-        body.append("</table>")
+    for block in document:
+        if isinstance(block, Table):
+            cells = lambda row, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)  # noqa: E731
+            body.append("<table><tr>" + cells(block.header, "th") + "</tr>"
+                        + "".join(f"<tr>{cells(row, 'td')}</tr>" for row in block.rows) + "</table>")
+        elif isinstance(block, Figure):
+            data = base64.b64encode((out / block.path).read_bytes()).decode()
+            body.append(f"<p>{html.escape(block.title)}</p>"
+                        f'<img alt="{html.escape(block.path)}" src="data:image/png;base64,{data}">')
+        elif block.startswith("#"):
+            level = len(block) - len(block.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(block.lstrip('#').strip())}</h{level}>")
+        elif block.strip():
+            body.append(f"<p>{html.escape(block).replace('**', '')}</p>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>forensics benchmark</title>"

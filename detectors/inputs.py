@@ -28,9 +28,9 @@ class TrainingData:
 
 
 def _split(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(len(images))
-    a, b = int(0.8 * len(images)), int(0.9 * len(images))
-    return {"train": images[order[:a]], "val": images[order[a:b]], "test": images[order[b:]]}
+    from forensics.data import split_parts
+
+    return {part: images[index] for part, index in split_parts(len(images), seed).items()}
 
 
 def _listed(folder: Path) -> list[Path]:

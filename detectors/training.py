@@ -24,11 +24,11 @@ import numpy as np
 
 from detectors.base import Detector, as_batch
 from detectors.registry import create
+from forensics.data import split_parts, stable_seed
 from forensics.domain import Domain, process
 from forensics.errors import ForensicsError
 from forensics.metrics import best_threshold_accuracy, youden_threshold
 
-FAKE_FRACTIONS = (0.8, 0.1)
 PARTS = ("train", "val", "test")
 RULES = ("fpr", "youden")
 DEFAULT_TARGET_FPR = 0.01
@@ -41,16 +41,15 @@ def split_fakes(fakes: dict[str, np.ndarray], seed: int = 0
                 ) -> dict[str, dict[str, np.ndarray]]:
     """``{source: {"train"|"val"|"test": images}}``: shuffled, disjoint, 80/10/10 per source."""
     parts: dict[str, dict[str, np.ndarray]] = {}
-    for index, source in enumerate(sorted(fakes)):
+    for source in sorted(fakes):
         images = as_batch(fakes[source], f"fake set {source!r}")
-        order = np.random.default_rng([seed, index]).permutation(len(images))
-        n_train = int(round(len(images) * FAKE_FRACTIONS[0]))
-        n_val = int(round(len(images) * FAKE_FRACTIONS[1]))
-        if n_val == 0 or len(images) - n_train - n_val <= 0:
+        # seeded by the source's name, not its place among the sources: a source splits
+        # the same way whatever is beside it (the benchmark's leave-one-out relies on it)
+        cuts = split_parts(len(images), [seed, stable_seed(source)])
+        if len(cuts["val"]) == 0 or len(cuts["test"]) == 0:
             raise ForensicsError(f"fake set {source!r} has {len(images)} images; "
                                  "at least 10 are needed for a train/val/test split")
-        cuts = np.split(order, [n_train, n_train + n_val])
-        parts[source] = {part: images[np.sort(cut)] for part, cut in zip(PARTS, cuts, strict=True)}
+        parts[source] = {part: images[cuts[part]] for part in PARTS}
     return parts
 
 

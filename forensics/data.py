@@ -149,17 +149,43 @@ def _load_folder(path: Path, size: int | None) -> Dataset:
     return dataset
 
 
+def _cut(order: np.ndarray, fractions: tuple[float, float, float] = SPLIT_FRACTIONS
+         ) -> dict[str, np.ndarray]:
+    """Shuffled indices → the first 80 % train, the next 10 % val, the rest test."""
+    n_train = int(round(len(order) * fractions[0]))
+    n_val = int(round(len(order) * fractions[1]))
+    return {"train": order[:n_train], "val": order[n_train : n_train + n_val],
+            "test": order[n_train + n_val :]}
+
+
+def stable_seed(name: str) -> int:
+    """A seed drawn from a name (a fake source), the same in every process and version."""
+    import hashlib
+
+    return int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16)
+
+
+def split_parts(n: int, seed: int | list[int] = SPLIT_SEED) -> dict[str, np.ndarray]:
+    """The toolkit's one 80/10/10 split of ``range(n)``: shuffled with ``seed``, sorted parts.
+
+    Every split of images without labels goes through it: the fake sets of
+    ``train-detector`` (:func:`detectors.training.split_fakes`, seeded by the
+    source's name, so a source splits the same way whatever sources are beside
+    it), the real images of a ``0_real/`` folder, and the benchmark's synthetic
+    sets (which are trained through ``train_detector``). :func:`split_indices`
+    cuts each label's shuffled indices the same way.
+    """
+    order = np.random.default_rng(seed).permutation(int(n))
+    return {key: np.sort(part) for key, part in _cut(order).items()}
+
+
 def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
     """Stratified, shuffled 80/10/10 split of indices (sorted inside each part)."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for label in np.unique(labels):
-        index = rng.permutation(np.flatnonzero(labels == label))
-        n_train = int(round(len(index) * SPLIT_FRACTIONS[0]))
-        n_val = int(round(len(index) * SPLIT_FRACTIONS[1]))
-        parts["train"].append(index[:n_train])
-        parts["val"].append(index[n_train : n_train + n_val])
-        parts["test"].append(index[n_train + n_val :])
+        for key, part in _cut(rng.permutation(np.flatnonzero(labels == label))).items():
+            parts[key].append(part)
     return {key: np.sort(np.concatenate(value)) for key, value in parts.items()}
 
 

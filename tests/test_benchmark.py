@@ -40,6 +40,16 @@ kind = "pixel-logreg"
 kind = "spectral-fft"
 """
 
+#: the families with their own training paths: multi-class attribution, the GAN's discriminator
+FAMILIES = """
+[detectors.attribution]
+kind = "attribution"
+options = { epochs = 1, width = 4, augment = false }
+
+[detectors.discriminator]
+kind = "discriminator"
+"""
+
 HEAD = """name = "tiny"
 dataset = "digits"
 fakes_per_generator = 200
@@ -47,7 +57,8 @@ real_train = 300
 bootstrap = 20
 """
 
-SUITE = HEAD + GENERATORS + VAE + DETECTORS + "\n[perturbations]\njpeg = [50]\n"
+SUITE = HEAD + GENERATORS + VAE + DETECTORS + FAMILIES + "\n[perturbations]\njpeg = [50]\n"
+DETS = ["pixel-logreg", "spectral-fft", "attribution", "discriminator"]
 
 #: the one field that measures time or the moment of the run, so differs between two runs
 TIMED = {"timing"}
@@ -61,6 +72,15 @@ def invoke(*args: object):
 def folders(cache: Path) -> dict[Path, int]:
     """Every artefact folder of the cache and its modification time."""
     return {p: p.stat().st_mtime_ns for p in sorted(cache.glob("*/*")) if p.is_dir()}
+
+
+def detector_folder(cache: Path, name: str) -> Path:
+    """The cached detector folder ``NAME-<hash>`` (not ``NAME-but-...``)."""
+    import re
+
+    (folder,) = [p for p in (cache / "detectors").iterdir()
+                 if re.fullmatch(re.escape(name) + "-[0-9a-f]+", p.name)]
+    return folder
 
 
 def results_of(out: Path) -> dict:
@@ -135,7 +155,7 @@ def check_report(entry: dict) -> None:
 def test_results_metrics_in_range(bench):
     results = results_of(bench["out"])
     gens, dets = results["generators"], results["detectors"]
-    assert gens == ["gan", "vae"] and dets == ["pixel-logreg", "spectral-fft"]
+    assert gens == ["gan", "vae"] and dets == DETS
     for d in dets:
         for g in gens:
             entry = results["in_distribution"][d][g]
@@ -193,6 +213,164 @@ def test_perturbations_log_one_line_per_image(bench):
     assert sorted(r["index"] for r in rows if r["source"] == "gan") == list(range(20))
 
 
+# -- the protocols users need ---------------------------------------------------------------------
+
+
+def test_leave_one_out_for_every_detector_with_fpr(bench):
+    results = results_of(bench["out"])
+    for d in DETS:
+        assert set(results["leave_one_out"][d]) == {"gan", "vae"}
+        for g, entry in results["leave_one_out"][d].items():
+            assert in_range(entry["fpr_calibrated"], 0.0, 1.0)
+            assert entry["fpr_calibrated"] == results["false_positive_rate"][d][f"all-but-{g}"]
+        assert set(results["false_positive_rate"][d]) == {"gan", "vae", "all-but-gan",
+                                                          "all-but-vae", "all"}
+        summary = results["summary"]["per_detector"][d]
+        aucs = {g: e["auc"] for g, e in results["leave_one_out"][d].items()}
+        assert summary["worst_leave_one_out_auc"] == min(aucs.values())
+        assert summary["worst_leave_one_out_generator"] == min(aucs, key=aucs.get)
+        assert summary["mean_leave_one_out_auc"] == pytest.approx(np.mean(list(aucs.values())))
+        for key in ("worst_leave_one_out_fpr", "mean_leave_one_out_fpr", "mean_cross_generator_fpr",
+                    "min_in_distribution_fpr", "processed_real_fpr", "plain_fpr",
+                    "ood_fake_call_rate", "ood_abstain_rate"):
+            assert in_range(summary[key], 0.0, 1.0), (d, key)
+
+
+def test_false_positives_on_processed_real_images(bench):
+    results = results_of(bench["out"])
+    for d in DETS:
+        entry = results["processed_real"][d]
+        assert entry["detector"] == "all" and entry["n"] == results["data"]["real_test"]
+        assert set(entry["fpr"]) == {"plain", "jpeg75", "resize0.75", "blur0.5", "png"}
+        assert all(in_range(v, 0.0, 1.0) for v in entry["fpr"].values())
+        assert entry["max_processed_fpr"] == max(v for k, v in entry["fpr"].items() if k != "plain")
+        assert entry["fpr"]["plain"] == results["false_positive_rate"][d]["all"]
+        assert results["summary"]["per_detector"][d]["processed_real_fpr"] == entry["max_processed_fpr"]
+    assert "processed real" in (bench["out"] / "report.md").read_text()
+
+
+def test_png_resave_is_lossless():
+    batch = images(3)
+    out, params = apply("png", 1.0, batch)
+    from forensics.images import to_float, to_uint8
+
+    np.testing.assert_array_equal(out, to_float(to_uint8(batch)))
+    assert params[0] == {"png": 1.0}
+
+
+def test_out_of_domain_without_a_domain_record(bench):
+    results = results_of(bench["out"])
+    for d in DETS:
+        entry = results["out_of_domain"][d]
+        assert entry["domain_record"] is False and "no domain record" in entry["note"]
+        assert set(entry["sets"]) == {"photos", "photo_patches", "noise", "other_size"}
+        assert entry["sets"]["photos"]["n"] == 2 and entry["sets"]["photo_patches"]["n"] >= 100
+        for cell in entry["sets"].values():
+            assert cell["abstained"] == 0.0  # no record: every image is judged
+            assert in_range(cell["called_fake"], 0.0, 1.0)
+            assert cell["called_fake"] == cell["called_fake_of_judged"]
+        assert entry["fake_call_rate"] == pytest.approx(
+            np.mean([c["called_fake"] for c in entry["sets"].values()]))
+
+
+def test_out_of_domain_uses_the_domain_record(bench):
+    """With ``domain_`` (added by the domain-record work) abstained images are not judged."""
+    from benchmarks.runner import Bench, _out_of_domain, ood_sets
+    from benchmarks.suite import load_suite
+    from detectors.base import load_detector
+
+    folder = detector_folder(bench["cache"], "pixel-logreg-all")
+    detector = load_detector(folder)
+
+    class Record:
+        def assess(self, images, shapes):
+            return ["size" if shape[:2] != (8, 8) else None for shape in shapes]
+
+    detector.domain_ = Record()
+    state = Bench(load_suite(str(bench["suite"])), bench["cache"], 0, False, lambda *a: None)
+    state.real["test"] = np.zeros((5, 1, 8, 8), np.float32)
+    state.detectors[("pixel-logreg", "all")] = detector
+    entry = _out_of_domain(state, "pixel-logreg", "all")
+    assert entry["domain_record"] is True and entry["note"] is None
+    assert entry["sets"]["photos"]["abstained"] == 1.0 and entry["sets"]["photos"]["called_fake"] == 0
+    assert entry["sets"]["other_size"]["abstained"] == 1.0
+    assert entry["sets"]["noise"]["abstained"] == 0.0
+    shapes = {name: set(pair[1]) for name, pair in ood_sets((1, 8, 8), state.real["test"]).items()}
+    assert shapes["photos"] == {(427, 640, 3)} and shapes["noise"] == {(8, 8, 1)}
+
+
+def test_attribution_in_the_benchmark_is_multiclass(bench):
+    from detectors.base import load_detector
+
+    results = results_of(bench["out"])
+    assert results["families"]["attribution"]["multiclass"] is True
+    matrix = results["attribution"]["attribution"]
+    assert matrix["labels"] == ["real", "gan", "vae"]
+    assert np.array(matrix["rows_true_columns_predicted"]).shape == (3, 3)
+    folder = detector_folder(bench["cache"], "attribution-all")
+    assert load_detector(folder).classes_ == ["real", "gan", "vae"]
+    single = detector_folder(bench["cache"], "attribution-gan")
+    assert load_detector(single).classes_ == ["real", "gan"]
+
+
+def test_discriminator_comes_from_the_suites_gan(bench):
+    results = results_of(bench["out"])
+    assert results["families"]["discriminator"]["needs_run"] is True
+    header = json.loads((detector_folder(bench["cache"], "discriminator-vae")
+                         / "detector.json").read_text())
+    assert Path(header["options"]["run"]).parent == bench["cache"] / "generators"
+    assert Path(header["options"]["run"]).name.startswith("gan-")
+    assert set(results["cross_generator"]["discriminator"]["gan"]) == {"gan", "vae"}
+
+
+def test_best_detector_by_worst_logo_then_processed_fpr(bench):
+    results = results_of(bench["out"])
+    rows = results["summary"]["per_detector"]
+    best = min(results["detectors"], key=lambda d: (-rows[d]["worst_leave_one_out_auc"],
+                                                    rows[d]["processed_real_fpr"]))
+    assert results["summary"]["best_detector"] == best
+    assert "worst-case leave-one-generator-out" in results["summary"]["best_detector_rule"]
+
+
+def test_real_only_family_is_fitted_once(bench, tmp_path, monkeypatch):
+    """A family with ``needs_fakes = False``: one detector for every protocol."""
+    from detectors.registry import get
+
+    monkeypatch.setattr(get("pixel-logreg"), "needs_fakes", False, raising=False)
+    suite = tmp_path / "real_only.toml"
+    suite.write_text(HEAD + GENERATORS + VAE + DETECTORS.split("[detectors.spectral-fft]")[0])
+    out, cache = tmp_path / "report", tmp_path / "cache"
+    import shutil
+
+    shutil.copytree(bench["cache"] / "generators", cache / "generators")
+    shutil.copytree(bench["cache"] / "synthetic", cache / "synthetic")
+    result = invoke("benchmark", "--suite", suite, "--out", out, "--cache", cache)
+    assert result.exit_code == 0, result.output
+    assert [p.name.rsplit("-", 1)[0] for p in (cache / "detectors").iterdir()] == \
+        ["pixel-logreg-real-only"]
+    results = results_of(out)
+    assert results["families"]["pixel-logreg"]["needs_fakes"] is False
+    for g in ("gan", "vae"):
+        assert results["leave_one_out"]["pixel-logreg"][g] == \
+            results["in_distribution"]["pixel-logreg"][g]
+        assert results["cross_generator"]["pixel-logreg"]["gan"][g] == \
+            results["cross_generator"]["pixel-logreg"]["vae"][g]
+
+
+def test_split_of_a_source_does_not_depend_on_the_others():
+    from detectors.training import split_fakes
+    from forensics.data import split_parts
+
+    fakes = np.random.default_rng(0).random((50, 1, 4, 4)).astype(np.float32)
+    alone = split_fakes({"gan": fakes})["gan"]
+    beside = split_fakes({"ae": fakes[:20], "gan": fakes, "vae": fakes[:30]})["gan"]
+    for part in ("train", "val", "test"):
+        np.testing.assert_array_equal(alone[part], beside[part])
+    parts = split_parts(50, 3)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [40, 5, 5]
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(50))
+
+
 # -- the cache ----------------------------------------------------------------------------------
 
 
@@ -221,7 +399,7 @@ def test_split_of_fakes_does_not_depend_on_suite_order(bench, tmp_path):
     assert result.exit_code == 0, result.output
     assert folders(bench["cache"]) == bench["after_first"]  # everything came from the cache
     alone, together = results_of(tmp_path / "report"), results_of(bench["out"])
-    for d in together["detectors"]:
+    for d in alone["detectors"]:
         assert alone["in_distribution"][d]["vae"] == together["in_distribution"][d]["vae"]
         assert alone["robustness"][d] == {"jpeg": {"50.0": {
             "vae": together["robustness"][d]["jpeg"]["50.0"]["vae"]}}}
@@ -241,21 +419,30 @@ def test_suite_without_perturbations(bench, tmp_path):
 
 
 def test_fresh_retrains(bench, tmp_path):
+    """--fresh rebuilds what the suite names (here its GAN part), and nothing else."""
     import shutil
 
     cache = tmp_path / "cache"
     shutil.copytree(bench["cache"], cache)
     before = folders(cache)
+    suite = tmp_path / "gan_only.toml"
+    suite.write_text(HEAD + GENERATORS + DETECTORS + "\n[perturbations]\njpeg = [50]\n")
     time.sleep(0.01)
-    result = invoke("benchmark", "--suite", bench["suite"], "--out", tmp_path / "report",
+    result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "report",
                     "--cache", cache, "--fresh")
     assert result.exit_code == 0, result.output
     after = folders(cache)
     assert [p.name for p in after] == [p.name for p in before]
-    assert all(after[p] > before[p] for p in before), "every artefact rebuilt"
+    artefacts = results_of(tmp_path / "report")["artefacts"]
+    names = {"-".join(label.split(":")[1:]) + "-" + key for label, key in artefacts.items()}
+    named = {p for p in before if p.name in names}
+    assert {p.parent.name for p in named} == {"generators", "synthetic", "detectors"}
+    assert all(after[p] > before[p] for p in named), "every artefact of the suite rebuilt"
+    assert all(after[p] == before[p] for p in before if p not in named)
     a, b = results_of(bench["out"]), results_of(tmp_path / "report")
     # retrained on CPU with the same seeds: the same detectors, so the same numbers
-    assert a["in_distribution"] == b["in_distribution"]
+    for d in b["detectors"]:
+        assert a["in_distribution"][d]["gan"] == b["in_distribution"][d]["gan"]
 
 
 # -- bad suites ---------------------------------------------------------------------------------
@@ -300,6 +487,55 @@ def test_malformed_suite(tmp_path, body, fragment):
     suite.write_text(body)
     result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
     assert_one_line_error(result, 2, fragment)
+
+
+LAST_DETECTOR_TYPO = '\n[detectors.cnn]\nkind = "cnn"\noptions = { epochz = 2 }\n'
+
+
+@pytest.mark.parametrize("body, fragments", [
+    (HEAD + "fakes_per_generatr = 10\n" + GENERATORS + DETECTORS, ["fakes_per_generatr"]),
+    (HEAD.replace("= 200", "= -5") + GENERATORS + DETECTORS, ["fakes_per_generator", "-5"]),
+    (HEAD + GENERATORS.replace("epochs = 1", "epochs = 1.5") + DETECTORS, ["epochs", "1.5"]),
+    (HEAD + GENERATORS + DETECTORS + "\n[perturbations]\njpeg = [500, -3]\n",
+     ["jpeg", "500", "-3", "1-100"]),
+    (HEAD + GENERATORS + DETECTORS + "\n[perturbations]\nblur = [0]\n", ["blur", "0"]),
+    (HEAD + GENERATORS + DETECTORS + LAST_DETECTOR_TYPO, ["[detectors.cnn]", "epochz"]),
+    (HEAD + GENERATORS.replace("width = 8", "widht = 8") + DETECTORS, ["generators.gan", "widht"]),
+    (HEAD + GENERATORS + DETECTORS + '\n[detectors.x]\nkind = "cnn"\nepochs = 2\n',
+     ["[detectors.x]", "unknown key", "epochs"]),
+    (HEAD + GENERATORS + DETECTORS + '\n[detectors.d]\nkind = "discriminator"\n'
+     'options = { run = "runs/gan" }\n', ["run", "itself"]),
+    (HEAD + VAE + DETECTORS + '\n[detectors.d]\nkind = "discriminator"\n', ["no gan"]),
+    (HEAD.replace('"digits"', '"digitz"') + GENERATORS + DETECTORS, ["digitz"]),
+])
+def test_invalid_suite_fails_before_training(tmp_path, body, fragments):
+    suite = tmp_path / "bad.toml"
+    suite.write_text(body)
+    began = time.perf_counter()
+    result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
+    assert_one_line_error(result, 2, str(suite), *fragments)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
+    assert time.perf_counter() - began < 10  # checked, not trained (the first second, unloaded)
+
+
+def test_every_suite_problem_on_its_own_line(tmp_path):
+    suite = tmp_path / "bad.toml"
+    suite.write_text(HEAD.replace("= 200", "= -5") + "colour = 1\n" + GENERATORS + DETECTORS
+                     + LAST_DETECTOR_TYPO)
+    result = invoke("benchmark", "--suite", suite, "--out", tmp_path / "r", "--cache", tmp_path / "c")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("error: ") for line in lines), lines
+    assert not (tmp_path / "c").exists()
+
+
+def test_shipped_suites_are_valid():
+    from benchmarks.suite import SUITES, load_suite
+
+    for path in SUITES.glob("*.toml"):
+        suite = load_suite(str(path))
+        kinds = {entry["kind"] for entry in suite.detectors.values()}
+        assert {"pixel-logreg", "attribution", "discriminator", "cnn"} <= kinds, path
 
 
 def test_unknown_generator_or_detector_kind(tmp_path):
