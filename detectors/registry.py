@@ -12,7 +12,8 @@ from forensics.registry import Registry, coerce
 REGISTRY = Registry("detector", ("detectors.spectral", "detectors.dct", "detectors.cnn",
                                  "detectors.attribution", "detectors.discriminator",
                                  "detectors.pixel", "detectors.npr",
-                                 "detectors.reconstruction"))
+                                 "detectors.reconstruction", "detectors.surprisal",
+                                 "detectors.ensemble"))
 register = REGISTRY.register
 get = REGISTRY.get
 list_detectors = REGISTRY.names
