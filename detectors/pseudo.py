@@ -110,12 +110,14 @@ def autoencoder_render(train: np.ndarray, images: np.ndarray, rng: np.random.Gen
     return net_outputs(net, np.ascontiguousarray(images), torch.device("cpu"))
 
 
-def pseudo_fakes(real: np.ndarray, n: int, seed: int = 0, *, ae_share: float = 0.25) -> np.ndarray:
+def pseudo_fakes(real: np.ndarray, n: int, seed: int = 0, *, ae_share: float = 0.25,
+                 return_index: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``n`` re-rendered real images, (n, C, H, W) float32 in [0, 1].
 
     Sources are drawn from ``real`` (without replacement while n ≤ len(real));
     a share ``ae_share`` goes through a small trained autoencoder, the rest
-    through random up-sampling decoders.
+    through random up-sampling decoders. ``return_index=True`` also returns
+    the index into ``real`` of each image's source.
     """
     real = as_batch(real, "real images")
     if n < 1:
@@ -132,4 +134,5 @@ def pseudo_fakes(real: np.ndarray, n: int, seed: int = 0, *, ae_share: float = 0
             out[n_ae:] = decoder_render(real[source[n_ae:]], rng)
         if n_ae:
             out[:n_ae] = autoencoder_render(real, real[source[:n_ae]], rng)
-    return np.clip(out, 0.0, 1.0)
+    out = np.clip(out, 0.0, 1.0)
+    return (out, source) if return_index else out

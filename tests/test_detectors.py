@@ -48,8 +48,17 @@ def gan_run(tmp_path_factory) -> Path:
     return out
 
 
+def fast_options(name: str) -> dict:
+    """FAST where listed, else the family's ``tiny_options`` (on the CPU for torch families)."""
+    if name in FAST:
+        return dict(FAST[name])
+    cls = detectors.get(name)
+    return {**getattr(cls, "tiny_options", {}),
+            **({"device": "cpu"} if getattr(cls, "torch_based", False) else {})}
+
+
 def build(name: str, gan_run: Path | None = None, **extra):
-    options = dict(FAST.get(name, {}), **extra)
+    options = dict(fast_options(name), **extra)
     if name == "discriminator":
         options["run"] = str(gan_run)
     return create(name, **options)
@@ -69,7 +78,9 @@ def test_contract(name, tmp_path, request):
         detector.predict_proba(real)
     with pytest.raises(ForensicsError, match="not fitted"):
         detector.save(tmp_path / "unfitted")
-    assert detector.fit(real, fake) is detector
+    # a real-only family (needs_fakes False) must fit without fakes
+    assert detector.fit(real, fake if getattr(type(detector), "needs_fakes", True) else None) \
+        is detector
     assert detector.input_shape_ == real.shape[1:]
     scores = detector.predict_proba(np.concatenate([real, fake]))
     assert scores.shape == (2 * len(real),) and np.all((scores >= 0) & (scores <= 1))
