@@ -19,11 +19,15 @@ from detectors.registry import register
 from forensics.errors import ForensicsError
 
 REAL = "real"
+PSEUDO = "pseudo"
 
 
 @register("attribution")
 class AttributionDetector(NetDetector):
-    """Multi-class source attribution; ``classes_[0] == "real"``."""
+    """Multi-class source attribution; ``classes_[0] == "real"``.
+
+    With ``pseudo_fakes > 0`` the re-rendered reals are one extra class ``"pseudo"``.
+    """
 
     multiclass = True
 
@@ -35,6 +39,11 @@ class AttributionDetector(NetDetector):
         """Learn to tell the sources apart; ``"real"`` must be one of them."""
         if REAL not in images_by_source or len(images_by_source) < 2:
             raise ForensicsError('attribution needs a "real" set and at least one fake source')
+        extra = self._pseudo(as_batch(images_by_source[REAL], "real images"))
+        if extra is not None:  # re-rendered reals join as one more fake class
+            if PSEUDO in images_by_source:
+                raise ForensicsError(f'"{PSEUDO}" names the pseudo-fake class; rename that source')
+            images_by_source = {**images_by_source, PSEUDO: extra}
         classes = [REAL, *sorted(key for key in images_by_source if key != REAL)]
         sets = [as_batch(images_by_source[name], f"{name} images") for name in classes]
         shapes = {tuple(part.shape[1:]) for part in sets}

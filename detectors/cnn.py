@@ -37,6 +37,7 @@ class ConvNet(nn.Module):
             *block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.head = nn.Linear(4 * width, outputs)
+        self.outputs = outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x * 2.0 - 1.0))
@@ -110,7 +111,12 @@ def net_outputs(net: nn.Module, inputs: np.ndarray, device: torch.device) -> np.
 
 
 class NetDetector(Detector):
-    """Shared by the CNN and attribution detectors: options, saliency, state."""
+    """Shared by the CNN, NPR and attribution detectors: options, saliency, state.
+
+    ``pseudo_fakes`` (fraction of the number of real training images, default 0)
+    adds that many re-rendered real images (:func:`detectors.pseudo.pseudo_fakes`)
+    to the fakes; at 0 nothing is drawn, so training is unchanged.
+    """
 
     torch_based = True
     has_saliency = True
@@ -118,7 +124,8 @@ class NetDetector(Detector):
 
     def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
                  lr: float = 1e-3, seed: int = 0, augment: bool = True,
-                 device: str = "auto", precision: str = "fp32", compile: bool = False) -> None:
+                 device: str = "auto", precision: str = "fp32", compile: bool = False,
+                 pseudo_fakes: float = 0.0) -> None:
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
@@ -128,12 +135,28 @@ class NetDetector(Detector):
         self.device = device
         self.precision = precision  # training only: fp32, or bf16 autocast
         self.compile = compile  # training only: torch.compile the network
+        self.pseudo_fakes = pseudo_fakes
+
+    def build_net(self, channels: int, outputs: int) -> nn.Module:
+        """The network this family trains (a module with an ``outputs`` attribute)."""
+        return ConvNet(channels, outputs, self.width)
+
+    def _pseudo(self, real: np.ndarray) -> np.ndarray | None:
+        """``pseudo_fakes × len(real)`` re-rendered real images, or None at 0 (nothing drawn)."""
+        if self.pseudo_fakes < 0:
+            raise ForensicsError("pseudo_fakes must be 0 or more")
+        count = int(round(self.pseudo_fakes * len(real)))
+        if count == 0:
+            return None
+        from detectors.pseudo import pseudo_fakes
+
+        return pseudo_fakes(real, count, self.seed)
 
     def _train(self, images: np.ndarray, targets: np.ndarray, outputs: int, loss_fn) -> None:
         if self.width < 1:
             raise ForensicsError("width must be positive")
         channels = images.shape[1]
-        self.net_ = seeded_module(self.seed, lambda: ConvNet(channels, outputs, self.width))
+        self.net_ = seeded_module(self.seed, lambda: self.build_net(channels, outputs))
         self.history_ = train_net(self.net_, images, targets, loss_fn, epochs=self.epochs,
                                   batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                                   augment=self.augment, device=self._device(),
@@ -158,12 +181,12 @@ class NetDetector(Detector):
 
     def _state(self) -> tuple[dict, None, dict[str, Any]]:
         return self.net_.state_dict(), None, {"channels": self.input_shape_[0],
-                                               "outputs": self.net_.head.out_features}
+                                               "outputs": self.net_.outputs}
 
     def _restore(self, tensors: dict | None, sklearn: Any | None, state: dict[str, Any]) -> None:
         if tensors is None:
             raise ValueError("no network weights")
-        net = ConvNet(int(state["channels"]), int(state["outputs"]), self.width)
+        net = self.build_net(int(state["channels"]), int(state["outputs"]))
         net.load_state_dict(tensors)
         self.net_ = net.to(self._device()).eval()
 
@@ -174,6 +197,9 @@ class CNNDetector(NetDetector):
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> CNNDetector:
         real, fake = self._start_fit(real, fake)
+        extra = self._pseudo(real)
+        if extra is not None:
+            fake = np.concatenate([fake, extra])
         images = np.concatenate([real, fake])
         targets = np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(np.float32)
         self._train(images, targets, 1,

@@ -127,10 +127,12 @@ def _class_literals(node: ast.ClassDef) -> tuple[list[str], dict[str, Any]]:
     """A class's base names and its class-level ``NAME = literal`` assignments."""
     values: dict[str, Any] = {}
     for item in node.body:
-        if isinstance(item, ast.Assign) and len(item.targets) == 1 \
-                and isinstance(item.targets[0], ast.Name):
+        target = (item.targets[0] if isinstance(item, ast.Assign) and len(item.targets) == 1
+                  else item.target if isinstance(item, ast.AnnAssign) and item.value is not None
+                  else None)
+        if isinstance(target, ast.Name):
             try:
-                values[item.targets[0].id] = ast.literal_eval(item.value)
+                values[target.id] = ast.literal_eval(item.value)
             except ValueError:
                 pass
     return [base.id for base in node.bases if isinstance(base, ast.Name)], values

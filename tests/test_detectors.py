@@ -72,7 +72,9 @@ def test_contract(name, tmp_path, request):
         detector.predict_proba(real)
     with pytest.raises(ForensicsError, match="not fitted"):
         detector.save(tmp_path / "unfitted")
-    assert detector.fit(real, fake) is detector
+    # a real-only family (needs_fakes False) must fit without fakes
+    assert detector.fit(real, fake if detector.needs_fakes else None) \
+        is detector
     assert detector.input_shape_ == real.shape[1:]
     scores = detector.predict_proba(np.concatenate([real, fake]))
     assert scores.shape == (2 * len(real),) and np.all((scores >= 0) & (scores <= 1))

@@ -1,0 +1,173 @@
+"""Ensemble: a logistic regression on other detectors' fake-logits (stacking).
+
+``fit(real, fake)`` holds out a stratified, seeded share (``holdout``, 20 %)
+of the training images, fits every member on the rest (a real-only member,
+``needs_fakes = False``, on the reals alone), then fits a scikit-learn
+logistic regression on the members' logits, log(p / (1 − p)) with p clipped
+to [1e-6, 1 − 1e-6], of the held-out images. Members are not refitted on all
+the data: the combiner's weights then describe exactly the members it combines.
+
+Options: ``members`` (comma-separated detector kinds) and ``member_options``
+(a JSON object: kind → that member's options, e.g.
+``'{"npr": {"epochs": 8}}'``). ``device`` is passed to torch members that do
+not set their own.
+
+Saved state: member i's tensors under ``member.<i>.``, its JSON state and
+options in detector.json, and one skops file holding
+``{"combiner": LogisticRegression, "members": [each member's sklearn object or None]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Detector
+from detectors.registry import create, get, register
+from forensics.errors import ForensicsError
+
+CLIP = 1e-6
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
+    return np.log(p) - np.log1p(-p)
+
+
+def _prefix(i: int) -> str:
+    return f"member.{i}."
+
+
+@register("ensemble")
+class EnsembleDetector(Detector):
+    """Stacking: logistic regression on the members' fake-logits of held-out training images."""
+
+    torch_based = True
+    tiny_options = {"members": "cnn,npr,reconstruction",
+                    "member_options": '{"cnn": {"epochs": 1, "width": 4}, "npr": {"epochs": 1, "width": 4}, '
+                                      '"reconstruction": {"epochs": 1, "width": 4}}'}
+
+    def __init__(self, *, members: str = "cnn,npr,reconstruction", member_options: str = "{}",
+                 holdout: float = 0.2, C: float = 1.0, seed: int = 0, device: str = "auto") -> None:
+        self.members = members
+        self.member_options = member_options
+        self.holdout = holdout
+        self.C = C
+        self.seed = seed
+        self.device = device
+
+    # -- options ---------------------------------------------------------------
+    def member_kinds(self) -> list[str]:
+        kinds = [kind.strip() for kind in self.members.split(",") if kind.strip()]
+        if not kinds:
+            raise ForensicsError("ensemble needs at least one member kind")
+        if "ensemble" in kinds:
+            raise ForensicsError("an ensemble cannot contain an ensemble")
+        for kind in kinds:
+            get(kind)  # one-line error for an unknown kind
+        return kinds
+
+    def _options_by_kind(self) -> dict[str, dict[str, Any]]:
+        try:
+            options = json.loads(self.member_options or "{}")
+        except json.JSONDecodeError as error:
+            raise ForensicsError(f"member_options is not valid JSON ({error.msg})") from None
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise ForensicsError("member_options must be a JSON object of kind → options object")
+        return options
+
+    def _new_members(self) -> list[Detector]:
+        kinds = self.member_kinds()
+        by_kind = self._options_by_kind()
+        unknown = sorted(set(by_kind) - set(kinds))
+        if unknown:
+            raise ForensicsError(f"member_options names kinds not in members: {', '.join(unknown)}")
+        built = []
+        for kind in kinds:
+            options = dict(by_kind.get(kind, {}))
+            if get(kind).torch_based:
+                options.setdefault("device", self.device)
+            built.append(create(kind, **options))
+        return built
+
+    # -- the contract ----------------------------------------------------------
+    def fit(self, real: np.ndarray, fake: np.ndarray) -> EnsembleDetector:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import train_test_split
+
+        real, fake = self._start_fit(real, fake)
+        members = self._new_members()
+        if not 0.0 < self.holdout < 1.0:
+            raise ForensicsError("holdout must be between 0 and 1")
+        labels = np.r_[np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)]
+        try:
+            fit_index, held_index = train_test_split(
+                np.arange(len(labels)), test_size=self.holdout, stratify=labels,
+                random_state=self.seed)
+        except ValueError as error:
+            raise ForensicsError(f"ensemble: too few images to hold out {self.holdout:.0%} "
+                                 f"of each class ({error})") from None
+        images = np.concatenate([real, fake])
+        fit_real = images[np.sort(fit_index[labels[fit_index] == 0])]
+        fit_fake = images[np.sort(fit_index[labels[fit_index] == 1])]
+        for member in members:
+            if member.needs_fakes:
+                member.fit(fit_real, fit_fake)
+            else:
+                member.fit(fit_real, None)
+        self.members_ = members
+        held_index = np.sort(held_index)
+        features = self._features(images[held_index])
+        self.combiner_ = LogisticRegression(C=self.C, max_iter=1000).fit(features, labels[held_index])
+        self._end_fit(real)
+        return self
+
+    def _features(self, images: np.ndarray) -> np.ndarray:
+        # the ensemble has checked the images; members score them directly (a restored member
+        # keeps no input shape of its own)
+        return np.stack([logit(np.clip(member._scores(images), 0.0, 1.0))
+                         for member in self.members_], 1)
+
+    def member_logits(self, images: np.ndarray) -> np.ndarray:
+        """(N, members) the members' fake-logits, the combiner's input."""
+        return self._features(self._check_input(images))
+
+    def _scores(self, images: np.ndarray) -> np.ndarray:
+        return self.combiner_.predict_proba(self._features(images))[:, 1]
+
+    # -- state -----------------------------------------------------------------
+    def _state(self) -> tuple[dict | None, Any, dict[str, Any]]:
+        tensors: dict = {}
+        member_state, member_sklearn = [], []
+        for i, member in enumerate(self.members_):
+            weights, sklearn, state = member._state()
+            for key, value in (weights or {}).items():
+                tensors[_prefix(i) + key] = value
+            member_state.append({"kind": member.name, "options": member.get_params(),
+                                 "state": state, "tensors": weights is not None})
+            member_sklearn.append(sklearn)
+        return (tensors or None, {"combiner": self.combiner_, "members": member_sklearn},
+                {"members": member_state})
+
+    def _restore(self, tensors: dict | None, sklearn: Any | None, state: dict[str, Any]) -> None:
+        if not isinstance(sklearn, dict) or not hasattr(sklearn.get("combiner"), "predict_proba"):
+            raise ValueError("no combiner in model.skops")
+        records, member_sklearn = state["members"], sklearn["members"]
+        if [record["kind"] for record in records] != self.member_kinds() \
+                or len(member_sklearn) != len(records):
+            raise ValueError("saved members do not match the members option")
+        members = []
+        for i, record in enumerate(records):
+            member = create(record["kind"], **record["options"])
+            prefix = _prefix(i)
+            weights = {key[len(prefix):]: value for key, value in (tensors or {}).items()
+                       if key.startswith(prefix)}
+            member._restore(weights if record["tensors"] else None, member_sklearn[i],
+                            record["state"] or {})
+            members.append(member)
+        self.members_ = members
+        self.combiner_ = sklearn["combiner"]
+        if getattr(self.combiner_, "n_features_in_", len(members)) != len(members):
+            raise ValueError("combiner does not match the members")

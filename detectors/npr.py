@@ -1,0 +1,93 @@
+"""NPR detector (Tan et al., CVPR 2024): neighbouring-pixel relationships left by up-sampling.
+
+A generator's ×2 up-sampling makes each 2×2 block of output pixels a function
+of one low-resolution value, so the residual r = x − up(down(x)) (down = keep
+every second pixel, up = nearest ×2) carries the up-sampling trace with the
+image content mostly cancelled. A small CNN with a small receptive field (3×3
+convs at full resolution, one 2×2 pool aligned with the up-sampling grid) maps
+the residual to patch logits that are averaged into the image logit. The
+residual is taken inside the network, so training augmentation (blur/JPEG, in
+:func:`detectors.cnn.train_net`) acts on the image, not on the residual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detectors.cnn import NetDetector, net_outputs
+from detectors.registry import register
+from forensics.errors import ForensicsError
+
+#: the residual is small (a few grey levels); scale it up before the first conv
+RESIDUAL_GAIN = 4.0
+
+
+def npr_residual(x: torch.Tensor) -> torch.Tensor:
+    """x − nearest_up(x[..., ::2, ::2]), same shape as x (odd sizes: the up-sampled grid is cropped)."""
+    height, width = x.shape[-2:]
+    down = x[..., ::2, ::2]
+    up = down.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    return x - up[..., :height, :width]
+
+
+class NPRNet(nn.Module):
+    """residual → conv(w) → conv(w) → pool 2 → conv(2w) → 1×1 conv → patch logits → mean."""
+
+    def __init__(self, channels: int, outputs: int = 1, width: int = 8) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                    nn.ReLU()]
+
+        self.features = nn.Sequential(*block(channels, width), *block(width, width),
+                                      nn.MaxPool2d(2, ceil_mode=True), *block(width, 2 * width))
+        self.head = nn.Conv2d(2 * width, outputs, 1)
+        self.outputs = outputs
+
+    def patch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, outputs, H/2, W/2) logits, one per patch (receptive field 10×10 pixels)."""
+        return self.head(self.features(npr_residual(x) * RESIDUAL_GAIN))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_logits(x).mean((2, 3))
+
+
+@register("npr")
+class NPRDetector(NetDetector):
+    """Binary NPR detector (BCE on the mean patch logit), blur/JPEG augmentation, optional pseudo-fakes."""
+
+    def __init__(self, *, width: int = 8, epochs: int = 5, batch_size: int = 64,
+                 lr: float = 2e-3, seed: int = 0, augment: bool = True,
+                 device: str = "auto", precision: str = "fp32", compile: bool = False,
+                 pseudo_fakes: float = 0.0) -> None:
+        super().__init__(width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                         augment=augment, device=device, precision=precision, compile=compile,
+                         pseudo_fakes=pseudo_fakes)
+
+    def build_net(self, channels: int, outputs: int) -> nn.Module:
+        return NPRNet(channels, outputs, self.width)
+
+    def fit(self, real: np.ndarray, fake: np.ndarray) -> NPRDetector:
+        real, fake = self._start_fit(real, fake)
+        if min(real.shape[2:]) < 2:
+            raise ForensicsError("npr needs images of at least 2×2 pixels")
+        extra = self._pseudo(real)
+        if extra is not None:
+            fake = np.concatenate([fake, extra])
+        images = np.concatenate([real, fake])
+        targets = np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(np.float32)
+        self._train(images, targets, 1,
+                    lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y))
+        self._end_fit(real)
+        return self
+
+    def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs[:, 0]
+
+    def _scores(self, images: np.ndarray) -> np.ndarray:
+        logits = net_outputs(self.net_, images, next(self.net_.parameters()).device)[:, 0]
+        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))

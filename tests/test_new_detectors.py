@@ -1,0 +1,162 @@
+"""npr, reconstruction, surprisal, ensemble and pseudo-fakes: real training, real assertions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from sklearn.metrics import roc_auc_score
+
+from detectors import create, get, load_detector, save_detector, train_detector
+from detectors.npr import npr_residual
+from detectors.pseudo import pseudo_fakes
+from forensics.errors import ForensicsError
+from tests.test_detectors import smooth_images
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CPU = {"device": "cpu"}
+
+
+def auc(negative: np.ndarray, positive: np.ndarray) -> float:
+    return float(roc_auc_score(np.r_[np.zeros(len(negative)), np.ones(len(positive))],
+                               np.r_[negative, positive]))
+
+
+@pytest.fixture(scope="module")
+def digits() -> dict[str, np.ndarray]:
+    from forensics.data import load_split
+
+    return {part: load_split("digits", part).images for part in ("train", "val", "test")}
+
+
+def transposed_conv_x2(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """2× average-pool, then a stride-2 2×2 transposed conv with a fixed kernel (a generator's trace)."""
+    n, c, h, w = images.shape
+    low = images.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5))
+    up = low[:, :, :, None, :, None] * kernel[None, None, None, :, None, :]
+    return np.clip(up.reshape(n, c, h, w), 0, 1).astype(np.float32)
+
+
+def test_npr_residual_is_zero_on_nearest_upsampled_images_and_handles_odd_sizes():
+    import torch
+
+    low = torch.rand(3, 1, 4, 5)
+    up = low.repeat_interleave(2, -2).repeat_interleave(2, -1)
+    assert torch.count_nonzero(npr_residual(up)) == 0
+    odd = torch.rand(2, 3, 7, 9)
+    assert npr_residual(odd).shape == odd.shape
+    assert torch.count_nonzero(npr_residual(odd)[..., ::2, ::2]) == 0
+
+
+def test_npr_finds_a_transposed_conv_checkerboard_but_not_real_from_real():
+    options = {**CPU, "epochs": 6, "width": 8}
+    real = smooth_images(700, 16, 20)
+    kernel = np.array([[1.06, 0.94], [0.97, 1.03]])
+    fake = transposed_conv_x2(smooth_images(400, 16, 21), kernel)
+    _, report = train_detector("npr", real[:300], real[300:350], real[350:500], {"convT": fake},
+                               options, seed=0)
+    assert report["auc"] > 0.95, report
+    _, report = train_detector("npr", real[:300], real[300:350], real[350:550],
+                               {"other-real": real[550:]}, options)
+    assert abs(report["auc"] - 0.5) < 0.1, report
+
+
+@pytest.mark.parametrize("name", ["reconstruction", "surprisal"])
+def test_real_only_detectors_fit_without_fakes_and_are_two_sided(name, digits):
+    cls = get(name)
+    assert cls.needs_fakes is False and cls.torch_based is True
+    detector = create(name, **CPU).fit(digits["train"])
+    real = digits["test"]
+    blurred = gaussian_filter(real, sigma=(0, 0, 1.2, 1.2)).astype(np.float32)
+    noisy = np.clip(real + np.random.default_rng(0).normal(0, 0.15, real.shape), 0, 1)
+    noise = np.random.default_rng(1).random(real.shape).astype(np.float32)
+    s_real, s_blur, s_noisy = (detector.predict_proba(x) for x in (real, blurred, noisy))
+    assert auc(s_real, s_blur) > 0.9 and auc(s_real, detector.predict_proba(noise)) > 0.9
+    # two-sided: too smooth and too rough both score above plain held-out reals
+    assert s_blur.mean() > s_real.mean() and s_noisy.mean() > s_real.mean()
+    # fakes passed to a real-only detector are ignored
+    again = create(name, **CPU).fit(digits["train"], noise)
+    np.testing.assert_allclose(again.predict_proba(real), s_real, atol=1e-6)
+
+
+def test_surprisal_statistic_is_nll_minus_entropy_per_scale(digits):
+    detector = create("surprisal", **CPU, epochs=1, width=4).fit(digits["train"][:400])
+    nll, entropy = detector.coding_cost(digits["test"][:20])
+    assert nll.shape == entropy.shape == (20, 2) and np.all(entropy >= 0)
+    z = detector.z_scores(digits["test"][:20])
+    np.testing.assert_allclose(z, (nll - entropy - detector.center_) / detector.scale_, atol=1e-9)
+    with pytest.raises(ForensicsError, match="too small"):
+        create("surprisal", **CPU, scales=5).fit(digits["train"][:40])
+
+
+def test_reconstruction_spaces(digits):
+    for space, k in (("pixel", 1), ("spectral", 1), ("both", 2)):
+        detector = create("reconstruction", **CPU, space=space, epochs=1, width=4)
+        assert detector.fit(digits["train"][:200]).z_scores(digits["test"][:5]).shape == (5, k)
+    with pytest.raises(ForensicsError, match="space must be"):
+        create("reconstruction", **CPU, space="lpips").fit(digits["train"][:50])
+
+
+def test_pseudo_fakes_are_seeded_keep_content_and_differ(digits):
+    real = digits["train"][:300]
+    fakes, source = pseudo_fakes(real, 200, seed=3, return_index=True)
+    assert fakes.shape == (200, *real.shape[1:]) and fakes.dtype == np.float32
+    assert fakes.min() >= 0 and fakes.max() <= 1
+    np.testing.assert_array_equal(fakes, pseudo_fakes(real, 200, seed=3))
+    assert not np.array_equal(fakes, pseudo_fakes(real, 200, seed=4))
+    originals = real[source]
+    assert np.abs(fakes - originals).mean() > 0.01
+    corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(fakes, originals, strict=True)]
+    assert np.mean(corr) > 0.7 and np.percentile(corr, 10) > 0.5
+    odd = pseudo_fakes(np.repeat(smooth_images(6, 7, 1), 3, 1), 9, seed=0)  # odd size, RGB, n > N
+    assert odd.shape == (9, 3, 7, 7)
+
+
+def test_pseudo_fakes_option_on_cnn_and_attribution(digits):
+    real, fake = digits["train"][:200], np.clip(digits["train"][200:400] ** 0.5, 0, 1)
+    base = create("cnn", **CPU, epochs=1, width=4).fit(real, fake)
+    same = create("cnn", **CPU, epochs=1, width=4, pseudo_fakes=0.0).fit(real, fake)
+    np.testing.assert_array_equal(base.predict_proba(real), same.predict_proba(real))
+    more = create("cnn", **CPU, epochs=1, width=4, pseudo_fakes=0.5).fit(real, fake)
+    assert not np.array_equal(base.predict_proba(real), more.predict_proba(real))
+    npr = create("npr", **CPU, epochs=1, width=4, pseudo_fakes=0.5).fit(real, fake)
+    assert npr.predict_proba(real).shape == (200,)
+    attribution = create("attribution", **CPU, epochs=1, width=4, pseudo_fakes=0.5)
+    assert attribution.fit(real, fake).classes_ == ["real", "fake", "pseudo"]
+    with pytest.raises(ForensicsError, match="pseudo_fakes"):
+        create("cnn", **CPU, pseudo_fakes=-1).fit(real, fake)
+
+
+def test_ensemble_stacks_members_and_round_trips(digits, tmp_path):
+    real = digits["train"][:400]
+    fake = transposed_conv_x2(digits["train"][400:800], np.array([[1.1, 0.9], [0.9, 1.1]]))
+    options = {"cnn": {"epochs": 2, "width": 4}, "npr": {"epochs": 2, "width": 4},
+               "reconstruction": {"epochs": 2, "width": 4}}
+    detector = create("ensemble", **CPU, members="cnn,npr,reconstruction",
+                      member_options=json.dumps(options)).fit(real, fake)
+    assert [m.name for m in detector.members_] == ["cnn", "npr", "reconstruction"]
+    assert detector.combiner_.coef_.shape == (1, 3)
+    test_real = digits["test"]
+    test_fake = transposed_conv_x2(digits["val"], np.array([[1.1, 0.9], [0.9, 1.1]]))
+    scores = detector.predict_proba(np.concatenate([test_real, test_fake]))
+    assert auc(scores[: len(test_real)], scores[len(test_real):]) > 0.9
+    assert detector.member_logits(test_real).shape == (len(test_real), 3)
+    again = load_detector(save_detector(detector, tmp_path / "ens"))
+    np.testing.assert_array_equal(again.predict_proba(np.concatenate([test_real, test_fake])),
+                                  scores)
+    with pytest.raises(ForensicsError, match="member_options"):
+        create("ensemble", member_options="{nope").fit(real, fake)
+    with pytest.raises(ForensicsError, match="unknown detector"):
+        create("ensemble", members="cnn,nope").fit(real, fake)
+
+
+def test_capability_declarations():
+    for name, needs_fakes in (("npr", True), ("reconstruction", False), ("surprisal", False),
+                              ("ensemble", True)):
+        cls = get(name)
+        assert cls.needs_fakes is needs_fakes and cls.multiclass is False
+        assert cls.needs_run is False and cls.torch_based is True
+        create(name, **cls.tiny_options)  # the tiny options are valid options
