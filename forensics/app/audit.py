@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -334,13 +333,13 @@ def _modes(proba: np.ndarray) -> dict:
 
 def _codes(folder: Path, loaded: _Folder, digits: np.ndarray) -> dict | None:
     """InfoGAN code agreement, when ``manifest.json`` rows carry ``c1``."""
-    path = folder / "manifest.json"
-    if not path.is_file():
+    from forensics.manifest import MANIFEST, read_manifest
+
+    if not (folder / MANIFEST).is_file():
         return None
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["images"]
-        by_file = {str(row["file"]): row for row in rows}
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        by_file = read_manifest(folder).by_file()
+    except ForensicsError as error:
         return {"note": f"manifest.json unreadable: {error}"}
     position = {name: i for i, name in enumerate(loaded.files)}
     hashes_differ = sum(1 for name, row in by_file.items() if name in position
