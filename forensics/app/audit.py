@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,8 @@ KID_SUBSET_SIZE = 1000
 RARE_SHARE = 0.02
 CONFIDENT = 0.9
 NEAR_COPY_PERCENTILE = 1.0
+#: the libraries the audit's numbers and plots depend on besides the toolkit's own
+AUDIT_PACKAGES = ("scipy", "prdc", "matplotlib")
 PLOTS = ("digit_histogram.png", "spectrum.png", "nearest_pairs.png")
 DOMAIN_NOTE = (
     "Fréchet distance, KID and precision/recall/density/coverage are computed on the "
@@ -150,7 +151,7 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
         save_figure(fig, out / name)
         plots[name] = (out / name).read_bytes()  # embedded in the self-contained HTML
     result["audit"].update(
-        versions=_versions(), created=provenance.now(), plots=list(plots),
+        versions=provenance.versions(AUDIT_PACKAGES), created=provenance.now(), plots=list(plots),
         seconds=round(time.perf_counter() - started, 3),
     )
     result = jsonable(result)
@@ -231,18 +232,6 @@ def _inputs_hash(hashes: list[str]) -> str:
     from forensics.provenance import sha256_bytes
 
     return sha256_bytes("\n".join(sorted(hashes)).encode())
-
-
-def _versions() -> dict[str, str]:
-    from forensics.provenance import versions
-
-    found = versions()
-    for name in ("scipy", "prdc", "matplotlib"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def _subsample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
