@@ -13,41 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.perturb import DEFAULT, apply
+from benchmarks.tiny_suite import DETECTORS, GENERATORS, HEAD, SUITE, VAE
 from forensics.app.cli import app
 from tests.cli_checks import assert_one_line_error
 
 runner = CliRunner()
-
-GENERATORS = """
-[generators.gan]
-kind = "gan"
-epochs = 1
-options = { width = 8, noise_dim = 8, batch_size = 32 }
-"""
-
-VAE = """
-[generators.vae]
-kind = "vae"
-epochs = 1
-options = { hidden = 32, latent_dim = 4, batch_size = 64 }
-"""
-
-DETECTORS = """
-[detectors.pixel-logreg]
-kind = "pixel-logreg"
-
-[detectors.spectral-fft]
-kind = "spectral-fft"
-"""
-
-HEAD = """name = "tiny"
-dataset = "digits"
-fakes_per_generator = 200
-real_train = 300
-bootstrap = 20
-"""
-
-SUITE = HEAD + GENERATORS + VAE + DETECTORS + "\n[perturbations]\njpeg = [50]\n"
 
 #: the one field that measures time or the moment of the run, so differs between two runs
 TIMED = {"timing"}
