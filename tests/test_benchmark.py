@@ -58,11 +58,13 @@ def bench(tmp_path_factory):
 # -- the report ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_benchmark_prints_summary(bench):
     assert "best detector" in bench["first"].stdout
     assert "report.md" in bench["first"].stdout
 
 
+@pytest.mark.slow
 def test_benchmark_writes_every_file(bench):
     out = bench["out"]
     for name in ("results.json", "report.md", "report.html", "perturbations.jsonl", *FIGURES,
@@ -74,6 +76,7 @@ def test_benchmark_writes_every_file(bench):
         assert read_image(out / name).shape[0] > 100  # a real figure
 
 
+@pytest.mark.slow
 def test_report_html_is_self_contained(bench):
     page = (bench["out"] / "report.html").read_text()
     figures = page.count('src="data:image/png;base64,')
@@ -102,6 +105,7 @@ def check_report(entry: dict) -> None:
     assert entry["n_boot"] == 20
 
 
+@pytest.mark.slow
 def test_results_metrics_in_range(bench):
     results = results_of(bench["out"])
     gens, dets = results["generators"], results["detectors"]
@@ -135,6 +139,7 @@ def test_results_metrics_in_range(bench):
     assert results["summary"]["best_detector"] in dets
 
 
+@pytest.mark.slow
 def test_results_record_provenance(bench):
     results = results_of(bench["out"])
     assert results["seed"] == 0 and results["suite_name"] == "tiny"
@@ -151,6 +156,7 @@ def test_results_record_provenance(bench):
         assert results["artefacts"][key]
 
 
+@pytest.mark.slow
 def test_perturbations_log_one_line_per_image(bench):
     results = results_of(bench["out"])
     lines = (bench["out"] / "perturbations.jsonl").read_text().splitlines()
@@ -166,6 +172,7 @@ def test_perturbations_log_one_line_per_image(bench):
 # -- the cache ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_cache(bench):
     first, second = bench["after_first"], bench["after_second"]
     kinds = {p.parent.name for p in first}
@@ -173,6 +180,7 @@ def test_second_run_reuses_the_cache(bench):
     assert second == first  # no new folder, none rewritten (times are the benchmark's business)
 
 
+@pytest.mark.slow
 def test_second_run_gives_identical_numbers(bench):
     a, b = results_of(bench["out"]), results_of(bench["again"])
     assert {k: v for k, v in a.items() if k not in TIMED} == \
@@ -181,6 +189,7 @@ def test_second_run_gives_identical_numbers(bench):
         (bench["again"] / "perturbations.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_split_of_fakes_does_not_depend_on_suite_order(bench, tmp_path):
     """A cached detector is reused by any suite naming the same generator: its held-out
     fakes must be the same ones, or the detector is tested on images it trained on."""
@@ -197,6 +206,7 @@ def test_split_of_fakes_does_not_depend_on_suite_order(bench, tmp_path):
             "vae": together["robustness"][d]["jpeg"]["50.0"]["vae"]}}}
 
 
+@pytest.mark.slow
 def test_suite_without_perturbations(bench, tmp_path):
     suite = tmp_path / "plain.toml"
     suite.write_text(HEAD + GENERATORS + DETECTORS)
@@ -210,6 +220,7 @@ def test_suite_without_perturbations(bench, tmp_path):
     assert not (out / "robustness.png").exists()
 
 
+@pytest.mark.slow
 def test_fresh_retrains(bench, tmp_path):
     import shutil
 

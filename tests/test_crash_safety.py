@@ -26,6 +26,9 @@ import generators.training  # noqa: F401  (imported now: in-process commands ans
 from benchmarks.contents import run_contents, synthetic_contents
 from forensics.app.cli import app
 
+#: every test here runs the command line in real processes, and kills some of them
+pytestmark = pytest.mark.slow
+
 CLI = [sys.executable, "-m", "forensics.app.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TRAIN = ["train", "gan", "--dataset", "digits", "--epochs", "6", "--set", "width=8",

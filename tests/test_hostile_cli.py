@@ -86,6 +86,7 @@ def test_detect_on_only_bad_files_exits_1(corpus):
     check_report(result.stdout, result.stderr, corpus["bad_cases"])
 
 
+@pytest.mark.slow
 def test_detect_in_a_real_process(corpus):
     """The console script itself: real stderr encoding, real exit code, non-UTF-8 names."""
     result = subprocess.run(
