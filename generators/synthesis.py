@@ -23,7 +23,7 @@ from forensics.images import png_bytes, to_uint8
 from forensics.manifest import MANIFEST, write_manifest  # noqa: F401 (MANIFEST: re-exported)
 from forensics.provenance import PROVENANCE_KEY
 from generators.base import seeded
-from generators.training import WEIGHTS, Run
+from generators.runs import WEIGHTS, Run
 
 CHUNK = 256
 

@@ -83,7 +83,7 @@ def _run(folder: Path) -> list[str]:
     if not problems:
         # the config must also build the model the weights fit (imported late: the core
         # does not otherwise depend on the generators)
-        from generators.training import load_run
+        from generators.runs import load_run
 
         try:
             load_run(folder, device="cpu")
