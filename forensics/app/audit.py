@@ -197,35 +197,34 @@ def _load_reference(real: str) -> _Reference:
 def _read_folder(folder: Path, out: Path, shape: tuple[int, ...],
                  emit: Callable[[str, int, int], None]) -> _Folder:
     """Read and conform every image under ``folder`` except those under ``out``."""
-    from forensics.images import ImageReadError, conform, iter_image_files, read_image, to_float
+    from forensics.batches import Problems, decoded
+    from forensics.images import conform, iter_image_files, to_float
     from forensics.provenance import sha256_file
 
     out_resolved = out.resolve()
     found = [(path, problem) for path, problem in iter_image_files([folder])
              if not path.resolve().is_relative_to(out_resolved)]
+
+    def counted():
+        for i, entry in enumerate(found):
+            if i % 100 == 0:
+                emit("read", i, len(found))
+            yield entry
+
     channels, size = shape[0], shape[1]
-    images, files, hashes, skipped = [], [], [], []
-    for i, (path, problem) in enumerate(found):
-        if i % 100 == 0:
-            emit("read", i, len(found))
-        if problem is not None:
-            skipped.append(problem)
-            continue
+    images, files, hashes, problems = [], [], [], Problems()
+    for path, image in decoded(counted(), problems):
         try:
-            image = conform(read_image(path), size, channels)
             digest = sha256_file(path)
-        except ImageReadError as error:
-            skipped.append(str(error))
-            continue
         except OSError as error:  # vanished between decoding and hashing
-            skipped.append(f"{path}: {error.strerror or error}")
+            problems.lines.append(f"{path}: {error.strerror or error}")
             continue
-        images.append(image)
+        images.append(conform(image, size, channels))
         hashes.append(digest)
         files.append(path.relative_to(folder).as_posix())
     emit("read", len(found), len(found))
     batch = to_float(np.stack(images)) if images else np.zeros((0, *shape), np.float32)
-    return _Folder(batch, files, hashes, skipped)
+    return _Folder(batch, files, hashes, problems.lines)
 
 
 def _inputs_hash(hashes: list[str]) -> str:
