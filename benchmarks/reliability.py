@@ -2,7 +2,7 @@
 
 Run: ``python -m benchmarks.reliability [--out benchmarks/results/reliability] [--kills 5]``.
 
-1. Hostile files (the corpus of ``tests/test_hostile_cli.py`` plus ``--fuzz`` random
+1. Hostile files (the corpus of :mod:`benchmarks.hostile` plus ``--fuzz`` random
    mutations of valid PNG/JPEG/GIF/WebP/BMP/TIFF files) through ``forensics detect``, each
    file alone in-process and all together in a real process, and through the folder data
    set loader. A crash is a traceback, an exception other than the toolkit's one-line
@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.contents import run_contents, synthetic_contents
 
 CLI = [sys.executable, "-m", "forensics.app.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -76,8 +78,7 @@ def _mutants(folder: Path, n: int, seed: int) -> int:
 def _detect_each(cases: dict, parent: Path) -> dict:
     """Each corpus case alone (a real ``forensics detect`` process, as a user runs it): exit 0
     with a record, or 1 with a skip line."""
-    from tests.test_hostile_cli import FILESYSTEM, build_corpus
-    from tests.test_images import CASES
+    from benchmarks.hostile import CASES, FILESYSTEM, build_corpus
 
     crashed, wrong = [], []
     for case, (_, expected) in cases.items():
@@ -128,7 +129,7 @@ def _loader(folder: Path) -> dict:
 
 
 def hostile(root: Path, fuzz: int, seed: int) -> dict:
-    from tests.test_hostile_cli import build_corpus
+    from benchmarks.hostile import build_corpus
 
     cases = build_corpus(root / "mixed")
     build_corpus(root / "bad", valid=False)
@@ -149,18 +150,6 @@ def hostile(root: Path, fuzz: int, seed: int) -> dict:
 def _leftovers(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")
                   if p.name.endswith(LEFTOVER_SUFFIXES))
-
-
-def _run_contents(run: Path) -> dict:
-    from tests.test_crash_safety import run_contents
-
-    return run_contents(run)
-
-
-def _synthetic_contents(folder: Path) -> dict:
-    from tests.test_crash_safety import synthetic_contents
-
-    return synthetic_contents(folder)
 
 
 def _cli(*args: object) -> subprocess.CompletedProcess:
@@ -227,7 +216,7 @@ def kills(root: Path, n: int, seed: int) -> dict:
     train_ref = _timed([*TRAIN, "--out", reference], lambda: _lines(reference / "metrics.jsonl") >= 1)
     generate_ref = _timed([*generate, fakes], lambda: _staged(fakes) >= 1)
     assert train_ref["status"] == 0 and generate_ref["status"] == 0
-    expected_run, expected_fakes = _run_contents(reference), _synthetic_contents(fakes)
+    expected_run, expected_fakes = run_contents(reference), synthetic_contents(fakes)
     rows = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     epoch_seconds = float(np.mean([row["seconds"] for row in rows]))
 
@@ -243,7 +232,7 @@ def kills(root: Path, n: int, seed: int) -> dict:
         resume = (run / "config.json").is_file()
         done = _lines(metrics)
         after = _cli(*TRAIN, "--out", run, *(["--resume"] if resume else []))
-        differ = _differences(_run_contents(run), expected_run)
+        differ = _differences(run_contents(run), expected_run)
         trials["train"].append({
             "kill_point": f"{epochs} epochs + {fraction:.2f} of an epoch",
             "killed": killed["status"] == -signal.SIGKILL and done < 6,
@@ -258,7 +247,7 @@ def kills(root: Path, n: int, seed: int) -> dict:
         staged = _staged(out)
         complete_after_kill = out.exists()
         after = None if complete_after_kill else _cli(*generate, out)  # complete: must be whole
-        differ = _differences(_synthetic_contents(out), expected_fakes) if out.exists() \
+        differ = _differences(synthetic_contents(out), expected_fakes) if out.exists() \
             else ["<no output>"]
         trials["generate"].append({
             "kill_point": f"{images} images staged",
@@ -302,7 +291,7 @@ def _peak_rss_mib(command: list[str]) -> tuple[float, int]:
 def memory(root: Path) -> dict:
     from PIL import Image
 
-    from tests.test_images import CASES
+    from benchmarks.hostile import CASES
 
     root.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -337,8 +326,8 @@ def _paths(tree: object, prefix: str = "") -> dict[str, object]:
 
 
 def reproducibility(root: Path) -> dict:
-    """The tiny suite of ``tests/test_benchmark.py`` run twice, each with its own cache."""
-    from tests.test_benchmark import SUITE
+    """The tiny suite (:mod:`benchmarks.tiny_suite`) run twice, each with its own cache."""
+    from benchmarks.tiny_suite import SUITE
 
     root.mkdir(parents=True, exist_ok=True)
     suite = root / "tiny.toml"
@@ -425,7 +414,7 @@ def _markdown(results: dict) -> str:
                      f"{t['n_files_differing']} | {len(t['leftovers'])} |")
     r = results["reproducibility"]
     lines += ["", "## Reproducibility", "",
-              "The tiny benchmark suite of `tests/test_benchmark.py` run twice on this CPU, each "
+              "The tiny benchmark suite (`benchmarks/tiny_suite.py`) run twice on this CPU, each "
               "with its own empty cache (so every generator, synthetic set and detector is "
               "trained twice): fields of `results.json` that differ outside `timing`: "
               f"{r['fields_differing_outside_timing'] or 'none'}; inside `timing`: "

@@ -191,11 +191,12 @@ def read_synthetic(folder: Path, workers: int = 0) -> np.ndarray:
     ``workers`` reading processes); a set with a file that cannot be read is refused.
     """
     from forensics.batches import Problems, read_all
+    from forensics.manifest import read_manifest
 
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = read_manifest(folder)
     problems = Problems()
-    images, _ = read_all([folder / row["file"] for row in manifest["images"]],
-                         tuple(manifest["header"]["image_shape"]), problems, workers=workers)
+    images, _ = read_all(manifest.files(), tuple(manifest.header["image_shape"]), problems,
+                         workers=workers)
     if problems.lines:
         raise ForensicsError(f"synthetic set {folder}: {problems.lines[0]}")
     return images

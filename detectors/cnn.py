@@ -62,7 +62,7 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
     from torch.utils.data import DistributedSampler
 
     from detectors.augment import blur_jpeg
-    from forensics import distributed
+    from forensics import distributed, loop
     from forensics.runtime import autocast, check_precision
 
     if epochs < 1 or batch_size < 1 or lr <= 0:
@@ -74,28 +74,32 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     live = distributed.wrap(net, device, compile=compile)
     y_all = torch.as_tensor(targets)
-    history = []
-    for _ in range(epochs):
-        x_all = torch.from_numpy(blur_jpeg(inputs, rng) if augment else inputs)
+    epoch: dict[str, Any] = {}  # this epoch's (augmented) inputs and this rank's image count
+
+    def batches(_: int) -> list[torch.Tensor]:
+        epoch["x"] = torch.from_numpy(blur_jpeg(inputs, rng) if augment else inputs)
         order = torch.from_numpy(rng.permutation(len(inputs)))
         # rank r takes order[r::N]: its k-th batch is its share of the k-th global batch
         mine = order[list(DistributedSampler(order, num_replicas=distributed.size(),
                                              rank=distributed.rank(), shuffle=False,
                                              drop_last=distributed.size() > 1))]
-        total = 0.0
-        for start in range(0, len(mine), local):
-            index = mine[start : start + local]
-            if len(index) < 2 and len(order) > 1:  # BatchNorm needs two samples
-                continue
-            with autocast(device, precision):
-                outputs = live(x_all[index].to(device))
-            loss = loss_fn(outputs.float(), y_all[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        summed = distributed.all_mean({"loss": total, "n": float(len(mine))})
-        history.append(summed["loss"] / summed["n"])
+        epoch["n"] = float(len(mine))
+        parts = [mine[start : start + local] for start in range(0, len(mine), local)]
+        # BatchNorm needs two samples
+        return [index for index in parts if not (len(index) < 2 and len(order) > 1)]
+
+    def step(index: torch.Tensor) -> dict[str, float]:
+        with autocast(device, precision):
+            outputs = live(epoch["x"][index].to(device))
+        loss = loss_fn(outputs.float(), y_all[index].to(device))
+        loop.minimise(optimizer, loss)
+        return {"loss": loss.item()}
+
+    def end_epoch(_: int, sums: dict[str, float], counts: dict[str, float]) -> float:
+        summed = distributed.all_mean({"loss": sums.get("loss", 0.0), "n": epoch["n"]})
+        return summed["loss"] / summed["n"]
+
+    history = loop.fit(batches, step, epochs=epochs, weight=len, end_epoch=end_epoch)
     net.eval()
     return history
 

@@ -64,7 +64,7 @@ class DiscriminatorDetector(Detector):
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> DiscriminatorDetector:
         """Load D from the run; in finetune mode also train a new head on real vs fake."""
-        from generators.training import load_run
+        from generators.runs import load_run
 
         if self.mode not in MODES:
             raise ForensicsError(f"mode must be one of {', '.join(MODES)}")

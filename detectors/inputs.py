@@ -8,7 +8,6 @@ benchmarks), whose real images join the real data, split 80/10/10 the same way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from forensics.batches import Problems, read_all
 from forensics.errors import ForensicsError
+from forensics.manifest import MANIFEST, ManifestError, read_manifest
 from forensics.provenance import sha256_array
 
 
@@ -37,24 +37,21 @@ def _listed(folder: Path) -> list[Path]:
     """The image files of a ``forensics generate`` output as its manifest lists them.
 
     Other PNGs under the folder (``audit/`` figures, explanations) are not fakes of
-    that generator; a folder without a usable manifest is read whole.
+    that generator; a folder without a usable manifest is read whole (a manifest
+    naming a path outside its folder is refused).
     """
-    from forensics.manifest import safe_member
-
     try:
-        rows = json.loads((folder / "manifest.json").read_text("utf-8"))["images"]
-        return [safe_member(folder, str(row["file"])) for row in rows]
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return read_manifest(folder).files()
+    except ManifestError:
         return [folder]
 
 
 def _name(folder: Path, taken: dict) -> str:
-    manifest = folder / "manifest.json"
     name = folder.name
-    if manifest.is_file():
+    if (folder / MANIFEST).is_file():
         try:
-            name = json.loads(manifest.read_text("utf-8"))["header"]["generator"]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            name = read_manifest(folder).generator or name
+        except ManifestError:
             pass
     base, i = name, 2
     while name in taken or name == "real":

@@ -116,11 +116,7 @@ class ImageFiles(IterableDataset):
         kept: list[tuple[int, Path, str | None, bool]] = []
         problems: list[tuple[int, str]] = []
         for index, path, problem in chunk:
-            if problem is None:
-                try:
-                    image, text = read_image_with_text(path)
-                except ImageReadError as error:
-                    problem = str(error)
+            image, text, problem = decode_entry(path, problem)
             if problem is not None:
                 problems.append((index, problem))
                 continue
@@ -133,6 +129,40 @@ class ImageFiles(IterableDataset):
                      {s: _stack(v, s) for s, v in others.items()}, indices=[k[0] for k in kept],
                      tags=[k[2] for k in kept], conformed=[k[3] for k in kept],
                      shapes=[k[4] for k in kept], problems=problems)
+
+
+def decode_entry(path: Path, problem: str | None = None
+                 ) -> tuple[np.ndarray | None, dict[str, str], str | None]:
+    """One entry of :func:`~forensics.images.iter_image_files`'s walk, decoded.
+
+    ``(image, PNG text, None)`` with the image as :func:`~forensics.images.read_image`
+    gives it (``(H, W, C)`` uint8), or ``(None, {}, one-line reason)`` for an entry the
+    walk already refused (``problem``) or that does not decode.
+    """
+    if problem is not None:
+        return None, {}, problem
+    try:
+        image, text = read_image_with_text(path)
+    except ImageReadError as error:
+        return None, {}, str(error)
+    return image, text, None
+
+
+def decoded(entries: Iterable[tuple[Path, str | None]], problems: Problems
+            ) -> Iterator[tuple[Path, np.ndarray]]:
+    """The one folder reader: every decodable image of the walk ``entries``, in order,
+    unconformed; one line per skipped entry appended to ``problems``.
+
+    ``entries`` are :func:`~forensics.images.iter_image_files`'s ``(path, problem)``
+    pairs (filtered or counted as the caller needs). :class:`ImageFiles` reads its
+    chunks entry by entry the same way, then conforms.
+    """
+    for path, problem in entries:
+        image, _, problem = decode_entry(path, problem)
+        if problem is not None:
+            problems.lines.append(problem)
+            continue
+        yield path, image
 
 
 def _stack(images: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:

@@ -98,6 +98,7 @@ def load_weights(path: str | Path) -> dict:
 
 
 def read_json(path: str | Path) -> dict:
+    """The one reader of the JSON-object files (run config, detector header, manifest)."""
     path = Path(path)
     if not path.is_file():
         raise ForensicsError(f"{path}: missing")
@@ -105,6 +106,8 @@ def read_json(path: str | Path) -> dict:
         value = json.loads(path.read_text("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise ForensicsError(f"{path}: not valid JSON ({error})") from None
+    except OSError as error:
+        raise ForensicsError(f"{path}: unreadable ({error.strerror or error})") from None
     if not isinstance(value, dict):
         raise ForensicsError(f"{path}: expected a JSON object")
     return value

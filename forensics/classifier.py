@@ -77,6 +77,7 @@ def train_digit_classifier(epochs: int = 8, seed: int = 0) -> dict:
     from forensics import atomic, provenance
     from forensics.checkpoint import save_weights
     from forensics.data import load_split
+    from forensics.loop import fit, minimise
 
     torch.manual_seed(seed)
     train, test = load_split("mnist5k", "train"), load_split("mnist5k", "test")
@@ -84,17 +85,20 @@ def train_digit_classifier(epochs: int = 8, seed: int = 0) -> dict:
     net = build()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+
+    def batches(_: int):
         net.train()
-        order = torch.randperm(len(x), generator=gen)
-        for batch in order.split(64):
-            # light shifts make the features robust to off-centre generated digits
-            shift = torch.randint(-2, 3, (2,), generator=gen).tolist()
-            xb = torch.roll(x[batch], shifts=shift, dims=(2, 3))
-            loss = F.cross_entropy(net(xb), y[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        return torch.randperm(len(x), generator=gen).split(64)
+
+    def step(batch) -> dict[str, float]:
+        # light shifts make the features robust to off-centre generated digits
+        shift = torch.randint(-2, 3, (2,), generator=gen).tolist()
+        xb = torch.roll(x[batch], shifts=shift, dims=(2, 3))
+        loss = F.cross_entropy(net(xb), y[batch])
+        minimise(opt, loss)
+        return {"loss": loss.item()}
+
+    fit(batches, step, epochs=epochs)
     classifier = DigitClassifier(net)
     accuracy = float((classifier.predict_proba(test.images).argmax(1) == test.labels).mean())
     save_weights(ASSET / "model.safetensors", net.state_dict())

@@ -119,33 +119,27 @@ def _torchvision(name: str, root: Path, download: bool) -> Dataset:
 
 
 def _load_folder(path: Path, size: int | None) -> Dataset:
-    from forensics.images import ImageReadError, conform, iter_image_files, read_image, to_float
+    from forensics.batches import Problems, decoded
+    from forensics.images import conform, iter_image_files, to_float
 
     if not path.is_dir():
         raise ForensicsError(f"folder data set: {path} is not a folder")
-    decoded, names, problems = [], [], []
-    for file, problem in iter_image_files([path]):
-        if problem:
-            problems.append(problem)
-            continue
-        try:
-            decoded.append(read_image(file))
-        except ImageReadError as error:
-            problems.append(str(error))
-            continue
+    images, names, problems = [], [], Problems()
+    for file, image in decoded(iter_image_files([path]), problems):
+        images.append(image)
         rel = file.relative_to(path).parts
         names.append(rel[0] if len(rel) > 1 else "")
-    if not decoded:
+    if not images:
         raise ForensicsError(f"folder data set: no readable image under {path}")
-    channels = 3 if any(image.shape[2] == 3 for image in decoded) else 1
+    channels = 3 if any(image.shape[2] == 3 for image in images) else 1
     if size is None:  # the most common shorter side
-        sides, counts = np.unique([min(img.shape[:2]) for img in decoded], return_counts=True)
+        sides, counts = np.unique([min(img.shape[:2]) for img in images], return_counts=True)
         size = int(sides[np.argmax(counts)])
-    batch = np.stack([conform(image, size, channels) for image in decoded])
+    batch = np.stack([conform(image, size, channels) for image in images])
     classes = sorted(set(names))
     labels = np.array([classes.index(n) if classes != [""] else -1 for n in names])
     dataset = Dataset(f"folder:{path}", to_float(batch), labels.astype(np.int64))
-    object.__setattr__(dataset, "skipped", problems)
+    object.__setattr__(dataset, "skipped", problems.lines)
     return dataset
 
 

@@ -45,12 +45,16 @@ def config_hash(config: dict) -> str:
     return sha256_bytes(text.encode())[:16]
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python, this toolkit and the libraries its numbers depend on."""
+def versions(also: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of Python, this toolkit and the libraries its numbers depend on.
+
+    ``also``: further distributions a record depends on (e.g. the audit's scipy, prdc,
+    matplotlib); one that is not installed is left out, like the others.
+    """
     from forensics import __version__
 
     found = {"python": sys.version.split()[0], "forensics": __version__}
-    for name in _PACKAGES:
+    for name in (*_PACKAGES, *also):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

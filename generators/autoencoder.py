@@ -27,6 +27,7 @@ from torch.func import jacrev, vmap
 from forensics.distributed import global_noise
 from generators.base import Generator, Options
 from generators.registry import register
+from generators.steps import OneLossStep
 
 
 @dataclasses.dataclass
@@ -84,7 +85,8 @@ def corrupt(x: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
 
 
 @register("ae")
-class AutoEncoder(Generator):
+class AutoEncoder(OneLossStep, Generator):
+    optimizer = "ae"
     Options = AEOptions
     modes = ("sample", "reconstruct")
     default_epochs = 15
@@ -137,15 +139,6 @@ class AutoEncoder(Generator):
             terms["contractive"] = contractive_penalty(self.nets["encoder"], x, opt.penalty)
         terms["loss"] = sum(terms.values())
         return terms
-
-    def train_step(self, x: torch.Tensor) -> dict[str, float]:
-        self.nets.train()
-        terms = self.loss(x)
-        optimizer = self.optimizers["ae"]
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        return {key: value.item() for key, value in terms.items()}
 
     @torch.no_grad()
     def end_epoch(self, train_images: torch.Tensor) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from forensics.images import save_grid
 from generators.base import seeded
-from generators.training import Run
+from generators.runs import Run
 
 
 def explore(run: Run, out: str | Path, *, seed: int = 0) -> list[Path]:

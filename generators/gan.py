@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from forensics import distributed
+from forensics.loop import minimise
 from generators.base import Generator, Options
 from generators.dcgan import DCBody, DCGenerator, discriminator_loss, generator_loss
 from generators.registry import register
@@ -119,10 +120,7 @@ class GAN(Generator):
             fake, _ = self.fake(len(x))
             real_logits, fake_logits = self.logits(x), self.logits(fake.detach())
         loss = discriminator_loss(real_logits.float(), fake_logits.float())
-        opt = self.optimizers["D"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        minimise(self.optimizers["D"], loss)
         return loss.item()
 
     def generator_step(self, m: int) -> dict[str, float]:
@@ -130,10 +128,7 @@ class GAN(Generator):
             fake, _ = self.fake(m)
             logits = self.logits(fake)
         loss = generator_loss(logits.float(), self.options.loss)
-        opt = self.optimizers["G"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        minimise(self.optimizers["G"], loss)
         return {"G_loss": loss.item()}
 
     @torch.no_grad()

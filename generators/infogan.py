@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from forensics.loop import minimise
 from generators.dcgan import DCBody, DCGenerator, discriminator_loss, generator_loss
 from generators.gan import GAN, GANOptions
 from generators.registry import register
@@ -124,10 +125,7 @@ class InfoGAN(GAN):
             real_logits, fake_logits, q_out = self.logits(x), self.logits(fake), self.q(fake)
         adv = discriminator_loss(real_logits.float(), fake_logits.float())
         loss = adv + self._info(q_out, codes)
-        opt = self.optimizers["D"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        minimise(self.optimizers["D"], loss)
         return adv.item()
 
     def generator_step(self, m: int) -> dict[str, float]:
@@ -136,10 +134,7 @@ class InfoGAN(GAN):
             logits, q_out = self.logits(fake), self.q(fake)
         adv = generator_loss(logits.float(), self.options.loss)
         info = self._info(q_out, codes)
-        opt = self.optimizers["G"]
-        opt.zero_grad(set_to_none=True)
-        (adv + info).backward()
-        opt.step()
+        minimise(self.optimizers["G"], adv + info)
         return {"G_loss": adv.item(), "info_loss": info.item()}
 
     @torch.no_grad()

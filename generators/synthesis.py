@@ -20,11 +20,11 @@ import torch
 from forensics import atomic, provenance
 from forensics.errors import ForensicsError
 from forensics.images import png_bytes, to_uint8
+from forensics.manifest import MANIFEST, write_manifest  # noqa: F401 (MANIFEST: re-exported)
 from forensics.provenance import PROVENANCE_KEY
 from generators.base import seeded
-from generators.training import WEIGHTS, Run
+from generators.runs import WEIGHTS, Run
 
-MANIFEST = "manifest.json"
 CHUNK = 256
 
 
@@ -75,8 +75,7 @@ def generate(run: Run, n: int, out: str | Path, *, seed: int = 0, mode: str = "s
                 rows.append(row)
             if callback:
                 callback(count)
-        manifest = {"header": header, "images": rows}
-        atomic.write_json(folder / MANIFEST, manifest)
+        manifest = write_manifest(folder, header, rows)
     return manifest
 
 

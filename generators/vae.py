@@ -19,6 +19,7 @@ from torch import nn
 from forensics.distributed import global_noise
 from generators.base import Generator, Options
 from generators.registry import register
+from generators.steps import OneLossStep
 
 
 @dataclasses.dataclass
@@ -53,7 +54,8 @@ def reparametrize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 @register("vae")
-class VAE(Generator):
+class VAE(OneLossStep, Generator):
+    optimizer = "vae"
     Options = VAEOptions
     modes = ("sample", "reconstruct")
     default_epochs = 50
@@ -91,15 +93,6 @@ class VAE(Generator):
         recon = reconstruction_nll(x, x_hat, self.options.recon).mean()
         kl = kl_divergence(mu, logvar).mean()
         return {"reconstruction": recon, "kl": kl, "loss": recon + self.options.beta * kl}
-
-    def train_step(self, x: torch.Tensor) -> dict[str, float]:
-        self.nets.train()
-        terms = self.loss(x)
-        optimizer = self.optimizers["vae"]
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        return {key: value.item() for key, value in terms.items()}
 
     @torch.no_grad()
     def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:

@@ -13,52 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.perturb import DEFAULT, apply
+from benchmarks.tiny_suite import DETECTORS, DETS, GENERATORS, HEAD, SUITE, VAE
 from forensics.app.cli import app
 from tests.cli_checks import assert_one_line_error
 
 runner = CliRunner()
-
-GENERATORS = """
-[generators.gan]
-kind = "gan"
-epochs = 1
-options = { width = 8, noise_dim = 8, batch_size = 32 }
-"""
-
-VAE = """
-[generators.vae]
-kind = "vae"
-epochs = 1
-options = { hidden = 32, latent_dim = 4, batch_size = 64 }
-"""
-
-DETECTORS = """
-[detectors.pixel-logreg]
-kind = "pixel-logreg"
-
-[detectors.spectral-fft]
-kind = "spectral-fft"
-"""
-
-#: the families with their own training paths: multi-class attribution, the GAN's discriminator
-FAMILIES = """
-[detectors.attribution]
-kind = "attribution"
-options = { epochs = 1, width = 4, augment = false }
-
-[detectors.discriminator]
-kind = "discriminator"
-"""
-
-HEAD = """name = "tiny"
-dataset = "digits"
-fakes_per_generator = 200
-real_train = 300
-bootstrap = 20
-"""
-
-SUITE = HEAD + GENERATORS + VAE + DETECTORS + FAMILIES + "\n[perturbations]\njpeg = [50]\n"
-DETS = ["pixel-logreg", "spectral-fft", "attribution", "discriminator"]
 
 #: the one field that measures time or the moment of the run, so differs between two runs
 TIMED = {"timing"}
@@ -108,11 +67,13 @@ def bench(tmp_path_factory):
 # -- the report ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_benchmark_prints_summary(bench):
     assert "best detector" in bench["first"].stdout
     assert "report.md" in bench["first"].stdout
 
 
+@pytest.mark.slow
 def test_benchmark_writes_every_file(bench):
     out = bench["out"]
     for name in ("results.json", "report.md", "report.html", "perturbations.jsonl", *FIGURES,
@@ -124,6 +85,7 @@ def test_benchmark_writes_every_file(bench):
         assert read_image(out / name).shape[0] > 100  # a real figure
 
 
+@pytest.mark.slow
 def test_report_html_is_self_contained(bench):
     page = (bench["out"] / "report.html").read_text()
     figures = page.count('src="data:image/png;base64,')
@@ -152,6 +114,7 @@ def check_report(entry: dict) -> None:
     assert entry["n_boot"] == 20
 
 
+@pytest.mark.slow
 def test_results_metrics_in_range(bench):
     results = results_of(bench["out"])
     gens, dets = results["generators"], results["detectors"]
@@ -185,6 +148,7 @@ def test_results_metrics_in_range(bench):
     assert results["summary"]["best_detector"] in dets
 
 
+@pytest.mark.slow
 def test_results_record_provenance(bench):
     results = results_of(bench["out"])
     assert results["seed"] == 0 and results["suite_name"] == "tiny"
@@ -201,6 +165,7 @@ def test_results_record_provenance(bench):
         assert results["artefacts"][key]
 
 
+@pytest.mark.slow
 def test_perturbations_log_one_line_per_image(bench):
     results = results_of(bench["out"])
     lines = (bench["out"] / "perturbations.jsonl").read_text().splitlines()
@@ -374,6 +339,7 @@ def test_split_of_a_source_does_not_depend_on_the_others():
 # -- the cache ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_cache(bench):
     first, second = bench["after_first"], bench["after_second"]
     kinds = {p.parent.name for p in first}
@@ -381,6 +347,7 @@ def test_second_run_reuses_the_cache(bench):
     assert second == first  # no new folder, none rewritten (times are the benchmark's business)
 
 
+@pytest.mark.slow
 def test_second_run_gives_identical_numbers(bench):
     a, b = results_of(bench["out"]), results_of(bench["again"])
     assert {k: v for k, v in a.items() if k not in TIMED} == \
@@ -389,6 +356,7 @@ def test_second_run_gives_identical_numbers(bench):
         (bench["again"] / "perturbations.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_split_of_fakes_does_not_depend_on_suite_order(bench, tmp_path):
     """A cached detector is reused by any suite naming the same generator: its held-out
     fakes must be the same ones, or the detector is tested on images it trained on."""
@@ -405,6 +373,7 @@ def test_split_of_fakes_does_not_depend_on_suite_order(bench, tmp_path):
             "vae": together["robustness"][d]["jpeg"]["50.0"]["vae"]}}}
 
 
+@pytest.mark.slow
 def test_suite_without_perturbations(bench, tmp_path):
     suite = tmp_path / "plain.toml"
     suite.write_text(HEAD + GENERATORS + DETECTORS)
@@ -418,6 +387,7 @@ def test_suite_without_perturbations(bench, tmp_path):
     assert not (out / "robustness.png").exists()
 
 
+@pytest.mark.slow
 def test_fresh_retrains(bench, tmp_path):
     """--fresh rebuilds what the suite names (here its GAN part), and nothing else."""
     import shutil

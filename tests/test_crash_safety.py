@@ -11,7 +11,6 @@ one thread per process so results are bit-identical on any machine.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,7 +23,11 @@ import pytest
 from typer.testing import CliRunner
 
 import generators.training  # noqa: F401  (imported now: in-process commands answer at once)
+from benchmarks.contents import run_contents, synthetic_contents
 from forensics.app.cli import app
+
+#: every test here runs the command line in real processes, and kills some of them
+pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "forensics.app.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -84,39 +87,6 @@ def pngs_in(folder: Path) -> int:
 
 
 # -- what "the same result" means ------------------------------------------------------------
-
-
-def run_contents(run: Path) -> dict[str, object]:
-    """Every file of a run folder; config without ``created``, metrics without seconds."""
-    contents: dict[str, object] = {}
-    for path in sorted(run.rglob("*")):
-        if path.is_dir():
-            continue
-        name = str(path.relative_to(run))
-        if name == "config.json":
-            config = json.loads(path.read_text())
-            config.pop("created")
-            contents[name] = config
-        elif name == "metrics.jsonl":
-            rows = [json.loads(line) for line in path.read_text().splitlines()]
-            contents[name] = [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
-        else:
-            contents[name] = path.read_bytes()
-    return contents
-
-
-def synthetic_contents(folder: Path) -> dict[str, object]:
-    """Every file of a synthetic set; the manifest without its ``created`` timestamp."""
-    contents: dict[str, object] = {}
-    for path in sorted(folder.rglob("*")):
-        name = str(path.relative_to(folder))
-        if name == "manifest.json":
-            manifest = json.loads(path.read_text())
-            manifest["header"].pop("created")
-            contents[name] = manifest
-        else:
-            contents[name] = path.read_bytes()
-    return contents
 
 
 def assert_same(got: dict[str, object], expected: dict[str, object]) -> None:

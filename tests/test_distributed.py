@@ -57,6 +57,7 @@ def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, options", [("vae", {}), ("ae", {"variant": "denoising"})])
 def test_two_processes_train_what_one_does(tmp_path, name, options):
     one = train(name, tmp_path / "one", epochs=2, **options)
@@ -70,6 +71,7 @@ def test_two_processes_train_what_one_does(tmp_path, name, options):
     assert len(metrics(two)) == 2  # rank 0 alone wrote: one line per epoch
 
 
+@pytest.mark.slow
 def test_two_nodes_through_c10d_rendezvous(tmp_path):
     """Multi-node as the README shows it: two torchrun launchers (one process each) meet at a
     c10d rendezvous endpoint; here both "nodes" are this machine."""
@@ -95,6 +97,7 @@ def test_two_nodes_through_c10d_rendezvous(tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
 
 
+@pytest.mark.slow
 def test_gan_under_two_processes_differs_only_by_batchnorm_statistics(tmp_path):
     one = train("gan", tmp_path / "one")
     two = train("gan", tmp_path / "two", processes=2)
@@ -113,6 +116,7 @@ def test_gan_under_two_processes_differs_only_by_batchnorm_statistics(tmp_path):
     assert sorted(p.name for p in (two / "samples").iterdir()) == ["epoch_001.png"]
 
 
+@pytest.mark.slow
 def test_distributed_resume_is_bit_identical(tmp_path):
     straight = train("infogan", tmp_path / "straight", processes=2, epochs=2)
     resumed = train("infogan", tmp_path / "resumed", processes=2, epochs=1)
@@ -122,6 +126,7 @@ def test_distributed_resume_is_bit_identical(tmp_path):
     assert [m["epoch"] for m in metrics(resumed)] == [1, 2]
 
 
+@pytest.mark.slow
 def test_global_batch_must_split_over_the_processes(tmp_path):
     result = forensics("train", "vae", "--dataset", "digits", "--epochs", 1, "--device", "cpu",
                        "--batch-size", 33, "--out", tmp_path / "run", processes=2, check=False)
@@ -134,6 +139,7 @@ def test_global_batch_must_split_over_the_processes(tmp_path):
                 and "<frozen" not in line]
 
 
+@pytest.mark.slow
 def test_train_detector_under_two_processes(tmp_path, trained_run):
     fakes = tmp_path / "fakes"
     forensics("generate", trained_run("gan"), "--n", 200, "--out", fakes)
@@ -146,6 +152,7 @@ def test_train_detector_under_two_processes(tmp_path, trained_run):
     assert header["metrics"]["auc"] > 0.9
 
 
+@pytest.mark.slow
 def test_bf16_and_compile_train_the_same_model(tmp_path):
     fp32 = train("vae", tmp_path / "fp32")
     bf16 = train("vae", tmp_path / "bf16", "--precision", "bf16")
@@ -185,6 +192,7 @@ def test_bad_precision_and_compile_for_a_non_torch_detector_are_one_line_errors(
     assert_one_line_error(result, 2, "--compile is for the torch detectors")
 
 
+@pytest.mark.slow
 def test_an_error_under_torchrun_is_printed_once(tmp_path):
     (tmp_path / "a.png").write_bytes(b"not a png")
     result = forensics("detect", tmp_path, "--detector", tmp_path / "missing", "--json",

@@ -19,61 +19,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.hostile import CASES, FILESYSTEM, build_corpus
 from forensics.app.cli import app
-from forensics.images import display_name, png_bytes
-from tests.test_images import CASES
+from forensics.images import png_bytes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 runner = CliRunner()
-
-#: cases only a file system can make: name → (file name, fragment of the skip reason)
-FILESYSTEM: dict[str, tuple[str, str]] = {
-    "directory-named-png": ("folder.png", "is a directory"),
-    "symlink-loop": ("loop.png", "symbolic link loop"),
-    "dangling-symlink": ("dangling.png", "dangling symbolic link"),
-    "fifo": ("pipe.png", "not a regular file"),
-}
-
-
-def _make_special(folder: Path, case: str) -> None:
-    path = folder / FILESYSTEM[case][0]
-    if case == "directory-named-png":
-        path.mkdir()
-        (path / "inside.txt").write_text("not an image")  # not a suffix we read
-    elif case == "symlink-loop":
-        os.symlink(path.name, path)
-    elif case == "dangling-symlink":
-        os.symlink("no-such-target.png", path)
-    else:
-        os.mkfifo(path)
-
-
-def build_corpus(folder: Path, *, valid: bool = True, bad: bool = True,
-                 skip: tuple[str, ...] = ()) -> dict[str, tuple[str, object]]:
-    """Write the hostile corpus into ``folder``.
-
-    Returns ``{case: (displayed path, expected)}``; ``expected`` is a decoded shape for a
-    valid image or a fragment of the skip reason for a bad one.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    made: dict[str, tuple[str, object]] = {}
-    for case, (name, build, expected) in CASES.items():
-        if case in skip or (isinstance(expected, str) and not bad) or \
-                (not isinstance(expected, str) and not valid):
-            continue
-        raw = os.path.join(os.fsencode(folder), name) if isinstance(name, bytes) \
-            else os.fsencode(folder / name)
-        with open(raw, "wb") as handle:
-            handle.write(build())
-        made[case] = (display_name(raw), expected)
-    if bad:
-        for case, (name, fragment) in FILESYSTEM.items():
-            if case not in skip:
-                _make_special(folder, case)
-                made[case] = (display_name(folder / name), fragment)
-    return made
-
 
 def is_bad(expected: object) -> bool:
     return isinstance(expected, str)
@@ -134,6 +86,7 @@ def test_detect_on_only_bad_files_exits_1(corpus):
     check_report(result.stdout, result.stderr, corpus["bad_cases"])
 
 
+@pytest.mark.slow
 def test_detect_in_a_real_process(corpus):
     """The console script itself: real stderr encoding, real exit code, non-UTF-8 names."""
     result = subprocess.run(

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import subprocess
 import sys
 import textwrap
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
+from benchmarks.hostile import (
+    CASES,
+    GRAY16,
+    JPEG,
+    PAL_INDEX,
+    PALETTE,
+    PNG,
+    animated_gif,
+    encode,
+    exif_rotated_jpeg,
+    noise,
+    palette_png,
+    raw_png,
+    rgb16_png,
+    zlib_bomb,
+)
 from forensics.errors import ForensicsError
 from forensics.images import (
     ImageReadError,
@@ -36,179 +50,6 @@ from forensics.images import (
     to_float,
     to_uint8,
 )
-
-# --------------------------------------------------------------------- builders
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
-def _png(
-    width: int,
-    height: int,
-    idat: bytes,
-    *,
-    depth: int = 8,
-    color: int = 0,
-    extra: tuple[bytes, ...] = (),
-) -> bytes:
-    """A PNG from raw parts, so headers can lie about the pixel data."""
-    header = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
-    body = b"".join(extra)
-    return (
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + body + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
-    )
-
-
-def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def _noise(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
-    shape = (height, width, channels) if channels > 1 else (height, width)
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-GRAY16 = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5957  # 0 .. 65527
-PALETTE = [255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9)
-PAL_INDEX = np.array([[0, 1], [2, 0]], dtype=np.uint8)
-
-
-def _palette(transparent: bool) -> bytes:
-    image = Image.fromarray(PAL_INDEX, mode="P")
-    image.putpalette(PALETTE)
-    return _encode(image, "PNG", **({"transparency": 1} if transparent else {}))
-
-
-def _rgb16_png() -> bytes:
-    pixels = np.array([[[0, 32896, 65535]]], dtype=">u2")  # 0, 128*257, 255*257
-    rows = b"\x00" + pixels.tobytes()
-    return _png(1, 1, zlib.compress(rows), depth=16, color=2)
-
-
-def _exif_rotated_jpeg() -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
-    return _encode(Image.fromarray(_noise(20, 40)), "JPEG", exif=exif.tobytes())
-
-
-def _gif() -> bytes:
-    frames = [Image.fromarray(np.full((8, 8), value, np.uint8), mode="L") for value in (10, 200, 90)]
-    return _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
-
-
-def _zlib_bomb() -> bytes:
-    """8000 x 8000 gray, a 64 MB zero stream compressed to ~60 kB."""
-    compressor = zlib.compressobj(9)
-    row = bytes(8001)
-    stream = b"".join(compressor.compress(row) for _ in range(8000)) + compressor.flush()
-    return _png(8000, 8000, stream)
-
-
-def _text_bomb() -> bytes:
-    """A zTXt chunk inflating to 200 MB."""
-    text = b"k\x00\x00" + zlib.compress(bytes(200_000_000), 9)
-    return _png(4, 1, zlib.compress(b"\x00" + bytes(4)), extra=(_chunk(b"zTXt", text),))
-
-
-def _giant_text() -> bytes:
-    """A 5 MB tEXt chunk (over PngImagePlugin.MAX_TEXT_CHUNK); the pixels are fine."""
-    text = _chunk(b"tEXt", b"comment\x00" + b"a" * 5_000_000)
-    return _png(4, 1, zlib.compress(b"\x00" + bytes([7] * 4)), extra=(text,))
-
-
-RNG_BYTES = np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-JPEG = _encode(Image.fromarray(_noise(64, 64)), "JPEG", quality=90)
-PNG = _encode(Image.fromarray(_noise(64, 64)), "PNG")
-
-Outcome = tuple[int, ...] | str  # a decoded shape, or a fragment of the error message
-
-# name -> (file name, bytes, expected outcome)
-CASES: dict[str, tuple[str, Callable[[], bytes], Outcome]] = {
-    "zero-byte": ("empty.png", lambda: b"", "empty file"),
-    "truncated-png": ("cut.png", lambda: PNG[: len(PNG) // 2], "truncated image"),
-    "truncated-jpeg": ("cut.jpg", lambda: JPEG[: len(JPEG) // 2], "truncated image"),
-    "random-bytes": ("noise.png", lambda: RNG_BYTES, "not a recognised image"),
-    "text-file": (
-        "notes.png",
-        lambda: b"just some notes\nnot an image\n" * 20,
-        "not a recognised image",
-    ),
-    "eps-named-png": (
-        "ghost.png",
-        lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n",
-        "not a recognised image",
-    ),
-    "bomb-50000x50000": (
-        "bomb.png",
-        lambda: _png(50_000, 50_000, zlib.compress(bytes(9))),
-        "more than the limit of 40000000",
-    ),
-    "bomb-zlib-stream": (
-        "zbomb.png",
-        _zlib_bomb,
-        "8000x8000 = 64000000 pixels, more than the limit of 40000000",
-    ),
-    "bomb-ztxt-chunk": ("ztext.png", _text_bomb, "MAX_TEXT_CHUNK"),
-    "giant-text-chunk": ("text.png", _giant_text, (1, 4, 1)),
-    "gray-16bit": ("g16.png", lambda: _encode(Image.fromarray(GRAY16), "PNG"), (3, 4, 1)),
-    "rgb-16bit": ("rgb16.png", _rgb16_png, (1, 1, 3)),
-    "palette": ("pal.png", lambda: _palette(False), (2, 2, 3)),
-    "palette-transparent": ("palt.png", lambda: _palette(True), (2, 2, 3)),
-    "gray-alpha-LA": (
-        "la.png",
-        lambda: _encode(
-            Image.fromarray(np.array([[[200, 255], [200, 0], [200, 128]]], np.uint8), "LA"), "PNG"
-        ),
-        (1, 3, 1),
-    ),
-    "rgba": (
-        "rgba.png",
-        lambda: _encode(
-            Image.fromarray(np.array([[[100, 200, 50, 255], [100, 200, 50, 0]]], np.uint8), "RGBA"),
-            "PNG",
-        ),
-        (1, 2, 3),
-    ),
-    "gray-tRNS": (
-        "ltrns.png",
-        lambda: _encode(Image.fromarray(np.array([[9, 200]], np.uint8)), "PNG", transparency=200),
-        (1, 2, 1),
-    ),
-    "cmyk-jpeg": (
-        "cmyk.jpg",
-        lambda: _encode(Image.new("CMYK", (6, 5), (0, 255, 255, 0)), "JPEG"),
-        (5, 6, 3),
-    ),
-    "exif-rotated-jpeg": ("rot.jpg", _exif_rotated_jpeg, (40, 20, 3)),
-    "animated-gif": ("anim.gif", _gif, (8, 8, 3)),
-    "webp": (
-        "img.webp",
-        lambda: _encode(Image.fromarray(_noise(9, 7)), "WEBP", lossless=True),
-        (9, 7, 3),
-    ),
-    "bmp": ("img.bmp", lambda: _encode(Image.fromarray(_noise(5, 3)), "BMP"), (5, 3, 3)),
-    "tiff": ("img.tif", lambda: _encode(Image.fromarray(_noise(4, 6, 1)), "TIFF"), (4, 6, 1)),
-    "one-pixel": ("dot.png", lambda: _encode(Image.fromarray(_noise(1, 1, 1)), "PNG"), (1, 1, 1)),
-    "wide-10000x1": (
-        "wide.png",
-        lambda: _encode(Image.fromarray(_noise(1, 10_000)), "PNG"),
-        (1, 10_000, 3),
-    ),
-    "tall-1x10000": (
-        "tall.png",
-        lambda: _encode(Image.fromarray(_noise(10_000, 1, 1)), "PNG"),
-        (10_000, 1, 1),
-    ),
-    "png-missing-iend": ("noend.png", lambda: PNG[:-12], (64, 64, 3)),
-    "non-utf8-name-good": (b"bad\xff\xfename.png", lambda: PNG, (64, 64, 3)),
-    "non-utf8-name-bad": (b"bad\xff\xfecut.png", lambda: PNG[:100], "truncated image"),
-    "newline-in-name": ("evil\nname\r.png", lambda: b"junk", "not a recognised image"),
-}
 
 
 def _write(tmp_path: Path, name: str | bytes, data: bytes) -> str | bytes:
@@ -290,7 +131,7 @@ def test_cmyk_is_red(tmp_path):
 
 
 def test_exif_rotation_is_applied(tmp_path):
-    raw = Image.open(io.BytesIO(_exif_rotated_jpeg()))
+    raw = Image.open(io.BytesIO(exif_rotated_jpeg()))
     assert raw.size == (40, 20)  # stored landscape, displayed portrait
     assert _decode(tmp_path, "exif-rotated-jpeg").shape == (40, 20, 3)
 
@@ -300,20 +141,20 @@ def test_animated_gif_gives_first_frame(tmp_path):
 
 
 def test_bmp_is_lossless(tmp_path):
-    np.testing.assert_array_equal(_decode(tmp_path, "bmp"), _noise(5, 3))
+    np.testing.assert_array_equal(_decode(tmp_path, "bmp"), noise(5, 3))
 
 
 # ------------------------------------------------------------- pixel limit
 
 
 def test_pixel_limit_from_argument(tmp_path):
-    path = _write(tmp_path, "small.png", _encode(Image.fromarray(_noise(20, 20)), "PNG"))
+    path = _write(tmp_path, "small.png", encode(Image.fromarray(noise(20, 20)), "PNG"))
     assert_refused(path, "20x20 = 400 pixels, more than the limit of 399", max_pixels=399)
     assert read_image(path, max_pixels=400).shape == (20, 20, 3)
 
 
 def test_pixel_limit_from_environment(tmp_path, monkeypatch):
-    path = _write(tmp_path, "small.png", _encode(Image.fromarray(_noise(20, 20)), "PNG"))
+    path = _write(tmp_path, "small.png", encode(Image.fromarray(noise(20, 20)), "PNG"))
     monkeypatch.setenv("FORENSICS_MAX_PIXELS", "100")
     assert_refused(path, "more than the limit of 100 (set FORENSICS_MAX_PIXELS")
     assert read_image(path, max_pixels=1000).shape == (20, 20, 3)  # the argument wins
@@ -324,7 +165,7 @@ def test_pixel_limit_from_environment(tmp_path, monkeypatch):
 
 
 def test_limit_above_pillows_hard_cap_is_explained(tmp_path):
-    path = _write(tmp_path, "bomb.png", _png(50_000, 50_000, zlib.compress(bytes(9))))
+    path = _write(tmp_path, "bomb.png", raw_png(50_000, 50_000, zlib.compress(bytes(9))))
     assert_refused(path, "Pillow's hard limit", max_pixels=10**10)
 
 
@@ -359,8 +200,8 @@ def _peak_rss_increase_mb(paths: list[str], max_pixels: int | None) -> int:
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_bombs_do_not_raise_peak_memory(tmp_path):
     """A 50,000 x 50,000 PNG and an 8000 x 8000 zlib bomb cost < 50 MB of peak RSS."""
-    bomb = _write(tmp_path, "bomb.png", _png(50_000, 50_000, zlib.compress(bytes(9))))
-    zbomb = _write(tmp_path, "zbomb.png", _zlib_bomb())
+    bomb = _write(tmp_path, "bomb.png", raw_png(50_000, 50_000, zlib.compress(bytes(9))))
+    zbomb = _write(tmp_path, "zbomb.png", zlib_bomb())
     assert _peak_rss_increase_mb([bomb, zbomb], None) < 50
     # the measurement can see a decode: allowing the 64-megapixel image costs more
     assert _peak_rss_increase_mb([zbomb], 10**8) > 60
@@ -448,9 +289,9 @@ def test_non_utf8_names_are_listed_and_printable(tmp_path):
 
 
 def test_png_text_round_trip_and_bomb(tmp_path):
-    tagged = _write(tmp_path, "tag.png", png_bytes(_noise(3, 3), {"forensics:by": "gan"}))
+    tagged = _write(tmp_path, "tag.png", png_bytes(noise(3, 3), {"forensics:by": "gan"}))
     assert png_text(tagged) == {"forensics:by": "gan"}
-    bomb = _write(tmp_path, "zbomb.png", _zlib_bomb())
+    bomb = _write(tmp_path, "zbomb.png", zlib_bomb())
     assert png_text(bomb) == {}  # refused, not decoded to look for trailing text
     assert png_text(tmp_path / "missing.png") == {}
 
@@ -473,7 +314,7 @@ def test_png_text_round_trip_and_bomb(tmp_path):
 )
 @pytest.mark.parametrize(("size", "channels"), [(28, 1), (32, 3), (1, 1)])
 def test_conform_shapes(shape, size, channels):
-    out = conform(_noise(*shape[:2], channels=3)[:, :, : shape[2]].copy(), size, channels)
+    out = conform(noise(*shape[:2], channels=3)[:, :, : shape[2]].copy(), size, channels)
     assert out.shape == (size, size, channels) and out.dtype == np.uint8
 
 
@@ -522,7 +363,7 @@ def test_any_bytes_decode_or_refuse(tmp_path, data):
 
 @PROPERTY
 @given(
-    data=st.sampled_from([PNG, JPEG, _gif(), _palette(True), _rgb16_png()]),
+    data=st.sampled_from([PNG, JPEG, animated_gif(), palette_png(True), rgb16_png()]),
     edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
     cut=st.integers(0, 10**6),
 )
@@ -545,7 +386,7 @@ def test_mutated_images_decode_or_refuse(tmp_path, data, edits, cut):
     seed=st.integers(0, 2**16),
 )
 def test_conform_any_shape(height, width, channels_in, size, channels, seed):
-    image = _noise(height, width, 3, seed)[:, :, :channels_in].copy()
+    image = noise(height, width, 3, seed)[:, :, :channels_in].copy()
     out = conform(image, size, channels)
     assert out.shape == (size, size, channels) and out.dtype == np.uint8
 

@@ -234,6 +234,7 @@ def test_merge_refuses_parts_that_do_not_belong_together(folder, detector, tmp_p
 # -- torchrun ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torchrun_detect_prints_what_one_process_does(folder, detector, tmp_path):
     """Two gloo processes scan a shard each; rank 0 merges their batches as they come."""
     whole = invoke("detect", folder, "--detector", detector, "--json")

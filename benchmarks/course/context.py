@@ -73,26 +73,24 @@ def fit(model, images, *, epochs: int, seed: int, stream: int = 0,
         record: bool = False) -> list[dict[str, float]]:
     """Train a generator with its own ``train_step`` for ``epochs`` shuffled passes.
 
-    Returns one record per epoch (mean of every loss term) when ``record``.
+    Through the toolkit's one loop (:func:`forensics.loop.fit`); returns one record per
+    epoch (mean of every loss term) when ``record``.
     """
     import torch
 
+    from forensics import loop
     from generators.base import seeded
 
     batch = model.options.batch_size
     steps = max(len(images) // batch, 1)
-    history = []
-    for epoch in range(epochs):
+
+    def batches(epoch: int) -> list:
         order = torch.randperm(len(images), generator=seeded(seed, stream, epoch))
-        sums: dict[str, float] = {}
-        for step in range(steps):
-            losses = model.train_step(images[order[step * batch:(step + 1) * batch]])
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-        if record:
-            history.append({"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}})
+        return [order[step * batch:(step + 1) * batch] for step in range(steps)]
+
+    means = loop.fit(batches, lambda index: model.train_step(images[index]), epochs=epochs)
     model.nets.eval()
-    return history
+    return [{"epoch": epoch + 1, **mean} for epoch, mean in enumerate(means)] if record else []
 
 
 def endless_batches(images, batch: int, seed: int, stream: int):

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,8 @@ KID_SUBSET_SIZE = 1000
 RARE_SHARE = 0.02
 CONFIDENT = 0.9
 NEAR_COPY_PERCENTILE = 1.0
+#: the libraries the audit's numbers and plots depend on besides the toolkit's own
+AUDIT_PACKAGES = ("scipy", "prdc", "matplotlib")
 PLOTS = ("digit_histogram.png", "spectrum.png", "nearest_pairs.png")
 DOMAIN_NOTE = (
     "Fréchet distance, KID and precision/recall/density/coverage are computed on the "
@@ -151,7 +151,7 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
         save_figure(fig, out / name)
         plots[name] = (out / name).read_bytes()  # embedded in the self-contained HTML
     result["audit"].update(
-        versions=_versions(), created=provenance.now(), plots=list(plots),
+        versions=provenance.versions(AUDIT_PACKAGES), created=provenance.now(), plots=list(plots),
         seconds=round(time.perf_counter() - started, 3),
     )
     result = jsonable(result)
@@ -197,53 +197,40 @@ def _load_reference(real: str) -> _Reference:
 def _read_folder(folder: Path, out: Path, shape: tuple[int, ...],
                  emit: Callable[[str, int, int], None]) -> _Folder:
     """Read and conform every image under ``folder`` except those under ``out``."""
-    from forensics.images import ImageReadError, conform, iter_image_files, read_image, to_float
+    from forensics.batches import Problems, decoded
+    from forensics.images import conform, iter_image_files, to_float
     from forensics.provenance import sha256_file
 
     out_resolved = out.resolve()
     found = [(path, problem) for path, problem in iter_image_files([folder])
              if not path.resolve().is_relative_to(out_resolved)]
+
+    def counted():
+        for i, entry in enumerate(found):
+            if i % 100 == 0:
+                emit("read", i, len(found))
+            yield entry
+
     channels, size = shape[0], shape[1]
-    images, files, hashes, skipped = [], [], [], []
-    for i, (path, problem) in enumerate(found):
-        if i % 100 == 0:
-            emit("read", i, len(found))
-        if problem is not None:
-            skipped.append(problem)
-            continue
+    images, files, hashes, problems = [], [], [], Problems()
+    for path, image in decoded(counted(), problems):
         try:
-            image = conform(read_image(path), size, channels)
             digest = sha256_file(path)
-        except ImageReadError as error:
-            skipped.append(str(error))
-            continue
         except OSError as error:  # vanished between decoding and hashing
-            skipped.append(f"{path}: {error.strerror or error}")
+            problems.lines.append(f"{path}: {error.strerror or error}")
             continue
-        images.append(image)
+        images.append(conform(image, size, channels))
         hashes.append(digest)
         files.append(path.relative_to(folder).as_posix())
     emit("read", len(found), len(found))
     batch = to_float(np.stack(images)) if images else np.zeros((0, *shape), np.float32)
-    return _Folder(batch, files, hashes, skipped)
+    return _Folder(batch, files, hashes, problems.lines)
 
 
 def _inputs_hash(hashes: list[str]) -> str:
     from forensics.provenance import sha256_bytes
 
     return sha256_bytes("\n".join(sorted(hashes)).encode())
-
-
-def _versions() -> dict[str, str]:
-    from forensics.provenance import versions
-
-    found = versions()
-    for name in ("scipy", "prdc", "matplotlib"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def _subsample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -334,13 +321,13 @@ def _modes(proba: np.ndarray) -> dict:
 
 def _codes(folder: Path, loaded: _Folder, digits: np.ndarray) -> dict | None:
     """InfoGAN code agreement, when ``manifest.json`` rows carry ``c1``."""
-    path = folder / "manifest.json"
-    if not path.is_file():
+    from forensics.manifest import MANIFEST, read_manifest
+
+    if not (folder / MANIFEST).is_file():
         return None
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["images"]
-        by_file = {str(row["file"]): row for row in rows}
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        by_file = read_manifest(folder).by_file()
+    except ForensicsError as error:
         return {"note": f"manifest.json unreadable: {error}"}
     position = {name: i for i, name in enumerate(loaded.files)}
     hashes_differ = sum(1 for name, row in by_file.items() if name in position

@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from forensics.checkpoint import read_json
 from forensics.errors import ForensicsError
 from forensics.images import IMAGE_SUFFIXES
-from forensics.manifest import safe_member
+from forensics.manifest import MANIFEST, read_manifest, safe_member
 from forensics.provenance import sha256_file
 
 
@@ -23,7 +23,7 @@ def verify(folder: str | Path) -> tuple[str, list[str]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ForensicsError(f"{folder}: not a folder")
-    if (folder / "manifest.json").is_file():
+    if (folder / MANIFEST).is_file():
         return "synthetic data set", _synthetic(folder)
     if (folder / "detector.json").is_file():
         return "detector", _detector(folder)
@@ -32,33 +32,14 @@ def verify(folder: str | Path) -> tuple[str, list[str]]:
     raise ForensicsError(f"{folder}: no manifest.json, detector.json or config.json to verify against")
 
 
-def _load(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text("utf-8"))
-    except (ValueError, UnicodeDecodeError, OSError) as error:
-        raise ForensicsError(f"{path}: unreadable ({error})") from None
-    if not isinstance(value, dict):
-        raise ForensicsError(f"{path}: expected a JSON object")
-    return value
-
-
 def _synthetic(folder: Path) -> list[str]:
-    manifest = _load(folder / "manifest.json")
-    rows = manifest.get("images")
-    if not isinstance(rows, list):
-        raise ForensicsError(f"{folder / 'manifest.json'}: no image list")
     problems: list[str] = []
     listed: set[Path] = set()
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            problems.append(f"manifest.json: image entry {index} is not an object ({row!r:.40})")
+    for _, row, path, problem in read_manifest(folder).members():
+        if problem is not None:
+            problems.append(problem)
             continue
         name = str(row.get("file", ""))
-        try:
-            path = safe_member(folder, name)
-        except ForensicsError as error:
-            problems.append(str(error))
-            continue
         listed.add(path)  # the whole relative path: sub/a.png does not list a top-level a.png
         if not path.is_file():
             problems.append(f"missing: {name}")
@@ -71,7 +52,7 @@ def _synthetic(folder: Path) -> list[str]:
 
 
 def _detector(folder: Path) -> list[str]:
-    header = _load(folder / "detector.json")
+    header = read_json(folder / "detector.json")
     files = header.get("files")
     if not isinstance(files, dict) or not files:
         return ["detector.json lists no model files"]
@@ -92,7 +73,7 @@ def _detector(folder: Path) -> list[str]:
 def _run(folder: Path) -> list[str]:
     from forensics.checkpoint import load_weights
 
-    config = _load(folder / "config.json")
+    config = read_json(folder / "config.json")
     problems = [f"config.json has no {key!r}" for key in ("generator", "options", "data")
                 if key not in config]
     try:
@@ -102,7 +83,7 @@ def _run(folder: Path) -> list[str]:
     if not problems:
         # the config must also build the model the weights fit (imported late: the core
         # does not otherwise depend on the generators)
-        from generators.training import load_run
+        from generators.runs import load_run
 
         try:
             load_run(folder, device="cpu")
