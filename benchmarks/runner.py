@@ -422,6 +422,7 @@ def ood_sets(shape: tuple[int, int, int], real: np.ndarray, seed: int = 0, patch
     """
     from sklearn.datasets import load_sample_images
 
+    from forensics.domain import original_shape
     from forensics.images import conform, opencv, to_float, to_uint8
 
     cv2 = opencv()
@@ -444,11 +445,12 @@ def ood_sets(shape: tuple[int, int, int], real: np.ndarray, seed: int = 0, patch
         pieces.append(cv2.resize(patch, (width, height), interpolation=cv2.INTER_AREA))
     big = [cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
            for image in to_uint8(real)]
+    # each image's shape before conforming as detect sees it: (C, H, W), gray-looking RGB is gray
     return {
-        "photos": (conformed(photos), [tuple(p.shape) for p in photos]),
-        "photo_patches": (conformed(pieces), [shape[1:] + (channels,)] * len(pieces)),
-        "noise": (rng.random((noise, *shape)).astype(np.float32), [shape[1:] + (channels,)] * noise),
-        "other_size": (conformed(big), [(2 * height, 2 * width, channels)] * len(big)),
+        "photos": (conformed(photos), [original_shape(p) for p in photos]),
+        "photo_patches": (conformed(pieces), [original_shape(p) for p in pieces]),
+        "noise": (rng.random((noise, *shape)).astype(np.float32), [tuple(shape)] * noise),
+        "other_size": (conformed(big), [original_shape(b) for b in big]),
     }
 
 
@@ -458,7 +460,7 @@ def _out_of_domain(bench: Bench, det: str, trained_on: str) -> dict[str, Any]:
     shape = tuple(int(v) for v in detector.input_shape_)
     if shape not in bench.ood:
         bench.ood[shape] = ood_sets(shape, bench.real["test"], bench.seed)
-    domain = getattr(detector, "domain_", None)
+    domain = detector.domain_
     sets = {}
     for name, (images, shapes) in bench.ood[shape].items():
         judged = np.ones(len(images), bool)

@@ -223,45 +223,28 @@ def test_png_resave_is_lossless():
     assert params[0] == {"png": 1.0}
 
 
-def test_out_of_domain_without_a_domain_record(bench):
+def test_out_of_domain_abstains_by_the_domain_record(bench):
+    """Each detector's recorded domain decides: photographs (colour, another size) and other
+    sizes are abstained on and never called fake; what is judged is counted apart."""
+    from benchmarks.runner import ood_sets
+
     results = results_of(bench["out"])
     for d in DETS:
         entry = results["out_of_domain"][d]
-        assert entry["domain_record"] is False and "no domain record" in entry["note"]
+        assert entry["domain_record"] is True and entry["note"] is None
         assert set(entry["sets"]) == {"photos", "photo_patches", "noise", "other_size"}
         assert entry["sets"]["photos"]["n"] == 2 and entry["sets"]["photo_patches"]["n"] >= 100
+        for name in ("photos", "other_size"):
+            assert entry["sets"][name]["abstained"] == 1.0 and entry["sets"][name]["called_fake"] == 0
+        assert entry["sets"]["noise"]["abstained"] >= 0.9, entry["sets"]["noise"]
         for cell in entry["sets"].values():
-            assert cell["abstained"] == 0.0  # no record: every image is judged
-            assert in_range(cell["called_fake"], 0.0, 1.0)
-            assert cell["called_fake"] == cell["called_fake_of_judged"]
+            assert in_range(cell["called_fake"], 0.0, 1.0) and cell["called_fake"] <= 1 - cell["abstained"]
         assert entry["fake_call_rate"] == pytest.approx(
             np.mean([c["called_fake"] for c in entry["sets"].values()]))
-
-
-def test_out_of_domain_uses_the_domain_record(bench):
-    """With ``domain_`` (added by the domain-record work) abstained images are not judged."""
-    from benchmarks.runner import Bench, _out_of_domain, ood_sets
-    from benchmarks.suite import load_suite
-    from detectors.base import load_detector
-
-    folder = detector_folder(bench["cache"], "pixel-logreg-all")
-    detector = load_detector(folder)
-
-    class Record:
-        def assess(self, images, shapes):
-            return ["size" if shape[:2] != (8, 8) else None for shape in shapes]
-
-    detector.domain_ = Record()
-    state = Bench(load_suite(str(bench["suite"])), bench["cache"], 0, False, lambda *a: None)
-    state.real["test"] = np.zeros((5, 1, 8, 8), np.float32)
-    state.detectors[("pixel-logreg", "all")] = detector
-    entry = _out_of_domain(state, "pixel-logreg", "all")
-    assert entry["domain_record"] is True and entry["note"] is None
-    assert entry["sets"]["photos"]["abstained"] == 1.0 and entry["sets"]["photos"]["called_fake"] == 0
-    assert entry["sets"]["other_size"]["abstained"] == 1.0
-    assert entry["sets"]["noise"]["abstained"] == 0.0
-    shapes = {name: set(pair[1]) for name, pair in ood_sets((1, 8, 8), state.real["test"]).items()}
-    assert shapes["photos"] == {(427, 640, 3)} and shapes["noise"] == {(8, 8, 1)}
+    shapes = {name: set(pair[1]) for name, pair in
+              ood_sets((1, 8, 8), np.zeros((5, 1, 8, 8), np.float32)).items()}
+    assert shapes["photos"] == {(3, 427, 640)} and shapes["noise"] == {(1, 8, 8)}
+    assert shapes["other_size"] == {(1, 16, 16)} and shapes["photo_patches"] == {(1, 8, 8)}
 
 
 def test_attribution_in_the_benchmark_is_multiclass(bench):

@@ -53,8 +53,12 @@ def check_report(stdout: str, stderr: str, cases: dict[str, tuple[str, object]])
     records = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     valid = {shown for shown, expected in cases.values() if not is_bad(expected)}
     assert sorted(r["file"] for r in records) == sorted(valid)
-    for record in records:
-        assert 0.0 <= record["p_fake"] <= 1.0 and record["verdict"] in ("real", "fake")
+    for record in records:  # judged, or (odd sizes and colours) abstained on with the reason
+        if record["in_domain"]:
+            assert 0.0 <= record["p_fake"] <= 1.0 and record["verdict"] in ("real", "fake")
+        else:
+            assert record["p_fake"] is None and record["verdict"] == "out-of-domain"
+            assert isinstance(record["domain_reason"], str) and record["domain_reason"].isprintable()
     lines = skipped_lines(stderr)
     bad = {case: item for case, item in cases.items() if is_bad(item[1])}
     assert len(lines) == len(bad), "\n".join(lines)
@@ -75,7 +79,11 @@ def test_detect_scores_the_valid_and_skips_the_bad(corpus):
     assert result.exit_code == 0, (result.stderr, result.exception)
     assert result.exception is None
     check_report(result.stdout, result.stderr, corpus["cases"])
-    assert "warning: " in result.stderr  # odd sizes and channels were conformed, and said so
+    # odd sizes and channels are not judged, and that is said; with --force they are conformed
+    assert "outside the detector's domain" in result.stderr
+    forced = invoke("detect", corpus["mixed"], "--json", "--force")
+    assert forced.exit_code == 0 and "warning: " in forced.stderr
+    assert all(json.loads(line)["p_fake"] is not None for line in forced.stdout.splitlines() if line)
 
 
 def test_detect_on_only_bad_files_exits_1(corpus):
