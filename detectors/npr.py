@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from detectors.cnn import NetDetector, net_outputs
+from detectors.cnn import CNNDetector
 from detectors.registry import register
 from forensics.errors import ForensicsError
 
@@ -57,7 +56,7 @@ class NPRNet(nn.Module):
 
 
 @register("npr")
-class NPRDetector(NetDetector):
+class NPRDetector(CNNDetector):
     """Binary NPR detector (BCE on the mean patch logit), blur/JPEG augmentation, optional pseudo-fakes."""
 
     def __init__(self, *, width: int = 8, epochs: int = 5, batch_size: int = 64,
@@ -72,22 +71,6 @@ class NPRDetector(NetDetector):
         return NPRNet(channels, outputs, self.width)
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> NPRDetector:
-        real, fake = self._start_fit(real, fake)
-        if min(real.shape[2:]) < 2:
+        if min(np.shape(real)[2:]) < 2:
             raise ForensicsError("npr needs images of at least 2×2 pixels")
-        extra = self._pseudo(real)
-        if extra is not None:
-            fake = np.concatenate([fake, extra])
-        images = np.concatenate([real, fake])
-        targets = np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(np.float32)
-        self._train(images, targets, 1,
-                    lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y))
-        self._end_fit(real)
-        return self
-
-    def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs[:, 0]
-
-    def _scores(self, images: np.ndarray) -> np.ndarray:
-        logits = net_outputs(self.net_, images, next(self.net_.parameters()).device)[:, 0]
-        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        return super().fit(real, fake)

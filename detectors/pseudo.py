@@ -78,33 +78,15 @@ def decoder_render(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out.numpy()
 
 
-class SmallAE(nn.Module):
-    """conv stride 2 → conv stride 2 → (nearest ×2 + conv) ×2, sigmoid; any H, W (padded to ×4)."""
-
-    def __init__(self, channels: int, width: int = 16) -> None:
-        super().__init__()
-        self.encoder = nn.Sequential(
-            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU())
-        self.decoder = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * width, width, 3, padding=1),
-            nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(width, channels, 3, padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        padded = F.pad(x, (0, -width % 4, 0, -height % 4), mode="replicate")
-        return torch.sigmoid(self.decoder(self.encoder(padded * 2 - 1)))[..., :height, :width]
-
-
 def autoencoder_render(train: np.ndarray, images: np.ndarray, rng: np.random.Generator,
                        epochs: int = AE_EPOCHS) -> np.ndarray:
     """Train a small AE on (up to AE_IMAGES of) ``train`` for a few epochs; reconstruct ``images``."""
     from detectors.cnn import net_outputs, train_net
+    from detectors.reconstruction import ConvAE
 
     subset = train[rng.permutation(len(train))[:AE_IMAGES]]
     torch.manual_seed(int(rng.integers(2**31)))
-    net = SmallAE(train.shape[1])
+    net = ConvAE(train.shape[1], width=16, code=None)
     train_net(net, subset, subset, F.mse_loss, epochs=epochs, batch_size=32, lr=3e-3,
               seed=int(rng.integers(2**31)), augment=False, device=torch.device("cpu"))
     return net_outputs(net, np.ascontiguousarray(images), torch.device("cpu"))

@@ -42,14 +42,16 @@ EPS = 1e-8
 class ConvAE(nn.Module):
     """conv s2 (w) → conv s2 (2w) → 1×1 (code) │ 1×1 (2w) → up → conv (w) → up → conv (C) → sigmoid."""
 
-    def __init__(self, channels: int, width: int = 16, code: int = 4) -> None:
+    def __init__(self, channels: int, width: int = 16, code: int | None = 4) -> None:
         super().__init__()
+        # code=None: no 1×1 bottleneck (the pseudo-fakes' re-rendering autoencoder)
+        squeeze = [nn.Conv2d(2 * width, code, 1)] if code else []
+        unsqueeze = [nn.Conv2d(code, 2 * width, 1), nn.ReLU()] if code else []
         self.encoder = nn.Sequential(
             nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, code, 1))
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), *squeeze)
         self.decoder = nn.Sequential(
-            nn.Conv2d(code, 2 * width, 1), nn.ReLU(),
+            *unsqueeze,
             nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * width, width, 3, padding=1),
             nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(width, channels, 3, padding=1))
