@@ -35,3 +35,32 @@ def blur_jpeg(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Augment a float (N, C, H, W) batch in [0, 1] image by image (training only)."""
     pixels = to_uint8(images)
     return to_float(np.stack([blur_jpeg_one(image, rng) for image in pixels]))
+
+
+def robust_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`blur_jpeg_one`'s blur and JPEG plus what ``detect`` meets in the wild: a resize
+    to 0.5–1× and back (area down, bilinear up) and Gaussian noise σ ≤ 4/255, each p = 0.5, in
+    random order of resize → blur → noise → JPEG. Eight numbers are drawn per image."""
+    cv2 = opencv()
+
+    do_resize, scale = rng.random() < 0.5, rng.uniform(0.5, 1.0)
+    do_noise, level = rng.random() < 0.5, rng.uniform(0.0, 4.0)
+    noise_seed = int(rng.integers(2**31))
+    out = image
+    if do_resize and scale < 0.99:
+        height, width = image.shape[:2]
+        small = (max(1, round(width * scale)), max(1, round(height * scale)))
+        out = cv2.resize(cv2.resize(out, small, interpolation=cv2.INTER_AREA), (width, height),
+                         interpolation=cv2.INTER_LINEAR)
+        out = out.reshape(image.shape)
+    out = blur_jpeg_one(np.ascontiguousarray(out), rng, jpeg_prob=0.0)
+    if do_noise and level > 0:
+        noisy = out + np.random.default_rng(noise_seed).normal(0.0, level, out.shape)
+        out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    return blur_jpeg_one(out, rng, blur_prob=0.0)
+
+
+def robust(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`robust_one` over a float (N, C, H, W) batch in [0, 1] (training only)."""
+    pixels = to_uint8(images)
+    return to_float(np.stack([robust_one(image, rng) for image in pixels]))

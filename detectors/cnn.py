@@ -52,8 +52,11 @@ def seeded_module(seed: int, build) -> nn.Module:
 
 def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, *,
               epochs: int, batch_size: int, lr: float, seed: int, augment: bool,
-              device: torch.device, precision: str = "fp32", compile: bool = False) -> list[float]:
+              device: torch.device, precision: str = "fp32", compile: bool = False,
+              robust: bool = False) -> list[float]:
     """Adam on minibatches, fresh blur/JPEG augmentation each epoch; returns epoch losses.
+
+    ``robust``: the augmentation also resizes and adds noise (:func:`detectors.augment.robust`).
 
     Under ``torchrun`` the network trains in DistributedDataParallel: every rank
     draws the same epoch order and augmentation, and a DistributedSampler gives
@@ -62,6 +65,7 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
     from torch.utils.data import DistributedSampler
 
     from detectors.augment import blur_jpeg
+    from detectors.augment import robust as robust_augment
     from forensics import distributed, loop
     from forensics.runtime import autocast, check_precision
 
@@ -77,7 +81,8 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
     epoch: dict[str, Any] = {}  # this epoch's (augmented) inputs and this rank's image count
 
     def batches(_: int) -> list[torch.Tensor]:
-        epoch["x"] = torch.from_numpy(blur_jpeg(inputs, rng) if augment else inputs)
+        augmented = (robust_augment if robust else blur_jpeg)(inputs, rng) if augment else inputs
+        epoch["x"] = torch.from_numpy(augmented)
         order = torch.from_numpy(rng.permutation(len(inputs)))
         # rank r takes order[r::N]: its k-th batch is its share of the k-th global batch
         mine = order[list(DistributedSampler(order, num_replicas=distributed.size(),
@@ -129,7 +134,7 @@ class NetDetector(Detector):
     def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
                  lr: float = 1e-3, seed: int = 0, augment: bool = True,
                  device: str = "auto", precision: str = "fp32", compile: bool = False,
-                 pseudo_fakes: float = 0.0) -> None:
+                 pseudo_fakes: float = 0.0, robust: bool = False) -> None:
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
@@ -140,6 +145,7 @@ class NetDetector(Detector):
         self.precision = precision  # training only: fp32, or bf16 autocast
         self.compile = compile  # training only: torch.compile the network
         self.pseudo_fakes = pseudo_fakes
+        self.robust = robust  # augmentation also resizes and adds noise (detectors.augment.robust)
 
     def build_net(self, channels: int, outputs: int) -> nn.Module:
         """The network this family trains (a module with an ``outputs`` attribute)."""
@@ -164,7 +170,8 @@ class NetDetector(Detector):
         self.history_ = train_net(self.net_, images, targets, loss_fn, epochs=self.epochs,
                                   batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                                   augment=self.augment, device=self._device(),
-                                  precision=self.precision, compile=self.compile)
+                                  precision=self.precision, compile=self.compile,
+                                  robust=self.robust)
 
     def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
         """log-odds of "fake" from the network's outputs."""

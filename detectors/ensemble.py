@@ -50,13 +50,17 @@ class EnsembleDetector(Detector):
                                       '"reconstruction": {"epochs": 1, "width": 4}}'}
 
     def __init__(self, *, members: str = "cnn,npr,reconstruction", member_options: str = "{}",
-                 holdout: float = 0.2, C: float = 1.0, seed: int = 0, device: str = "auto") -> None:
+                 holdout: float = 0.2, C: float = 1.0, seed: int = 0, device: str = "auto",
+                 robust: bool = False) -> None:
         self.members = members
         self.member_options = member_options
         self.holdout = holdout
         self.C = C
         self.seed = seed
         self.device = device
+        #: the combiner also learns from the held-out images after ordinary processing
+        #: (forensics.domain.process, both classes), so it weighs members that processing fools less
+        self.robust = robust
 
     # -- options ---------------------------------------------------------------
     def member_kinds(self) -> list[str]:
@@ -119,8 +123,14 @@ class EnsembleDetector(Detector):
                 member.fit(fit_real, None)
         self.members_ = members
         held_index = np.sort(held_index)
-        features = self._features(images[held_index])
-        self.combiner_ = LogisticRegression(C=self.C, max_iter=1000).fit(features, labels[held_index])
+        held, held_labels = images[held_index], labels[held_index]
+        if self.robust:
+            from forensics.domain import process
+
+            held = np.concatenate([held, process(held, np.random.default_rng([self.seed, 17]))])
+            held_labels = np.r_[held_labels, held_labels]
+        features = self._features(held)
+        self.combiner_ = LogisticRegression(C=self.C, max_iter=1000).fit(features, held_labels)
         self._end_fit(real)
         return self
 

@@ -160,3 +160,39 @@ def test_capability_declarations():
         assert cls.needs_fakes is needs_fakes and cls.multiclass is False
         assert cls.needs_run is False and cls.torch_based is True
         create(name, **cls.tiny_options)  # the tiny options are valid options
+
+
+def test_robust_augmentation_is_seeded_and_processes_like_detect_meets():
+    from detectors.augment import robust
+
+    images = smooth_images(40, 16, 3)
+    out = robust(images, np.random.default_rng(5))
+    np.testing.assert_array_equal(out, robust(images, np.random.default_rng(5)))
+    assert out.shape == images.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    changed = np.abs(out - images).reshape(len(images), -1).max(1) > 2 / 255
+    assert 0.5 < changed.mean() < 1.0  # each step p = 0.5: most images changed, a few not
+
+
+def test_robust_training_makes_processing_carry_no_signal(digits):
+    """Robust augmentation on both classes plus the fpr threshold (set on plain and processed
+    real validation images): processed held-out reals are called fake about as rarely as plain
+    ones, and the fakes are still caught."""
+    real = np.concatenate([digits["train"], digits["val"]])
+    fake = transposed_conv_x2(np.concatenate([digits["train"], digits["test"]]),
+                              np.array([[1.3, 0.7], [0.7, 1.3]]))
+    _, report = train_detector("cnn", real[:1200], real[1200:], digits["test"], {"checker": fake},
+                               {**CPU, "epochs": 4, "width": 8, "robust": True}, rule="fpr",
+                               target_fpr=0.05)
+    assert report["real_fpr"]["processed"] <= 0.15 and report["real_fpr"]["plain"] <= 0.15, report
+    assert report["auc"] > 0.95, report
+
+
+def test_robust_ensemble_combiner_sees_processed_images(digits):
+    real = digits["train"][:400]
+    fake = transposed_conv_x2(digits["train"][400:800], np.array([[1.1, 0.9], [0.9, 1.1]]))
+    options = {"cnn": {"epochs": 1, "width": 4}, "surprisal": {"epochs": 1, "width": 4, "layers": 1}}
+    detector = create("ensemble", **CPU, members="cnn,surprisal", member_options=json.dumps(options),
+                      robust=True).fit(real, fake)
+    assert detector.combiner_.coef_.shape == (1, 2)
+    assert detector.combiner_.n_features_in_ == 2 and detector.robust is True
