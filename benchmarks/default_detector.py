@@ -5,9 +5,11 @@ same as these commands, in order::
 
     forensics train ae --seed 0 --out WORK/runs/ae          # every generator of the registry
     forensics generate WORK/runs/ae --n 2000 --seed 1 --out WORK/fakes/ae
-    forensics train-detector attribution --real mnist5k --fake WORK/fakes/ae \\
+    forensics train-detector ensemble --real mnist5k --fake WORK/fakes/ae \\
         --fake WORK/fakes/gan --fake WORK/fakes/infogan --fake WORK/fakes/vae \\
-        --set epochs=12 --set augment=false --seed 0 --out forensics/assets/default_detector
+        --set members=attribution,surprisal --set robust=true \\
+        --set member_options='{"attribution": {"robust": true, "epochs": 15}, "surprisal": {"levels": 256}}' \\
+        --seed 0 --out forensics/assets/default_detector
 
 with the detector of :data:`DETECTOR`.
 
@@ -25,7 +27,9 @@ ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "defau
 #: the detector with the best worst-case LOGO AUC and lowest processed-real FPR in the
 #: committed quick suite (``benchmarks/results/quick/``: its summary's ``best_detector``
 #: and the suite's entry for it); the lead sets the final choice after each re-run
-DETECTOR = {"kind": "attribution", "options": {"epochs": 12, "augment": False}, "seed": 0}
+DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
+    "members": "attribution,surprisal", "robust": True,
+    "member_options": '{"attribution": {"robust": true, "epochs": 15}, "surprisal": {"levels": 256}}'}}
 
 
 def generator_names() -> list[str]:
@@ -45,6 +49,17 @@ def detector_args(detector: dict = DETECTOR) -> list[str]:
     return [detector["kind"], *options, "--seed", str(detector.get("seed", 0))]
 
 
+def _finished(run: Path) -> bool:
+    """The run folder holds every epoch its config asks for."""
+    import json
+
+    try:
+        epochs = json.loads((run / "config.json").read_text())["epochs"]
+        return len((run / "metrics.jsonl").read_text().splitlines()) >= epochs
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def forensics(*args: str) -> None:
     print("+ forensics", " ".join(args), flush=True)
     subprocess.run([sys.executable, "-m", "forensics.app.cli", *args], check=True)
@@ -58,8 +73,9 @@ def main() -> None:
     names = generator_names()
     for name in names:
         run = args.work / "runs" / name
-        if not (run / "model.safetensors").exists():
-            forensics("train", name, "--seed", "0", "--device", "cpu", "--out", str(run))
+        if not _finished(run):  # new, or interrupted: continue from its last finished epoch
+            resume = ["--resume"] if (run / "config.json").exists() else []
+            forensics("train", name, "--seed", "0", "--device", "cpu", "--out", str(run), *resume)
         fakes = args.work / "fakes" / name
         if not fakes.exists():
             forensics("generate", str(run), "--n", "2000", "--seed", "1", "--out", str(fakes))

@@ -30,6 +30,7 @@ class AttributionDetector(NetDetector):
     """
 
     multiclass = True
+    fits_sources = True
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> AttributionDetector:
         """Binary use: the two classes ``real`` and ``fake``."""
@@ -59,10 +60,17 @@ class AttributionDetector(NetDetector):
 
     def predict_source_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, K) probabilities over ``classes_``."""
-        images = self._check_input(images)
+        return self._source_proba(self._check_input(images))
+
+    def _source_proba(self, images: np.ndarray) -> np.ndarray:
         logits = torch.from_numpy(net_outputs(self.net_, images,
                                               next(self.net_.parameters()).device))
         return torch.softmax(logits.double(), 1).numpy()
+
+    def _scores_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        # one forward pass: P(fake) and the likeliest generator (non-real class) per image
+        proba = self._source_proba(images)
+        return self.fake_probability(proba), [self.classes_[1 + k] for k in proba[:, 1:].argmax(1)]
 
     def predict_source(self, images: np.ndarray) -> list[str]:
         return [self.classes_[k] for k in self.predict_source_proba(images).argmax(1)]
@@ -73,7 +81,7 @@ class AttributionDetector(NetDetector):
         return np.clip(1.0 - source_proba[:, 0], 0.0, 1.0)
 
     def _scores(self, images: np.ndarray) -> np.ndarray:
-        return self.fake_probability(self.predict_source_proba(images))
+        return self.fake_probability(self._source_proba(images))
 
     def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(outputs[:, 1:], 1) - outputs[:, 0]

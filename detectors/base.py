@@ -39,6 +39,9 @@ class Detector:
     needs_fakes: ClassVar[bool] = True
     #: tells the sources apart (``fit_sources``, ``predict_source_proba``, ``confusion_matrix``)
     multiclass: ClassVar[bool] = False
+    #: learns from the fakes by source (``fit_sources({"real": …, name: …})``, which
+    #: ``train_detector`` calls instead of ``fit``): attribution, and the ensemble for its members
+    fits_sources: ClassVar[bool] = False
     #: built from a trained generator run (option ``run``)
     needs_run: ClassVar[bool] = False
     #: a torch network: takes ``device``, ``precision`` and ``compile`` options
@@ -66,6 +69,15 @@ class Detector:
         """P(fake) in [0, 1] for each image, shape (N,)."""
         images = self._check_input(images)
         return np.clip(np.asarray(self._scores(images), dtype=np.float64), 0.0, 1.0)
+
+    def scores_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        """P(fake) per image and, from a detector that tells sources apart, the likeliest fake
+        source of each (in the same pass; None from the others)."""
+        scores, sources = self._scores_and_sources(self._check_input(images))
+        return np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0), sources
+
+    def _scores_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        return self._scores(images), None
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """True where P(fake) reaches the calibrated threshold."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector
+from detectors.base import Detector, as_batch
 from detectors.registry import create, get, register
 from forensics.errors import ForensicsError
 
@@ -45,6 +45,7 @@ class EnsembleDetector(Detector):
     """Stacking: logistic regression on the members' fake-logits of held-out training images."""
 
     torch_based = True
+    fits_sources = True
     tiny_options = {"members": "cnn,npr,reconstruction",
                     "member_options": '{"cnn": {"epochs": 1, "width": 4}, "npr": {"epochs": 1, "width": 4}, '
                                       '"reconstruction": {"epochs": 1, "width": 4}}'}
@@ -98,32 +99,45 @@ class EnsembleDetector(Detector):
 
     # -- the contract ----------------------------------------------------------
     def fit(self, real: np.ndarray, fake: np.ndarray) -> EnsembleDetector:
+        """Binary use: one fake source."""
+        return self.fit_sources({"real": real, "fake": fake})
+
+    def fit_sources(self, images_by_source: dict[str, np.ndarray]) -> EnsembleDetector:
+        """Fit the members on a stratified (1 − holdout) share of every source — members that
+        tell sources apart (attribution) learn one class per fake source, the others real vs
+        fake, real-only ones the reals alone — and the combiner on the held-out rest."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
 
-        real, fake = self._start_fit(real, fake)
+        if "real" not in images_by_source or len(images_by_source) < 2:
+            raise ForensicsError('the ensemble needs a "real" set and at least one fake source')
+        names = ["real", *sorted(k for k in images_by_source if k != "real")]
+        sets = [as_batch(images_by_source[name], f"{name} images") for name in names]
+        real, _ = self._start_fit(sets[0], np.concatenate(sets[1:]))
         members = self._new_members()
         if not 0.0 < self.holdout < 1.0:
             raise ForensicsError("holdout must be between 0 and 1")
-        labels = np.r_[np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)]
+        source = np.concatenate([np.full(len(part), k) for k, part in enumerate(sets)])
         try:
             fit_index, held_index = train_test_split(
-                np.arange(len(labels)), test_size=self.holdout, stratify=labels,
+                np.arange(len(source)), test_size=self.holdout, stratify=source,
                 random_state=self.seed)
         except ValueError as error:
             raise ForensicsError(f"ensemble: too few images to hold out {self.holdout:.0%} "
-                                 f"of each class ({error})") from None
-        images = np.concatenate([real, fake])
-        fit_real = images[np.sort(fit_index[labels[fit_index] == 0])]
-        fit_fake = images[np.sort(fit_index[labels[fit_index] == 1])]
+                                 f"of each source ({error})") from None
+        images = np.concatenate(sets)
+        fit_index, held_index = np.sort(fit_index), np.sort(held_index)
+        parts = {name: images[fit_index[source[fit_index] == k]] for k, name in enumerate(names)}
+        fit_fake = np.concatenate([parts[name] for name in names[1:]])
         for member in members:
-            if member.needs_fakes:
-                member.fit(fit_real, fit_fake)
+            if member.multiclass:
+                member.fit_sources(parts)
+            elif member.needs_fakes:
+                member.fit(parts["real"], fit_fake)
             else:
-                member.fit(fit_real, None)
+                member.fit(parts["real"], None)
         self.members_ = members
-        held_index = np.sort(held_index)
-        held, held_labels = images[held_index], labels[held_index]
+        held, held_labels = images[held_index], (source[held_index] > 0).astype(np.int64)
         if self.robust:
             from forensics.domain import process
 
@@ -137,7 +151,7 @@ class EnsembleDetector(Detector):
     def _features(self, images: np.ndarray) -> np.ndarray:
         # the ensemble has checked the images; members score them directly (a restored member
         # keeps no input shape of its own)
-        return np.stack([logit(np.clip(member._scores(images), 0.0, 1.0))
+        return np.stack([logit(np.clip(member._scores_and_sources(images)[0], 0.0, 1.0))
                          for member in self.members_], 1)
 
     def member_logits(self, images: np.ndarray) -> np.ndarray:
@@ -145,7 +159,16 @@ class EnsembleDetector(Detector):
         return self._features(self._check_input(images))
 
     def _scores(self, images: np.ndarray) -> np.ndarray:
-        return self.combiner_.predict_proba(self._features(images))[:, 1]
+        return self._scores_and_sources(images)[0]
+
+    def _scores_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        # the first member that tells sources apart (attribution) names them, in the same pass
+        columns, sources = [], None
+        for member in self.members_:
+            scores, found = member._scores_and_sources(images)
+            sources = sources if sources is not None else found
+            columns.append(logit(np.clip(scores, 0.0, 1.0)))
+        return self.combiner_.predict_proba(np.stack(columns, 1))[:, 1], sources
 
     # -- state -----------------------------------------------------------------
     def _state(self) -> tuple[dict | None, Any, dict[str, Any]]:

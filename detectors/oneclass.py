@@ -44,6 +44,9 @@ class RealOnlyDetector(Detector):
     #: the held-out share of the reals used to standardise the statistics
     holdout: float = 0.1
     seed: int = 0
+    #: also learn from (and standardise against) the reals after ordinary processing
+    #: (forensics.domain.process), so a JPEG'd or resized real image is not surprising
+    robust: bool = False
 
     def fit(self, real: np.ndarray, fake: np.ndarray | None = None) -> RealOnlyDetector:
         """Learn from ``real`` alone; ``fake`` is ignored (it is accepted for the common contract)."""
@@ -56,6 +59,12 @@ class RealOnlyDetector(Detector):
             raise ForensicsError(f"{self.name} needs at least {n_held + 2} real images")
         order = np.random.default_rng([self.seed, 104729]).permutation(len(real))
         held, train = real[np.sort(order[:n_held])], real[np.sort(order[n_held:])]
+        if self.robust:
+            from forensics.domain import process
+
+            rng = np.random.default_rng([self.seed, 104743])
+            train = np.concatenate([train, process(train, rng)])
+            held = np.concatenate([held, process(held, rng)])
         self._train(train)
         center, scale = robust_location_scale(self._statistics(held))
         self.center_, self.scale_ = center.astype(np.float64), scale.astype(np.float64)

@@ -95,7 +95,8 @@ class ReconstructionDetector(RealOnlyDetector):
 
     def __init__(self, *, space: str = "spectral", width: int = 16, code: int = 4, epochs: int = 8,
                  batch_size: int = 64, lr: float = 2e-3, holdout: float = 0.1, seed: int = 0,
-                 device: str = "auto", precision: str = "fp32", compile: bool = False) -> None:
+                 device: str = "auto", precision: str = "fp32", compile: bool = False,
+                 robust: bool = False) -> None:
         self.space = space
         self.width = width
         self.code = code
@@ -107,6 +108,7 @@ class ReconstructionDetector(RealOnlyDetector):
         self.device = device
         self.precision = precision  # training only
         self.compile = compile  # training only
+        self.robust = robust  # learn from processed reals too (oneclass.RealOnlyDetector)
 
     def _check_options(self) -> None:
         if self.space not in SPACES:

@@ -153,12 +153,9 @@ def _score(batch: Batch, detectors: dict[str, Any], rule: tuple[float, str], for
     sources: list[str] | None = None
     for name, detector in detectors.items():
         images = batch.at(detector.input_shape_)
-        if sources is None and detector.multiclass:
-            # the first attribution detector: one forward pass gives P(fake) and the likeliest
-            # generator (non-real class) per image
-            proba = detector.predict_source_proba(images)
-            scores[name] = detector.fake_probability(proba)
-            sources = [detector.classes_[1 + k] for k in proba[:, 1:].argmax(1)]
+        if sources is None:  # the first detector that names sources (attribution, or an
+            # ensemble with an attribution member) does, in the pass that scores
+            scores[name], sources = detector.scores_and_sources(images)
         else:
             scores[name] = detector.predict_proba(images)
     entries = []

@@ -163,7 +163,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     split = split_fakes(fakes, seed) if fakes else {}
     detector = create(kind, **(options or {}))
     train_fakes = {source: parts["train"] for source, parts in split.items()}
-    if detector.multiclass:
+    if detector.fits_sources:
         detector.fit_sources({"real": real["train"], **train_fakes})
     elif not train_fakes:
         detector.fit(real["train"], None)

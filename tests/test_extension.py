@@ -132,7 +132,7 @@ jpeg = [75]
 
 @pytest.mark.parametrize("package, attributes", [
     ("generators", ("default_epochs", "has_discriminator", "tiny_options", "modes")),
-    ("detectors", ("needs_fakes", "multiclass", "needs_run", "torch_based", "tiny_options")),
+    ("detectors", ("needs_fakes", "multiclass", "fits_sources", "needs_run", "torch_based", "tiny_options")),
 ])
 def test_help_texts_read_what_the_classes_declare(package, attributes):
     """The help texts' import-free reading of the sources agrees with the imported classes."""

@@ -196,3 +196,19 @@ def test_robust_ensemble_combiner_sees_processed_images(digits):
                       robust=True).fit(real, fake)
     assert detector.combiner_.coef_.shape == (1, 2)
     assert detector.combiner_.n_features_in_ == 2 and detector.robust is True
+
+
+def test_ensemble_with_attribution_names_sources(digits):
+    """An attribution member learns one class per fake source; the ensemble names the source."""
+    real = digits["train"][:300]
+    fakes = {"checker": transposed_conv_x2(digits["train"][300:600], np.array([[1.3, 0.7], [0.7, 1.3]])),
+             "noisy": np.clip(digits["train"][600:900] + 0.2 * np.random.default_rng(0).random(
+                 digits["train"][600:900].shape, dtype=np.float32), 0, 1)}
+    options = {"attribution": {"epochs": 3, "width": 8}, "surprisal": {"epochs": 1, "width": 4, "levels": 16}}
+    detector = create("ensemble", **CPU, members="attribution,surprisal",
+                      member_options=json.dumps(options)).fit_sources({"real": real, **fakes})
+    assert detector.members_[0].classes_ == ["real", "checker", "noisy"]
+    scores, sources = detector.scores_and_sources(fakes["noisy"][:50])
+    assert scores.shape == (50,) and set(sources) <= {"checker", "noisy"}
+    assert np.mean(np.array(sources) == "noisy") > 0.8
+    np.testing.assert_allclose(scores, detector.predict_proba(fakes["noisy"][:50]))
