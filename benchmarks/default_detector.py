@@ -8,7 +8,8 @@ same as these commands, in order::
     forensics train-detector ensemble --real mnist5k --fake WORK/fakes/ae \\
         --fake WORK/fakes/gan --fake WORK/fakes/infogan --fake WORK/fakes/vae \\
         --set members=attribution,surprisal --set robust=true \\
-        --set member_options='{"attribution": {"robust": true, "epochs": 15}, "surprisal": {"levels": 256}}' \\
+        --set member_options='{"attribution": {"robust": true, "epochs": 15},
+                              "surprisal": {"levels": 256}}' \\
         --seed 0 --out forensics/assets/default_detector
 
 with the detector of :data:`DETECTOR`.
