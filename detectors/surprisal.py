@@ -37,8 +37,9 @@ from detectors.oneclass import RealOnlyDetector
 from detectors.registry import register
 from forensics.errors import ForensicsError
 
-#: images per scoring chunk: the (chunk, levels, C, H, W) softmax stays in cache (4× faster than 2048)
-CHUNK = 256
+#: values per scoring chunk: the (chunk, levels, C, H, W) log-softmax stays in cache
+#: (256 images at 16 levels of 28×28: 4× faster than 2048 images)
+CHUNK_VALUES = 256 * 16 * 28 * 28
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -156,11 +157,14 @@ class SurprisalDetector(RealOnlyDetector):
             net.eval()
             small = downsample(images, scale)
             parts_nll, parts_ent = [], []
-            for start in range(0, len(small), CHUNK):
-                x = torch.from_numpy(small[start : start + CHUNK]).to(device)
-                logp = F.log_softmax(net.logits(net(x)).float(), 1)
-                cost = -logp.gather(1, quantise(x, self.levels).unsqueeze(1)).squeeze(1)
-                expected = -(logp.exp() * logp).sum(1)
+            chunk = max(1, CHUNK_VALUES // (self.levels * int(np.prod(small.shape[1:]))))
+            for start in range(0, len(small), chunk):
+                x = torch.from_numpy(small[start : start + chunk]).to(device)
+                out = net(x).float()  # (n, C·L, H, W): the levels along a contiguous-per-pixel axis
+                n, _, height, width = out.shape
+                logp = F.log_softmax(out.view(n, net.channels, self.levels, height, width), 2)
+                cost = -logp.gather(2, quantise(x, self.levels).unsqueeze(2)).squeeze(2)
+                expected = -(logp.exp() * logp).sum(2)
                 parts_nll.append(cost.flatten(1).mean(1).cpu().numpy())
                 parts_ent.append(expected.flatten(1).mean(1).cpu().numpy())
             nll.append(np.concatenate(parts_nll))
