@@ -155,7 +155,8 @@ def test_photographs_are_out_of_domain_never_fake(photos, tmp_path):
         assert row["verdict"] in ("real", "fake") and 0.0 <= row["p_fake"] <= 1.0
 
     table = invoke("detect", *files[:2])
-    assert table.exit_code == 0 and "out-of-domain" in table.stdout and "saved" in table.stdout
+    rule = json.loads((DEFAULT_DETECTOR / "detector.json").read_text()).get("threshold_rule", "saved")
+    assert table.exit_code == 0 and "out-of-domain" in table.stdout and f"({rule})" in table.stdout
 
 
 def test_gray_photograph_of_another_size_names_its_size(photos, tmp_path):
@@ -369,9 +370,19 @@ def test_threshold_misuse_is_one_line(trained, tmp_path, value, fragment):
 
 
 def test_fpr_threshold_needs_recorded_scores(tmp_path):
+    """A folder that recorded no real validation scores (one written before the fpr rule) cannot
+    derive a threshold at another false-positive rate: one line, exit 2."""
     image = tmp_path / "x.png"
     image.write_bytes(png_bytes(np.zeros((28, 28, 1), np.uint8)))
-    assert_one_line_error(invoke("detect", image, "--threshold", "fpr:0.01"), 2, "no real validation scores")
+    older = tmp_path / "older"
+    shutil.copytree(DEFAULT_DETECTOR, older)
+    header = json.loads((older / "detector.json").read_text())
+    header.pop("real_val_scores", None)
+    (older / "detector.json").write_text(json.dumps(header))
+    assert_one_line_error(invoke("detect", image, "--detector", older, "--threshold", "fpr:0.01"), 2,
+                          "no real validation scores")
+    shipped = invoke("detect", image, "--threshold", "fpr:0.01", "--json", "--force")
+    assert shipped.exit_code == 0 and records(shipped)[0]["threshold_rule"] == "fpr:0.01"
 
 
 def test_in_domain_only_if_in_every_detector(trained, tmp_path, digits_test):

@@ -274,8 +274,8 @@ HEADERS: dict[str, tuple[Callable[[dict], None], str]] = {
     "shape-two-numbers": (_set("input_shape", [28, 28]), "'input_shape' must be [C, H, W]"),
     "threshold-text": (_set("threshold", "high"), "'threshold' must be a finite number"),
     "options-a-list": (_set("options", [1]), "detector options must be a JSON object"),
-    "unknown-option": (_set("options.colour", 1), "unknown option(s) for attribution: colour"),
-    "option-text-not-int": (_set("options.epochs", "many"), "'many' is not a valid int"),
+    "unknown-option": (_set("options.colour", 1), "unknown option(s) for ensemble: colour"),
+    "option-text-not-int": (_set("options.seed", "many"), "'many' is not a valid int"),
     "state-of-another-model": (_set("state", {"sources": 3}), "model files do not fit"),
 }
 
