@@ -74,7 +74,9 @@ def main_callback(
 def fail(message: str, code: int = 2, quiet: bool = False) -> None:
     """One line on stderr and exit ``code`` (``quiet``: torchrun's rank 0 already says it)."""
     if not quiet:
-        typer.secho(f"error: {message}", err=True, fg="red")
+        from forensics.text import printable
+
+        typer.secho(f"error: {printable(message)}", err=True, fg="red")
     raise typer.Exit(code)
 
 
@@ -310,10 +312,13 @@ def train_detector(
     if fake is None:
         fake = []
     try:
+        from rich.markup import escape
+
         from detectors.inputs import gather
         from detectors.registry import get, option_names
         from detectors.training import save_detector
         from detectors.training import train_detector as fit
+        from forensics.text import printable
 
         family = get(kind)
         if not fake and family.needs_fakes:
@@ -341,9 +346,10 @@ def train_detector(
         main = launch_rank() == 0
         data = gather(real, fake, seed=seed, data_root=data_root)
         for line in data.problems.lines if main else ():
-            typer.echo(f"skipped: {line}", err=True)
+            typer.echo(f"skipped: {printable(line)}", err=True)
         with _session(options.get("device", "auto")), \
-                console().status(f"training {kind} on {', '.join(data.fakes) or 'real images only'}") \
+                console().status(escape(printable(
+                    f"training {kind} on {', '.join(data.fakes) or 'real images only'}"))) \
                 if main else nullcontext():
             detector, report = fit(kind, data.real["train"], data.real["val"], data.real["test"],
                                    data.fakes, options, seed=seed, rule=threshold_rule,
@@ -598,8 +604,10 @@ def audit(
                                callback=lambda e: progress(e["stage"], e["done"], e["total"]))
     except ForensicsError as error:
         fail(str(error))
+    from forensics.text import printable
+
     for flag in result.get("flags", []):
-        typer.secho(f"flag: {flag}", err=True, fg="yellow")
+        typer.secho(f"flag: {printable(flag)}", err=True, fg="yellow")
     target = out or folder / "audit"
     typer.echo(f"audit: {target / 'audit.md'}  {target / 'audit.html'}  {target / 'audit.json'}")
 
@@ -615,8 +623,10 @@ def verify(
         kind, problems = check(folder)
     except ForensicsError as error:
         fail(str(error))
-    for line in problems:
-        typer.echo(line)
+    from forensics.text import printable
+
+    for line in problems:  # names from the manifest or the folder: shown, never run as codes
+        typer.echo(printable(line))
     if problems:
         fail(f"{folder}: {kind} does NOT match its manifest ({len(problems)} problem(s))", 1)
     typer.echo(f"{folder}: {kind} verified")

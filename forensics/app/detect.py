@@ -16,6 +16,7 @@ import typer
 
 from forensics import atomic
 from forensics.errors import ForensicsError
+from forensics.text import printable
 
 
 def load_detectors(folders: list[Path], default: Path) -> dict[str, tuple]:
@@ -67,7 +68,7 @@ def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, 
     for entry in entries:
         if entry.record is None:
             skipped += 1
-            typer.secho(f"skipped: {entry.problem}", err=True, fg="yellow")
+            typer.secho(f"skipped: {printable(entry.problem)}", err=True, fg="yellow")
         else:
             scored += 1
             resized += entry.resized
@@ -80,9 +81,9 @@ def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, 
 
 def warn_resized(resized: int, shape) -> None:
     if resized:
-        typer.secho(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
-                    f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
-                    "channels converted) as in training", err=True, fg="yellow")
+        typer.secho(printable(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
+                              f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
+                    "channels converted) as in training"), err=True, fg="yellow")
 
 
 def note_out_of_domain(counts: tuple[int, ...], forced: bool = False) -> None:
