@@ -76,7 +76,9 @@ def fail(message: str, code: int = 2, quiet: bool = False) -> None:
     if not quiet:
         from forensics.text import printable
 
-        typer.secho(f"error: {printable(message)}", err=True, fg="red")
+        # a message may list problems one per line; within a line, no control codes
+        shown = "\n".join(map(printable, str(message).split("\n")))
+        typer.secho(f"error: {shown}", err=True, fg="red")
     raise typer.Exit(code)
 
 
