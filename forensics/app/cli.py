@@ -413,7 +413,7 @@ def detect(
         "`forensics merge` joins the N parts.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
-        "instead of stdout.")] = None,
+        "instead of stdout; temporaries of FILE a killed run left (over an hour old) are removed.")] = None,
     threshold: Annotated[str | None, typer.Option(
         "--threshold", help="Override the saved threshold: a P(fake) VALUE in [0, 1], or fpr:RATE "
         "(derived from the detector's recorded real validation scores).")] = None,
@@ -492,6 +492,8 @@ def detect(
         fail_error(error)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except OSError as error:  # a full disk or read-only folder while writing --out or --explain
+        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
     detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
@@ -530,6 +532,8 @@ def merge(
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except OSError as error:
+        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
     detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
