@@ -40,7 +40,6 @@ load) lives under one key, ``timing``; the rest is reproducible.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -55,6 +54,7 @@ from benchmarks.suite import Suite
 from forensics import atomic, provenance
 from forensics.data import Dataset, load, split_indices
 from forensics.errors import ForensicsError
+from forensics.text import strict_dumps
 
 Progress = Callable[[str, int, int], None]
 ALL = "all"
@@ -377,11 +377,11 @@ def _robustness(bench: Bench, gens: list[str], dets: list[str]) -> tuple[dict, l
     for name, strengths in bench.suite.perturbations.items():
         for s in strengths:
             real_p, params = apply(name, s, bench.real["test"], seed=bench.seed)
-            params_log += [json.dumps({"source": "real", "index": i, "perturbation": name,
+            params_log += [strict_dumps({"source": "real", "index": i, "perturbation": name,
                                        "strength": s, **p}) for i, p in enumerate(params)]
             for g in gens:
                 fake_p, params = apply(name, s, bench.fakes[g]["test"], seed=bench.seed + 1)
-                params_log += [json.dumps({"source": g, "index": i, "perturbation": name,
+                params_log += [strict_dumps({"source": g, "index": i, "perturbation": name,
                                            "strength": s, **p}) for i, p in enumerate(params)]
                 x, y = _test_set(real_p, fake_p)
                 for d in dets:

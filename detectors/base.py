@@ -173,16 +173,25 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
     options = header["options"]
     if not isinstance(options, dict):
         raise ForensicsError(f"{folder}: detector options must be a JSON object")
+    shape = _input_shape(folder, header.get("input_shape"))
+    threshold = header.get("threshold", 0.5)
+    if not _in_unit(threshold):
+        raise ForensicsError(f"{folder}: detector.json: 'threshold' must be a P(fake) in [0, 1], "
+                             f"not {str(threshold)[:40]}")
     detector = create(cls.name, **options)
     tensors, sklearn = storage.read_folder(folder, header)
+    bad = _non_finite(tensors, "") or _non_finite_sklearn(sklearn)
+    if bad:
+        raise ForensicsError(f"{folder}: model weights hold NaN or infinite values ({bad}); "
+                             "refusing a detector that cannot score")
     try:
         detector._restore(tensors, sklearn, header.get("state") or {})
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         first = (str(error).splitlines() or [type(error).__name__])[0]
         raise ForensicsError(f"{folder}: model files do not fit a {cls.name} detector "
                              f"({first})") from None
-    detector.input_shape_ = tuple(int(v) for v in header["input_shape"])
-    detector.threshold_ = float(header.get("threshold", 0.5))
+    detector.input_shape_ = shape
+    detector.threshold_ = float(threshold)
     detector.metrics_ = header.get("metrics") or {}
     detector.domain_ = None
     if "domain" in header:
@@ -195,11 +204,84 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
                                  f"the input shape {list(detector.input_shape_)}")
         detector.domain_ = domain
     detector.calibration_ = _calibration(folder, header)
+    _probe(folder, detector)
     return detector
+
+
+#: The largest height and width a detector.json may declare (a claim of 100000 would allocate GBs).
+MAX_SIDE = 4096
+
+
+def _input_shape(folder: str | Path, shape: Any) -> tuple[int, int, int]:
+    """detector.json's ``input_shape``, checked: [C, H, W], C in {1, 3}, 1 <= H, W <= MAX_SIDE."""
+    ok = (isinstance(shape, list) and len(shape) == 3
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in shape))
+    if not ok or shape[0] not in (1, 3) or not all(1 <= v <= MAX_SIDE for v in shape[1:]):
+        raise ForensicsError(f"{folder}: detector.json: 'input_shape' must be [C, H, W] with C 1 or 3 "
+                             f"and 1 <= H, W <= {MAX_SIDE}, not {str(shape)[:60]}")
+    return tuple(shape)
+
+
+def _non_finite(tensors: Any, where: str) -> str | None:
+    """The name of the first floating tensor holding NaN or an infinity (None: all finite)."""
+    if isinstance(tensors, dict):
+        for key, value in tensors.items():
+            found = _non_finite(value, f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+    elif isinstance(tensors, list | tuple):
+        for i, value in enumerate(tensors):
+            found = _non_finite(value, f"{where}[{i}]")
+            if found:
+                return found
+    elif tensors is not None and hasattr(tensors, "is_floating_point"):
+        import torch
+
+        if tensors.is_floating_point() and not bool(torch.isfinite(tensors).all()):
+            return where or "tensor"
+    return None
+
+
+def _non_finite_sklearn(obj: Any, depth: int = 0) -> str | None:
+    """The first float array attribute of a scikit-learn object (or its steps) that is not finite."""
+    if obj is None or depth > 4:
+        return None
+    if isinstance(obj, np.ndarray):
+        return "array" if obj.dtype.kind == "f" and not np.isfinite(obj).all() else None
+    if isinstance(obj, list | tuple):
+        return next(filter(None, (_non_finite_sklearn(v, depth + 1) for v in obj)), None)
+    if isinstance(obj, float):
+        return None if np.isfinite(obj) else "value"
+    for key, value in getattr(obj, "__dict__", {}).items():
+        if key.endswith("_") or isinstance(value, list | tuple) or hasattr(value, "get_params"):
+            found = _non_finite_sklearn(value, depth + 1)
+            if found:
+                return f"{key}" if found in ("array", "value") else f"{key}.{found}"
+    return None
+
+
+def _probe(folder: str | Path, detector: Detector) -> None:
+    """Score one blank image of the declared shape: a shape the model does not fit is one error
+    line now, not a traceback at scoring time."""
+    blank = np.zeros((1, *detector.input_shape_), dtype=np.float32)
+    try:
+        detector.predict_proba(blank)
+    except ForensicsError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise ForensicsError(f"{folder}: detector.json: input_shape {list(detector.input_shape_)} does "
+                             f"not fit the {detector.name} model ({first})") from None
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _in_unit(value: Any) -> bool:
+    """A number in [0, 1]; just above 1 too (a threshold one ulp above the top score calls
+    nothing fake, as calibration may choose)."""
+    return _number(value) and 0.0 <= value <= 1.0 + 1e-9
 
 
 def _calibration(folder: str | Path, header: dict[str, Any]) -> dict[str, Any]:
@@ -208,8 +290,8 @@ def _calibration(folder: str | Path, header: dict[str, Any]) -> dict[str, Any]:
     where = f"{folder}: detector.json"
     thresholds = found.get("thresholds", {})
     if not isinstance(thresholds, dict) or not all(
-            isinstance(k, str) and (v is None or _number(v)) for k, v in thresholds.items()):
-        raise ForensicsError(f"{where}: 'thresholds' must map rules to finite numbers")
+            isinstance(k, str) and (v is None or _in_unit(v)) for k, v in thresholds.items()):
+        raise ForensicsError(f"{where}: 'thresholds' must map rules to numbers in [0, 1]")
     rule = found.get("threshold_rule", "saved")
     if not isinstance(rule, str) or not rule.isprintable() or len(rule) > 40:
         raise ForensicsError(f"{where}: 'threshold_rule' must be a short name, not {rule!r:.40}")

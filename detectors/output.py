@@ -4,13 +4,20 @@ Each writer is handed the entries of a scan in index order (:class:`detectors.sc
 skipped files included, which it ignores) through ``add`` and finished with ``close``.
 JSON Lines and CSV write every record as it comes, so memory does not grow with the
 number of images; the table collects its rows (it is meant for a screenful).
+
+Every text of a record came from a stranger's file (names, provenance tags, reasons): JSON
+is strict (no NaN: null), CSV cells that a spreadsheet would run as formulas get a leading
+``'``, and the table shows text as text (``Text`` objects, never markup) with control
+characters escaped.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import math
 from typing import Any, TextIO
+
+from forensics.text import csv_cell, printable, strict_dumps
 
 
 class JsonLines:
@@ -21,7 +28,7 @@ class JsonLines:
 
     def add(self, entry: Any) -> None:
         if entry.record is not None:
-            self.stream.write(json.dumps(entry.record, sort_keys=True) + "\n")
+            self.stream.write(strict_dumps(entry.record, sort_keys=True) + "\n")
 
     def close(self) -> None:
         self.stream.flush()
@@ -41,11 +48,11 @@ class CsvRows:
         r = entry.record
         if r is None:
             return
-        tag = json.dumps(r["provenance_tag"]) if r["provenance_tag"] is not None else ""
-        self.writer.writerow([r["file"], _blank(r["p_fake"]), r["verdict"], r["source"] or "",
-                              *[_blank(r["scores"][n]) for n in self.names], r["threshold"],
-                              r["threshold_rule"], str(r["in_domain"]).lower(), r["domain_reason"] or "",
-                              tag])
+        tag = strict_dumps(r["provenance_tag"]) if r["provenance_tag"] is not None else ""
+        row = [r["file"], _blank(r["p_fake"]), r["verdict"], r["source"] or "",
+               *[_blank(r["scores"][n]) for n in self.names], r["threshold"],
+               r["threshold_rule"], str(r["in_domain"]).lower(), r["domain_reason"] or "", tag]
+        self.writer.writerow([csv_cell(_finite(cell)) for cell in row])
 
     def close(self) -> None:
         self.stream.flush()
@@ -55,12 +62,27 @@ def _blank(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _score(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+def _finite(value: Any) -> Any:
+    """NaN and infinities as empty cells (as a missing score is)."""
+    return "" if isinstance(value, float) and not math.isfinite(value) else value
 
 
-VERDICTS = {"fake": "[red]fake[/red]", "real": "[green]real[/green]",
-            "out-of-domain": "[yellow]out-of-domain[/yellow]"}
+def _score(value: Any, form: str = ".3f") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format(value, form)
+    return printable(str(value))  # a damaged part file's record
+
+
+def _text(value: Any, style: str = ""):
+    """A table cell: the value as plain text (never markup), control characters escaped."""
+    from rich.text import Text
+
+    return Text(printable(str(value)), style=style)
+
+
+VERDICT_STYLES = {"fake": "red", "real": "green", "out-of-domain": "yellow"}
 
 
 class Table:
@@ -80,9 +102,9 @@ class Table:
         from rich.text import Text
 
         names = self.names
-        rules = dict.fromkeys(f"{r['threshold']:.4g} ({r['threshold_rule']})" for r in self.rows)
+        rules = dict.fromkeys(f"{_score(r['threshold'], '.4g')} ({r['threshold_rule']})" for r in self.rows)
         table = RichTable(title="forensics detect",
-                          caption=f"threshold {', '.join(rules)}" if rules else None)
+                          caption=_text(f"threshold {', '.join(rules)}") if rules else None)
         table.add_column("file", overflow="fold")
         if len(names) > 1:
             for name in names:
@@ -96,14 +118,15 @@ class Table:
             if isinstance(tag, dict):
                 tag = f"{tag.get('generator', '?')} {tag.get('variant', '')}".strip()
             cells = [_score(r["scores"][n]) for n in names] if len(names) > 1 else []
-            verdict = VERDICTS.get(r["verdict"], r["verdict"])
+            verdict = _text(r["verdict"], VERDICT_STYLES.get(r["verdict"], ""))
             if r["verdict"] != "out-of-domain" and not r["in_domain"]:
-                verdict += " [yellow](forced)[/yellow]"
-            table.add_row(r["file"], *cells, _score(r["p_fake"]), verdict, r["source"] or "—",
-                          str(tag) if tag else "—")
+                verdict.append(" (forced)", style="yellow")
+            table.add_row(_text(r["file"]), *map(_text, cells), _text(_score(r["p_fake"])), verdict,
+                          _text(r["source"] or "—"), _text(tag if tag else "—"))
         console = Console()
         console.print(table)
         for r in self.rows:  # below the table, whole: a column would squeeze the file names
             if r["domain_reason"]:
-                line = Text.assemble(("out of domain ", "yellow"), f"{r['file']}: {r['domain_reason']}")
+                line = Text.assemble(("out of domain ", "yellow"),
+                                     printable(f"{r['file']}: {r['domain_reason']}"))
                 console.print(line, highlight=False, soft_wrap=True)

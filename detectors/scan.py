@@ -16,7 +16,6 @@ or source, unless ``force`` (scored anyway, ``in_domain`` still false).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from forensics.errors import ForensicsError
 from forensics.images import display_name
 from forensics.shard import Shard
+from forensics.text import capped, parse_json
 
 if TYPE_CHECKING:  # forensics.batches imports torch, which `forensics merge` does without
     from forensics.batches import Batch
@@ -180,9 +180,5 @@ def _score(batch: Batch, detectors: dict[str, Any], rule: tuple[float, str], for
 
 
 def _parse(tag: str | None) -> Any:
-    if tag is None:
-        return None
-    try:
-        return json.loads(tag)
-    except ValueError:
-        return tag
+    """A provenance tag (capped when read) as JSON of bounded depth, else the string itself."""
+    return parse_json(capped(tag) if tag is not None else None)

@@ -27,6 +27,7 @@ from detectors.scan import Entry
 from forensics.errors import ForensicsError
 from forensics.images import display_name, iter_image_files
 from forensics.shard import Shard
+from forensics.text import strict_dumps
 
 FORMAT = "forensics-detect-part"
 VERSION = 2  # 2: records say in_domain, domain_reason, threshold_rule; the header the options
@@ -70,11 +71,11 @@ class PartWriter:
 
     def __init__(self, stream: TextIO, head: dict[str, Any]) -> None:
         self.stream = stream
-        stream.write(json.dumps(head) + "\n")
+        stream.write(strict_dumps(head) + "\n")
 
     def add(self, entry: Entry) -> None:
         # key order kept: a provenance tag's own order is what CSV output shows
-        self.stream.write(json.dumps(entry.to_dict()) + "\n")
+        self.stream.write(strict_dumps(entry.to_dict()) + "\n")
 
     def close(self) -> None:
         self.stream.flush()
@@ -126,7 +127,7 @@ def _read_header(part: Path) -> dict[str, Any]:
             head = json.loads(handle.readline())
     except FileNotFoundError:
         raise ForensicsError(f"{name}: no such file") from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise ForensicsError(f"{name}: not a detect part ({type(error).__name__})") from None
     if not isinstance(head, dict) or head.get("format") != FORMAT:
         raise ForensicsError(f"{name}: not a detect part (`forensics detect --shard I/N --out FILE` "
@@ -170,7 +171,7 @@ def _entries(part: Path) -> Iterator[Entry]:
         for number, line in enumerate(handle, start=2):
             try:
                 yield Entry.from_dict(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ForensicsError(f"{display_name(part)}: line {number} is not an entry "
                                      "(a damaged part?)") from None
 

@@ -70,7 +70,8 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | Path, obj: object) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Strict JSON (NaN and infinities as null: strict parsers reject them), atomically."""
+    write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def append_line(path: str | Path, line: str) -> None:

@@ -36,6 +36,7 @@ from typing import IO
 import numpy as np
 
 from forensics.errors import ForensicsError
+from forensics.text import capped_chunks, printable
 
 PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -68,16 +69,7 @@ def _as_path(raw: PathArg) -> Path:
     return Path(os.fsdecode(raw))
 
 
-def _printable(text: str) -> str:
-    """One printable line: control characters and lone surrogates are escaped."""
-    if text.isprintable():
-        return text
-    return "".join(
-        char
-        if char.isprintable()
-        else char.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for char in text
-    )
+_printable = printable  # one printable line: control characters and lone surrogates escaped
 
 
 def display_name(path: str | os.PathLike) -> str:
@@ -230,7 +222,7 @@ def _decode(handle: IO[bytes], name: str, limit: int, text: dict[str, str] | Non
 def _text_chunks(image) -> dict[str, str]:
     """A decoded PNG's text chunks (those after the pixels too); {} when they cannot be read."""
     try:
-        return {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
+        return capped_chunks(getattr(image, "text", {}))
     except Exception:  # a tag is reported, never required: the pixels are still good
         return {}
 
@@ -388,8 +380,7 @@ def png_text(path: PathArg, *, max_pixels: int | None = None) -> dict[str, str]:
                 with Image.open(handle, formats=("PNG",)) as image:
                     if image.size[0] * image.size[1] > limit:
                         return {}
-                    text = getattr(image, "text", {})
-                    return {str(k): str(v) for k, v in text.items()}
+                    return capped_chunks(getattr(image, "text", {}))
     except Exception:  # a tag is reported, never required
         return {}
     finally:

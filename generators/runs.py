@@ -53,7 +53,7 @@ def save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int)
     grid = model.preview(seeded(seed, 10**6))
     save_grid(grid, out / "samples" / f"epoch_{epoch:03d}.png", title=f"epoch {epoch}")
     save_grid(grid, out / "samples.png", title=f"epoch {epoch}")
-    atomic.append_line(out / METRICS, json.dumps(record, sort_keys=True))
+    atomic.append_line(out / METRICS, json.dumps(atomic.jsonable(record), sort_keys=True, allow_nan=False))
     save_tree(out / CHECKPOINT, {"weights": model.weights(),
                                  "optimizers": model.training_state(), "epoch": epoch})
 

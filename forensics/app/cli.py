@@ -74,7 +74,11 @@ def main_callback(
 def fail(message: str, code: int = 2, quiet: bool = False) -> None:
     """One line on stderr and exit ``code`` (``quiet``: torchrun's rank 0 already says it)."""
     if not quiet:
-        typer.secho(f"error: {message}", err=True, fg="red")
+        from forensics.text import printable
+
+        # a message may list problems one per line; within a line, no control codes
+        shown = "\n".join(map(printable, str(message).split("\n")))
+        typer.secho(f"error: {shown}", err=True, fg="red")
     raise typer.Exit(code)
 
 
@@ -310,10 +314,13 @@ def train_detector(
     if fake is None:
         fake = []
     try:
+        from rich.markup import escape
+
         from detectors.inputs import gather
         from detectors.registry import get, option_names
         from detectors.training import save_detector
         from detectors.training import train_detector as fit
+        from forensics.text import printable
 
         family = get(kind)
         if not fake and family.needs_fakes:
@@ -341,9 +348,10 @@ def train_detector(
         main = launch_rank() == 0
         data = gather(real, fake, seed=seed, data_root=data_root)
         for line in data.problems.lines if main else ():
-            typer.echo(f"skipped: {line}", err=True)
+            typer.echo(f"skipped: {printable(line)}", err=True)
         with _session(options.get("device", "auto")), \
-                console().status(f"training {kind} on {', '.join(data.fakes) or 'real images only'}") \
+                console().status(escape(printable(
+                    f"training {kind} on {', '.join(data.fakes) or 'real images only'}"))) \
                 if main else nullcontext():
             detector, report = fit(kind, data.real["train"], data.real["val"], data.real["test"],
                                    data.fakes, options, seed=seed, rule=threshold_rule,
@@ -405,7 +413,7 @@ def detect(
         "`forensics merge` joins the N parts.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
-        "instead of stdout.")] = None,
+        "instead of stdout; temporaries of FILE a killed run left (over an hour old) are removed.")] = None,
     threshold: Annotated[str | None, typer.Option(
         "--threshold", help="Override the saved threshold: a P(fake) VALUE in [0, 1], or fpr:RATE "
         "(derived from the detector's recorded real validation scores).")] = None,
@@ -484,6 +492,8 @@ def detect(
         fail_error(error)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except OSError as error:  # a full disk or read-only folder while writing --out or --explain
+        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
     detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
@@ -522,6 +532,8 @@ def merge(
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except OSError as error:
+        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
     detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
@@ -598,8 +610,10 @@ def audit(
                                callback=lambda e: progress(e["stage"], e["done"], e["total"]))
     except ForensicsError as error:
         fail(str(error))
+    from forensics.text import printable
+
     for flag in result.get("flags", []):
-        typer.secho(f"flag: {flag}", err=True, fg="yellow")
+        typer.secho(f"flag: {printable(flag)}", err=True, fg="yellow")
     target = out or folder / "audit"
     typer.echo(f"audit: {target / 'audit.md'}  {target / 'audit.html'}  {target / 'audit.json'}")
 
@@ -615,8 +629,10 @@ def verify(
         kind, problems = check(folder)
     except ForensicsError as error:
         fail(str(error))
-    for line in problems:
-        typer.echo(line)
+    from forensics.text import printable
+
+    for line in problems:  # names from the manifest or the folder: shown, never run as codes
+        typer.echo(printable(line))
     if problems:
         fail(f"{folder}: {kind} does NOT match its manifest ({len(problems)} problem(s))", 1)
     typer.echo(f"{folder}: {kind} verified")

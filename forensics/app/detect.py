@@ -16,6 +16,7 @@ import typer
 
 from forensics import atomic
 from forensics.errors import ForensicsError
+from forensics.text import printable
 
 
 def load_detectors(folders: list[Path], default: Path) -> dict[str, tuple]:
@@ -50,8 +51,26 @@ def records_writer(stack: ExitStack, out: Path | None, as_json: bool, as_csv: bo
     return JsonLines(stream) if out is not None else Table(names)
 
 
+#: A temporary of ``--out`` (``.NAME.*.tmp``, atomic.writing's naming) untouched this long is left
+#: by a killed run (a live one writes every batch) and is removed.
+STALE_SECONDS = 3600
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Remove temporaries of ``out`` that a killed ``detect --out`` left behind."""
+    import time
+
+    try:
+        for stale in out.parent.glob(f".{out.name}.*.tmp"):
+            if stale.is_file() and time.time() - stale.stat().st_mtime > STALE_SECONDS:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # cleaning is a courtesy; writing says what is wrong
+
+
 def open_out(stack: ExitStack, out: Path):
     """``out`` opened for text that replaces it only when the command succeeds."""
+    remove_stale_temporaries(out)
     try:  # newline="": CSV rows end in \r\n, as on stdout
         return stack.enter_context(atomic.writing(out, "w", encoding="utf-8", newline=""))
     except OSError as error:
@@ -67,7 +86,7 @@ def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, 
     for entry in entries:
         if entry.record is None:
             skipped += 1
-            typer.secho(f"skipped: {entry.problem}", err=True, fg="yellow")
+            typer.secho(f"skipped: {printable(entry.problem)}", err=True, fg="yellow")
         else:
             scored += 1
             resized += entry.resized
@@ -80,9 +99,9 @@ def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, 
 
 def warn_resized(resized: int, shape) -> None:
     if resized:
-        typer.secho(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
-                    f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
-                    "channels converted) as in training", err=True, fg="yellow")
+        typer.secho(printable(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
+                              f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
+                    "channels converted) as in training"), err=True, fg="yellow")
 
 
 def note_out_of_domain(counts: tuple[int, ...], forced: bool = False) -> None:
