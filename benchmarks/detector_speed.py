@@ -43,7 +43,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     args = parser.parse_args()
 
-    from detectors.registry import create
+    from detectors.base import load_detector
+    from detectors.registry import create, get
+    from detectors.scan import DEFAULT_DETECTOR
     from forensics import atomic, provenance
     from forensics.data import load_split
     from forensics.images import png_bytes, to_uint8
@@ -65,11 +67,15 @@ def main() -> None:
     rates["spectrum_per_image_numpy_loop"] = round(_rate(
         lambda: [per_image_spectrum(im, radius, n_bins) for im in gray], args.n))
     rates["spectrum_batched (features only)"] = round(_rate(lambda: radial_spectrum(images), args.n))
-    for kind in ("spectral-fft", "spectral-dct", "pixel-logreg", "cnn"):
-        options = {"epochs": 1} if kind == "cnn" else {}
-        detector = create(kind, **options).fit(images[:2000], fake[:2000])
+    for kind in ("spectral-fft", "spectral-dct", "pixel-logreg", "cnn", "npr", "surprisal"):
+        # the torch families at their default sizes, trained for one epoch (scoring speed only)
+        options = {"epochs": 1} if get(kind).torch_based else {}
+        detector = create(kind, **options).fit(images[:2000], fake[:2000] if get(kind).needs_fakes else None)
         rates[f"{kind} (features + scoring)"] = round(_rate(lambda d=detector: d.predict_proba(images),
                                                             args.n))
+    shipped = load_detector(DEFAULT_DETECTOR)
+    rates[f"default detector: {shipped.name} (in memory)"] = round(
+        _rate(lambda: shipped.predict_proba(images), args.n))
     rates["speedup_batched_vs_loop"] = round(
         rates["spectrum_batched (features only)"] / rates["spectrum_per_image_numpy_loop"], 1)
 

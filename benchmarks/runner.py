@@ -315,6 +315,7 @@ class _Scores:
                                detector.threshold_, n_boot=self.bench.suite.bootstrap,
                                seed=self.bench.seed)
         report["fpr_calibrated"] = float(np.mean(real >= detector.threshold_))
+        report["tpr_calibrated"] = float(np.mean(fake >= detector.threshold_))
         return report
 
 
@@ -507,6 +508,9 @@ def _summary(results: dict[str, Any], gens: list[str], dets: list[str]) -> dict[
             "worst_leave_one_out_fpr": fpr[f"all-but-{worst}"] if worst else None,
             "mean_leave_one_out_auc": _mean(list(loo.values())),
             "mean_leave_one_out_fpr": _mean([fpr[f"all-but-{g}"] for g in loo]),
+            # what an analyst gets at the saved threshold on a generator the detector never saw
+            "min_leave_one_out_tpr": min((v["tpr_calibrated"] for v in results["leave_one_out"][d].values()),
+                                         default=None),
             "mean_cross_generator_auc": _mean(cross),
             "mean_cross_generator_fpr": _mean([fpr[g] for g in gens]) if cross else None,
             "min_in_distribution_auc": float(ind[low]),

@@ -585,7 +585,7 @@ def _print_summary(results: dict) -> None:
                         f"{summary['best_detector']} ({results['timing']['seconds']['total']} s)",
                   caption=f"best: {summary['best_detector_rule']}")
     # AUC (FPR at the calibrated threshold); the columns of report.md's summary, shorter
-    for column in ("detector", "worst LOGO", "mean LOGO", "cross-gen", "min in-dist",
+    for column in ("detector", "worst LOGO", "LOGO TPR", "mean LOGO", "cross-gen", "min in-dist",
                    "FPR processed", "FPR plain", "OOD fake", "images/s"):
         table.add_column(column, justify="right", no_wrap=column == "detector")
     for name, row in summary["per_detector"].items():
