@@ -149,10 +149,18 @@ class EnsembleDetector(Detector):
         return self
 
     def _features(self, images: np.ndarray) -> np.ndarray:
-        # the ensemble has checked the images; members score them directly (a restored member
-        # keeps no input shape of its own)
-        return np.stack([logit(np.clip(member._scores_and_sources(images)[0], 0.0, 1.0))
-                         for member in self.members_], 1)
+        return self._member_logits(images)[0]
+
+    def _member_logits(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        """(N, members) fake-logits, the combiner's input, and the sources the first member
+        that tells them apart names (attribution), all in one pass. The ensemble has checked
+        the images; members score them directly (a restored member keeps no input shape)."""
+        columns, sources = [], None
+        for member in self.members_:
+            scores, found = member._scores_and_sources(images)
+            sources = sources if sources is not None else found
+            columns.append(logit(np.clip(scores, 0.0, 1.0)))
+        return np.stack(columns, 1), sources
 
     def member_logits(self, images: np.ndarray) -> np.ndarray:
         """(N, members) the members' fake-logits, the combiner's input."""
@@ -162,13 +170,8 @@ class EnsembleDetector(Detector):
         return self._scores_and_sources(images)[0]
 
     def _scores_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
-        # the first member that tells sources apart (attribution) names them, in the same pass
-        columns, sources = [], None
-        for member in self.members_:
-            scores, found = member._scores_and_sources(images)
-            sources = sources if sources is not None else found
-            columns.append(logit(np.clip(scores, 0.0, 1.0)))
-        return self.combiner_.predict_proba(np.stack(columns, 1))[:, 1], sources
+        features, sources = self._member_logits(images)
+        return self.combiner_.predict_proba(features)[:, 1], sources
 
     # -- state -----------------------------------------------------------------
     def _state(self) -> tuple[dict | None, Any, dict[str, Any]]:
