@@ -1,8 +1,10 @@
-"""The course's pictures for a trained run: reconstructions, latent space, traversals."""
+"""The course's pictures for a trained run: reconstructions, latent space, traversals,
+a diffusion model's denoising trajectory."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,10 +14,16 @@ from generators.base import seeded
 from generators.runs import Run
 
 
-def explore(run: Run, out: str | Path, *, seed: int = 0) -> list[Path]:
-    """Write every figure that fits this run's generator; return their paths."""
+def explore(run: Run, out: str | Path, *, seed: int = 0,
+            sampling: dict[str, Any] | None = None) -> list[Path]:
+    """Write every figure that fits this run's generator; return their paths.
+
+    ``sampling``: the model's sampling options changed for these figures (as ``generate``'s).
+    """
     from forensics.data import load_split
 
+    if sampling:
+        run.model.set_sampling(**sampling)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     test = load_split(run.config["dataset"], "test", root=run.config.get("data_root"))
@@ -39,6 +47,8 @@ def explore(run: Run, out: str | Path, *, seed: int = 0) -> list[Path]:
     for code in model.traversable_codes:
         grid(f"traverse_{code}.png", model.traverse(code, seeded(seed, 1)),
              title=f"{model.name}: {code} varied, z fixed per row")
+    if model.has_trajectory:
+        written.append(_trajectory_plot(model, seeded(seed, 2), out / "trajectory.png"))
     return written
 
 
@@ -87,5 +97,35 @@ def _latent_plot(model, x: torch.Tensor, labels: np.ndarray, path: Path) -> Path
     fig.colorbar(points, ax=ax, label="digit")
     ax.set(xlabel=f"{axis_label} 1", ylabel=f"{axis_label} 2",
            title="VAE latent space of held-out digits")
+    save_figure(fig, path)
+    return path
+
+
+def _trajectory_plot(model, rng, path: Path, rows: int = 6, columns: int = 10) -> Path:
+    """x_t along the reverse chain for a few samples: one row each, t falling to the right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from forensics.plots import save_figure
+
+    kept, states = model.trajectory(rows, rng, keep=columns)
+    fig, axes = plt.subplots(rows, len(kept), figsize=(1.1 * len(kept) + 0.6, 1.1 * rows + 0.9),
+                             squeeze=False)
+    for j, (k, t) in enumerate(kept):
+        axes[0, j].set_title(f"t = {t}", fontsize=8)
+        for i in range(rows):
+            image = states[j, i].permute(1, 2, 0).numpy()
+            axes[i, j].imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray",
+                              vmin=0, vmax=1)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+        axes[-1, j].set_xlabel(f"{k} steps", fontsize=7)
+    for i in range(rows):
+        axes[i, 0].set_ylabel(f"sample {i + 1}", fontsize=8)
+    how = model.sampling()
+    fig.suptitle(f"{model.name}: the denoising trajectory x_t (x_T ~ N(0, I) → x_0), "
+                 f"{how['sampler'].upper()} in {how['steps']} steps", fontsize=10)
     save_figure(fig, path)
     return path

@@ -21,7 +21,7 @@ from forensics.errors import ForensicsError
 
 app = typer.Typer(
     name="forensics",
-    help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN), "
+    help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN, diffusion), "
     "then detect them and report how well.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -43,6 +43,15 @@ DataRootOpt = Annotated[str | None, typer.Option(
     "--data-root", help="Where torchvision data sets live (default ~/.cache/forensics).")]
 DownloadOpt = Annotated[bool, typer.Option(
     "--download", help="Allow downloading a torchvision data set (needs internet).")]
+SamplerOpt = Annotated[str | None, typer.Option(
+    "--sampler", help="diffusion: ddim (default: deterministic, few steps) or ddpm (ancestral).")]
+StepsOpt = Annotated[int | None, typer.Option(
+    "--steps", help="diffusion: denoising steps (default: ddim 50, ddpm all T).")]
+
+
+def sampling_changes(sampler: str | None, steps: int | None) -> dict:
+    """The sampling options a command was given (``--sampler``, ``--steps``)."""
+    return {k: v for k, v in {"sampler": sampler, "steps": steps}.items() if v is not None}
 
 
 def _known(package: str) -> dict[str, dict]:
@@ -236,8 +245,10 @@ def generate(
         "held-out real images; ae and vae).")] = "sample",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     device: DeviceOpt = "auto",
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
 ) -> None:
-    """Write N PNG images and a manifest with the provenance of each."""
+    """Write N PNG images and a manifest with the provenance of each (and how they were sampled)."""
     try:
         if n < 1:
             raise ForensicsError("--n must be a positive number of images")
@@ -252,7 +263,8 @@ def generate(
         with ExitStack() as stack:
             advance = opened_on_first_call(
                 stack, lambda: count_progress(console(), f"generating {n} images", n))
-            make(run, n, out, seed=seed, mode=mode, force=force, callback=advance)
+            make(run, n, out, seed=seed, mode=mode, force=force,
+                 sampling=sampling_changes(sampler, steps), callback=advance)
     except ForensicsError as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -265,13 +277,17 @@ def explore(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `forensics train`.")],
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the figures.")] = None,
     seed: SeedOpt = 0,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
 ) -> None:
-    """Write the course's pictures: reconstructions, latent space, interpolations, traversals."""
+    """Write the course's pictures: reconstructions, latent space, interpolations, traversals,
+    a diffusion model's denoising trajectory."""
     try:
         from generators.explore import explore as draw
         from generators.training import load_run
 
-        written = draw(load_run(run_dir), out or run_dir / "explore", seed=seed)
+        written = draw(load_run(run_dir), out or run_dir / "explore", seed=seed,
+                       sampling=sampling_changes(sampler, steps))
     except ForensicsError as error:
         fail(str(error))
     for path in written:
