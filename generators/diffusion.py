@@ -45,7 +45,7 @@ DDIM_STEPS = 50
 
 @dataclasses.dataclass
 class DiffusionOptions(Options):
-    width: int = 32  # channels of the U-Net's first stage; deeper stages have 2 × width
+    width: int = 16  # channels of the U-Net's first stage; each deeper stage doubles, up to 4 × width
     layers: int = 1  # ResNet blocks per U-Net stage (the way up has one more)
     attention: bool = False  # self-attention at the lowest resolution (and in the middle block)
     timesteps: int = 1000  # T
@@ -80,7 +80,7 @@ def build_unet(image_shape: tuple[int, int, int], options: DiffusionOptions) -> 
         raise ForensicsError(f"diffusion needs square images, not {side}×{image_shape[2]} "
                              "(the data sets conform them)")
     blocks = down_stages(side) + 1  # the last block keeps its side
-    widths = tuple(width * min(2**i, 2) for i in range(blocks))
+    widths = tuple(width * min(2**i, 4) for i in range(blocks))
     down, up = ["DownBlock2D"] * blocks, ["UpBlock2D"] * blocks
     if options.attention:
         down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
@@ -158,6 +158,15 @@ class Diffusion(Generator):
         return {"loss": loss.item()}
 
     # -- sampling ------------------------------------------------------------
+    def preview(self, rng: torch.Generator) -> torch.Tensor:
+        """The per-epoch grid, kept cheap beside an epoch of training: 40 images, DDIM in 10 steps."""
+        chosen = self.options
+        self.options = dataclasses.replace(chosen, sampler="ddim", steps=min(10, chosen.timesteps))
+        try:
+            return self.sample(40, rng)[0]
+        finally:
+            self.options = chosen
+
     def sampling(self) -> dict[str, Any]:
         o = self.options
         default = DDIM_STEPS if o.sampler == "ddim" else o.timesteps

@@ -30,7 +30,7 @@ def test_registry_lists_the_course_models():
 
 
 def test_unknown_generator_names_the_known_ones():
-    with pytest.raises(ForensicsError, match="known: ae, gan, infogan, vae"):
+    with pytest.raises(ForensicsError, match="known: ae, diffusion, gan, infogan, vae"):
         create("nope", image_shape=DIGITS)
 
 
