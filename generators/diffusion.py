@@ -116,7 +116,8 @@ class MovingAverage(nn.Module):
 @register("diffusion")
 class Diffusion(Generator):
     Options = DiffusionOptions
-    default_epochs = 50
+    #: 40 epochs of mnist5k's 4,000 images at batch 128: 1,240 steps, within 5 minutes on 2 cores
+    default_epochs = 40
     tiny_options = {"width": 8, "timesteps": 20, "batch_size": 64}
     #: ``generate --sampler/--steps`` change these without retraining
     sampling_options = ("sampler", "steps")
