@@ -87,8 +87,15 @@ def build_unet(image_shape: tuple[int, int, int], options: DiffusionOptions) -> 
     return UNet2DModel(sample_size=side, in_channels=channels, out_channels=channels,
                        block_out_channels=widths, layers_per_block=options.layers,
                        down_block_types=tuple(down), up_block_types=tuple(up),
-                       add_attention=options.attention, norm_num_groups=min(8, width),
+                       add_attention=options.attention, norm_num_groups=_groups(width),
                        attention_head_dim=min(8, width))
+
+
+def _groups(width: int) -> int:
+    """GroupNorm's groups: up to 8, dividing ``width``, at least 2 channels each where possible
+    (a one-channel group cancels the bias before it: its gradient is rounding noise, which Adam
+    would turn into steps of the full learning rate)."""
+    return next(g for g in range(min(8, max(1, width // 2)), 0, -1) if width % g == 0)
 
 
 class MovingAverage(nn.Module):
