@@ -121,7 +121,7 @@ def _trajectory_plot(model, rng, path: Path, rows: int = 6, columns: int = 10) -
                               vmin=0, vmax=1)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
-        axes[-1, j].set_xlabel(f"{k} steps", fontsize=7)
+        axes[-1, j].set_xlabel(f"{k} step{'' if k == 1 else 's'}", fontsize=7)
     for i in range(rows):
         axes[i, 0].set_ylabel(f"sample {i + 1}", fontsize=8)
     how = model.sampling()
