@@ -9,6 +9,7 @@ the default width (16) at 28×28, so inference is fast on a CPU.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ class ConvNet(nn.Module):
 
         widths = [width * min(2**i, MAX_WIDTH_FACTOR) for i in range(stages + 1)]
         layers = block(channels, widths[0])
-        for cin, cout in zip(widths, widths[1:]):
+        for cin, cout in pairwise(widths):
             layers += [nn.MaxPool2d(2), *block(cin, cout)]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(widths[-1], outputs)

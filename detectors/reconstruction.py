@@ -24,6 +24,7 @@ score is two-sided (see :mod:`detectors.oneclass`).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -66,11 +67,11 @@ class ConvAE(nn.Module):
         squeeze = [nn.Conv2d(widths[-1], code, 1)] if code else []
         unsqueeze = [nn.Conv2d(code, widths[-1], 1), nn.ReLU()] if code else []
         down: list[nn.Module] = []
-        for cin, cout in zip([channels, *widths], widths):
+        for cin, cout in pairwise([channels, *widths]):
             down += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU()]
         self.encoder = nn.Sequential(*down, *squeeze)
         up: list[nn.Module] = []
-        for cin, cout in zip(reversed(widths), [*reversed(widths[:-1]), channels]):
+        for cin, cout in pairwise([*reversed(widths), channels]):
             up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1),
                    nn.ReLU()]
         self.decoder = nn.Sequential(*unsqueeze, *up[:-1])

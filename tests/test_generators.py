@@ -66,15 +66,13 @@ def test_dcgan_refuses_sides_not_divisible_by_four():
 # -- the contract every registered generator keeps ------------------------------------------
 
 
-@pytest.mark.parametrize("name", list_generators())
-def test_generator_contract(name, tmp_path):
+def _check_contract(name: str, dataset: str, shape: tuple[int, int, int], out) -> None:
+    """Train 1 tiny epoch on ``dataset`` (images of ``shape``); sample, save, reload, reconstruct."""
     from generators.training import load_run, train
 
-    run = train(
-        name, tiny_options(name), out=tmp_path / "run", dataset="digits", epochs=1, seed=0, device="cpu"
-    )
+    run = train(name, tiny_options(name), out=out, dataset=dataset, epochs=1, seed=0, device="cpu")
     images, codes = run.model.sample(7, seeded(5))
-    assert images.shape == (7, *DIGITS)
+    assert images.shape == (7, *shape)
     assert images.dtype == torch.float32
     assert images.min() >= 0 and images.max() <= 1
     assert torch.isfinite(images).all()
@@ -86,7 +84,7 @@ def test_generator_contract(name, tmp_path):
     assert torch.equal(images, again)
     assert not torch.equal(images, other)
 
-    loaded = load_run(tmp_path / "run")
+    loaded = load_run(out)
     assert loaded.config["generator"] == name
     assert type(loaded.model) is type(run.model)
     reloaded, reloaded_codes = loaded.model.sample(7, seeded(5))
@@ -94,7 +92,7 @@ def test_generator_contract(name, tmp_path):
     for key, value in codes.items():
         np.testing.assert_array_equal(value, reloaded_codes[key])
 
-    real = torch.as_tensor(np.random.default_rng(0).random((3, *DIGITS), dtype=np.float32))
+    real = torch.as_tensor(np.random.default_rng(0).random((3, *shape), dtype=np.float32))
     if "reconstruct" in loaded.model.modes:
         recon = loaded.model.reconstruct(real)
         assert recon.shape == real.shape and recon.dtype == torch.float32
@@ -103,6 +101,21 @@ def test_generator_contract(name, tmp_path):
     else:
         with pytest.raises(ForensicsError, match="cannot reconstruct"):
             loaded.model.reconstruct(real)
+
+
+@pytest.mark.parametrize("name", list_generators())
+def test_generator_contract(name, tmp_path):
+    _check_contract(name, "digits", DIGITS, tmp_path / "run")
+
+
+#: every generator at the sides the toolkit supports, gray and colour (photograph patches)
+SHAPES = [(1, 28, 28), (3, 32, 32), pytest.param((3, 64, 64), marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
+@pytest.mark.parametrize("name", list_generators())
+def test_generator_contract_at_other_sizes(name, shape, patch_dataset, tmp_path):
+    _check_contract(name, patch_dataset(shape), shape, tmp_path / "run")
 
 
 @pytest.mark.parametrize("name", list_generators())
