@@ -15,7 +15,8 @@ The decoder likelihood p(x|z) (option ``recon``):
   variance weighs the reconstruction against the KL arbitrarily (``mse`` is a
   Gaussian of variance ½, far wider than the pixel noise, so the KL wins and
   samples blur); the calibrated variance shrinks as the reconstructions improve,
-  which is what makes the decoder's means sharp. No parameter is added.
+  which is what makes the decoder's means sharp. No parameter is added. Under
+  ``torchrun`` each process estimates σ_x on its share of the batch.
 
 Networks (convolutional, scaled with the image side by :mod:`forensics.nets`):
 the encoder halves the side with ``down_stages(side)`` stride-2 convs of
