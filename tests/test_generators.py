@@ -45,6 +45,8 @@ def test_unknown_generator_names_the_known_ones():
         ("gan", {"loss": "wasserstein"}, "loss must be one of"),
         ("vae", {"lr": -1.0}, "lr must be positive"),
         ("vae", {"batch_size": 0}, "batch_size must be positive"),
+        ("vae", {"recon": "laplace"}, "recon must be one of"),
+        ("vae", {"width": 0}, "must be positive"),
     ],
 )
 def test_bad_options_are_refused(name, options, message):
@@ -337,6 +339,32 @@ def test_vae_reconstruction_nll_and_loss():
     with torch.no_grad():
         mu, logvar = model.encode(x)
     assert terms["kl"].item() == pytest.approx(kl_divergence(mu, logvar).mean().item(), rel=1e-5)
+
+
+def test_vae_calibrated_gaussian_is_the_normal_nll_at_the_maximum_likelihood_variance():
+    from generators.vae import reconstruction_nll
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, 8, 8, generator=gen)
+    x_hat = torch.rand(5, 3, 8, 8, generator=gen)
+    sigma = (x - x_hat).pow(2).mean().sqrt()
+    expected = -torch.distributions.Normal(x_hat, sigma).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(reconstruction_nll(x, x_hat, "gaussian"), expected)
+    # any other variance explains the batch worse
+    for scale in (0.5, 2.0):
+        worse = -torch.distributions.Normal(x_hat, sigma * scale).log_prob(x).sum()
+        assert worse > expected.sum()
+
+
+@pytest.mark.parametrize(("shape", "stages"), [((1, 8, 8), 1), ((1, 28, 28), 2), ((3, 32, 32), 3),
+                                                ((3, 64, 64), 4)])
+def test_vae_stride_two_stages_follow_the_image_side(shape, stages):
+    model = create("vae", image_shape=shape, width=4, hidden=8, latent_dim=2)
+    convs = [m for m in model.nets["encoder"] if isinstance(m, torch.nn.Conv2d)]
+    deconvs = [m for m in model.nets["decoder"] if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == len(deconvs) == stages and all(c.stride == (2, 2) for c in convs)
+    x = torch.rand(2, *shape)
+    assert model.reconstruct(x).shape == x.shape
 
 
 def test_vae_interpolation_ends_at_the_posterior_means():
