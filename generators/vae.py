@@ -59,6 +59,8 @@ class VAEOptions(Options):
     # Gaussian likelihood no better than Bernoulli (27 % vs 28 % at 10 epochs, latent 16): a
     # smaller latent leaves fewer holes in the prior, and a smaller batch with a larger rate buys
     # more updates in the same time. β stays the course's 1; ``bce`` stays the default.
+    # With these defaults, 50 epochs: 52 % confident, the rarest digit 3.4 % of the samples
+    # (short of the 70 % / 5 % targets; the MLP VAE it replaces reached 53 %).
     latent_dim: int = 8
     width: int = 32  # channels of the first conv stage, doubled at each further stage
     hidden: int = 256  # units of the fully-connected layer between the convs and (μ, log σ²)
