@@ -52,7 +52,7 @@ def world(tmp_path_factory):
         out = root / "detectors" / kind
         result = invoke("train-detector", kind, "--real", "digits", "--fake", fakes, "--out", out)
         assert result.exit_code == 0, result.output
-        assert "test AUC" in result.stdout
+        assert "balanced accuracy" in result.stdout
         detectors[kind] = out
     return {"root": root, "run": run, "fakes": fakes, "detectors": detectors}
 
@@ -79,6 +79,93 @@ def test_train_detector_writes_a_calibrated_detector(world, kind):
         assert (folder / name).is_file()
 
 
+def _numbers(line: str) -> dict[str, float]:
+    """``name value`` pairs of a printed report line (``TPR 0.9500`` → {"TPR": 0.95})."""
+    import re
+
+    return {name: float(value) for name, value in re.findall(r"([A-Za-z][\w -]*?) (\d\.\d+)", line)}
+
+
+def test_train_detector_prints_the_json_metrics_at_the_threshold(world):
+    """The printed balanced accuracy, TPR, FPR and per-source TPR are detector.json's metrics;
+    the imbalance (digits ~1,400 reals : 160 fakes in training) is warned about, and balanced."""
+    folder = world["detectors"]["pixel-logreg"]
+    header = json.loads((folder / "detector.json").read_text())
+    metrics = header["metrics"]
+    result = invoke("train-detector", "pixel-logreg", "--real", "digits", "--fake", world["fakes"],
+                    "--out", folder, "--force")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("test at the threshold"))
+    printed = _numbers(line)
+    assert printed["balanced accuracy"] == pytest.approx(metrics["balanced_accuracy"], abs=1e-4)
+    assert printed["TPR"] == pytest.approx(metrics["tpr"], abs=1e-4)
+    assert printed["FPR"] == pytest.approx(metrics["fpr"], abs=1e-4)
+    assert "accuracy 0." not in line.replace("balanced accuracy", "")
+    assert f"TPR gan {metrics['per_source_tpr']['gan']:.3f}" in result.stdout
+    assert "fpr rule" in result.stdout
+    # the metrics themselves: recomputed from the test counts they describe
+    n = metrics["n"]["test"]
+    assert metrics["balanced_accuracy"] == pytest.approx((metrics["tpr"] + 1 - metrics["fpr"]) / 2)
+    assert metrics["fpr"] == metrics["real_fpr"]["plain"] and n["gan"] == 20
+    balance = metrics["class_balance"]
+    assert balance["counts"] == {"real": metrics["n"]["train"]["real"], "fake": 160}
+    assert balance["balanced"] is True and balance["ratio"] > 3
+    assert header["options"]["balance"] is True
+    warning = [x for x in result.stderr.splitlines() if x.startswith("warning: imbalanced")]
+    assert len(warning) == 1 and "balanced by class weights" in warning[0]
+
+
+def test_train_detector_stores_a_platt_calibration(world):
+    """Platt's a, b sit beside the threshold; they map the raw validation-calibrated score
+    monotonically, and a verdict (raw score vs threshold) is unchanged by them."""
+    from detectors import load_detector
+    from forensics.data import load_split
+
+    header = json.loads((world["detectors"]["spectral-fft"] / "detector.json").read_text())
+    probability = header["probability"]
+    assert probability["method"] == "platt" and probability["a"] > 0
+    assert probability["fitted_on"]["real"] > 0 and probability["fitted_on"]["fake"] == 20
+    detector = load_detector(world["detectors"]["spectral-fft"])
+    scores = detector.predict_proba(load_split("digits", "test").images[:50])
+    calibrated = detector.probability(scores)
+    assert calibrated.shape == scores.shape and np.all((calibrated >= 0) & (calibrated <= 1))
+    order = np.argsort(scores)
+    assert np.all(np.diff(calibrated[order]) >= -1e-12)
+
+
+def test_train_detector_no_balance_epochs_device(world, tmp_path):
+    """--no-balance is recorded (and no longer claims balancing); --epochs and --device reach
+    a torch detector; --epochs on a detector without epochs is one line."""
+    out = tmp_path / "cnn"
+    result = invoke("train-detector", "cnn", "--real", "digits", "--fake", world["fakes"], "--out", out,
+                    "--epochs", 2, "--device", "cpu", "--no-balance", "--set", "width=4")
+    assert result.exit_code == 0, result.output
+    header = json.loads((out / "detector.json").read_text())
+    assert header["options"]["epochs"] == 2 and header["options"]["device"] == "cpu"
+    assert header["options"]["balance"] is False
+    assert header["metrics"]["class_balance"]["balanced"] is False
+    assert "not balanced" in result.stderr
+    result = invoke("train-detector", "pixel-logreg", "--real", "digits", "--fake", world["fakes"],
+                    "--out", tmp_path / "p", "--epochs", 3)
+    assert_one_line_error(result, 2, "--epochs", "pixel-logreg")
+
+
+def test_train_detector_attribution_prints_recall_per_class(world, tmp_path):
+    """Attribution: each class's recall (a class never predicted shows 0.000) next to JSON's."""
+    out = tmp_path / "attr"
+    result = invoke("train-detector", "attribution", "--real", "digits", "--fake", world["fakes"],
+                    "--out", out, "--epochs", 1, "--device", "cpu", "--set", "width=4")
+    assert result.exit_code == 0, result.output
+    confusion = json.loads((out / "detector.json").read_text())["metrics"]["confusion_matrix"]
+    matrix = np.array(confusion["rows_true_columns_predicted"])
+    recall = np.diag(matrix) / matrix.sum(1)
+    assert confusion["recall"] == pytest.approx(dict(zip(confusion["labels"], recall, strict=True)))
+    assert confusion["balanced_accuracy"] == pytest.approx(recall.mean())
+    line = next(x for x in result.stdout.splitlines() if x.startswith("attribution recall per class"))
+    for name, value in confusion["recall"].items():
+        assert f"{name} {value:.3f}" in line
+
+
 def test_train_detector_refuses_existing_folder(world):
     result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", world["fakes"],
                     "--out", world["detectors"]["spectral-fft"])
@@ -92,31 +179,50 @@ def test_train_detector_unknown_kind(world, tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_train_detector_real_fake_layout(world, tmp_path):
-    """``0_real/`` + ``1_fake/``: the extra real images join the real splits."""
-    layout = tmp_path / "bench"
+def _real_fake_layout(world, root: Path, n_real: int = 100) -> Path:
+    """``0_real/`` (28×28 mnist5k test digits) + ``1_fake/`` (the world's 8×8 fakes)."""
+    from forensics.data import load_split
+
+    layout = root / "bench"
     (layout / "0_real").mkdir(parents=True)
     shutil.copytree(world["fakes"], layout / "1_fake")
     (layout / "1_fake" / "manifest.json").unlink()
-    from forensics.data import load_split
-
-    extra = load_split("mnist5k", "test").images[:100]  # 28×28: conformed to 8×8
-    for i, image in enumerate(extra):
+    for i, image in enumerate(load_split("mnist5k", "test").images[:n_real]):
         (layout / "0_real" / f"r{i:03d}.png").write_bytes(
             png_bytes((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)))
+    return layout
+
+
+def test_train_detector_real_fake_layout(world, tmp_path):
+    """``0_real/`` + ``1_fake/``: the 0_real images *are* the real data (not added to mnist5k),
+    split 80/10/10, at their own size; detector.json records both sides' names, counts, hashes."""
+    layout = _real_fake_layout(world, tmp_path)
     out = tmp_path / "det"
-    result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", layout,
-                    "--out", out)
+    result = invoke("train-detector", "spectral-fft", "--fake", layout, "--out", out)
     assert result.exit_code == 0, result.output
     header = json.loads((out / "detector.json").read_text())
     assert 0.0 <= header["threshold"] <= 1.0
+    assert header["input_shape"] == [1, 28, 28]  # the real images' size; the 8×8 fakes conformed
     assert header["data"]["fakes"]["bench"]["n"] == N_FAKES
+    assert len(header["data"]["fakes"]["bench"]["sha256"]) == 16
+    real = header["data"]["real"]
+    assert real["name"] == f"folder:{layout / '0_real'}" and len(real["sha256"]) == 16
+    assert real["n"] == {"train": 80, "val": 10, "test": 10}
     counts = header["metrics"]["n"]
-    digits_counts = {part: len(load_split("digits", part)) for part in ("train", "val", "test")}
-    # 100 extra real images split 80/10/10 on top of digits' own split
-    assert counts["train"]["real"] == digits_counts["train"] + 80
-    assert counts["val"]["real"] == digits_counts["val"] + 10
-    assert counts["test"]["real"] == digits_counts["test"] + 10
+    assert [counts[part]["real"] for part in ("train", "val", "test")] == [80, 10, 10]
+
+
+def test_train_detector_refuses_real_with_a_real_fake_layout(world, tmp_path):
+    layout = _real_fake_layout(world, tmp_path, n_real=20)
+    result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", layout,
+                    "--out", tmp_path / "det")
+    assert_one_line_error(result, 2, "0_real")
+    second = tmp_path / "second"
+    shutil.copytree(layout, second)
+    result = invoke("train-detector", "spectral-fft", "--fake", layout, "--fake", second,
+                    "--out", tmp_path / "det")
+    assert_one_line_error(result, 2, "0_real")
+    assert not (tmp_path / "det").exists()
 
 
 def test_train_detector_ignores_non_manifest_pngs_of_a_generate_folder(world, tmp_path):

@@ -284,9 +284,20 @@ def train_detector(
     out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
     fake: Annotated[list[Path], typer.Option(
         "--fake", help="A folder of fakes (a `forensics generate` output, any image folder, or "
-        "0_real/ + 1_fake/); repeatable. Not needed by real-only detectors.")] = None,
-    real: Annotated[str, typer.Option("--real", help="Real data set (its seeded split).")] = "mnist5k",
+        "0_real/ + 1_fake/, whose 0_real/ is then the real data); repeatable. Not needed by "
+        "real-only detectors.")] = None,
+    real: Annotated[str | None, typer.Option(
+        "--real", help="Real data set (its seeded split); default mnist5k, or the 0_real/ of a "
+        "--fake folder (giving both is refused).")] = None,
     seed: SeedOpt = 0,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default per detector: " + ", ".join(
+        f"{name} {info['init_defaults']['epochs']}" for name, info in DETECTORS.items()
+        if "epochs" in info.get("init_defaults", {}))
+        + "; for the detectors that train in epochs).")] = None,
+    device: DeviceOpt = "auto",
+    balance: Annotated[bool, typer.Option(
+        "--balance/--no-balance", help="Weigh real and fake (each source, for attribution) equally "
+        "in the training loss, whatever their counts; recorded in detector.json.")] = True,
     run: Annotated[Path | None, typer.Option(
         "--run", help="discriminator: the gan/infogan run folder whose D is used.")] = None,
     sets: Annotated[list[str], typer.Option(
@@ -304,10 +315,21 @@ def train_detector(
 ) -> None:
     """Train a real-vs-fake detector; calibrate its threshold on validation; report on test.
 
-    The detector also records its domain (the real data's shape and typicality), so
-    `forensics detect` abstains on images of another domain. Real-only detectors train
-    with --real alone. The torch detectors (cnn, attribution, discriminator) also train
-    under `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves and reports).
+    Prints, on held-out test images, the balanced accuracy, the TPR
+    (fakes called fake) and the FPR (reals called fake) at the saved
+    threshold, each fake source's TPR, and for attribution each class's
+    recall; warns when one class outnumbers another more than 3:1 in
+    training (classes are balanced in the loss unless --no-balance).
+    With fakes, the raw score is also calibrated (Platt's rule on
+    validation, equal priors) into the P(fake) `forensics detect` shows;
+    verdicts compare the raw score with the threshold.
+
+    The detector also records its domain (the real data's shape and
+    typicality), so `forensics detect` abstains on images of another
+    domain. Real-only detectors train with --real alone. The torch
+    detectors (cnn, attribution, discriminator) also train under
+    `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves
+    and reports).
     """
     if sets is None:
         sets = []
@@ -338,6 +360,18 @@ def train_detector(
             options["run"] = str(run)
         if "seed" in option_names(kind):
             options.setdefault("seed", str(seed))
+        if epochs is not None:
+            if "epochs" not in option_names(kind):
+                trained = [k for k, i in DETECTORS.items() if "epochs" in i.get("init_defaults", {})]
+                raise ForensicsError(f"--epochs is for the detectors that train in epochs "
+                                     f"({', '.join(trained)}), not {kind}")
+            if epochs < 1:
+                raise ForensicsError("--epochs must be positive")
+            options["epochs"] = str(epochs)
+        if "device" in option_names(kind):
+            options.setdefault("device", device)
+        if family.balances:
+            options.setdefault("balance", str(balance))
         for name, value in (("precision", precision), ("compile", compile or None)):
             if value is not None:
                 if not get(kind).torch_based:
@@ -362,25 +396,55 @@ def train_detector(
                                             "command": ["forensics", *sys.argv[1:]]}, force=force)
     except ForensicsError as error:
         fail_error(error)
-    fpr = report["real_fpr"]
-    typer.echo(f"threshold {report['threshold']:.4f} ({report['threshold_rule']} rule; target FPR "
-               f"{report['thresholds']['target_fpr']:g}); test reals called fake: {fpr['plain']:.3f} plain, "
-               f"{fpr['processed']:.3f} processed")
-    if "auc" in report:
-        per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
-        typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
-                   f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
-    if "confusion_matrix" in report:
-        _print_confusion(report["confusion_matrix"])
+    _print_training_report(report, detector.calibration_.get("probability"))
     typer.echo(f"saved → {out}")
+
+
+def _print_training_report(report: dict, probability: dict | None) -> None:
+    """The test numbers at the saved threshold, one fact a line (the same as detector.json's metrics)."""
+    from forensics.text import printable
+
+    balance = report["class_balance"]
+    if balance["ratio"] > 3.0:
+        counts = " : ".join(f"{printable(k)} {v}" for k, v in balance["counts"].items())
+        done = ("balanced by class weights (--no-balance turns it off)" if balance["balanced"]
+                else "not balanced" if balance["balanced"] is False else "this detector does not balance")
+        typer.echo(f"warning: imbalanced training classes ({counts}, {balance['ratio']:.1f}:1); {done}",
+                   err=True)
+    rules = {"fpr": f"fpr rule: at most {report['thresholds']['target_fpr']:g} of real validation images "
+                    "called fake, plain and processed",
+             "youden": "youden rule: max TPR − FPR on validation"}
+    rule = rules.get(report["threshold_rule"], report["threshold_rule"])
+    typer.echo(f"threshold {report['threshold']:.6g} ({rule})"
+               + ("; score calibrated to P(fake) (Platt, equal priors)" if probability
+                  else "; the score is not a probability (no fakes to calibrate it on)"))
+    fpr = report["real_fpr"]
+    if "auc" in report:
+        n = report["n"]["test"]
+        fakes = sum(v for k, v in n.items() if k != "real")
+        typer.echo(f"test at the threshold: balanced accuracy {report['balanced_accuracy']:.4f}, "
+                   f"TPR {report['tpr']:.4f} ({fakes} fakes), FPR {report['fpr']:.4f} ({n['real']} reals; "
+                   f"{fpr['processed']:.4f} after processing); AUC {report['auc']:.4f}")
+        per = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_tpr"].items())
+        auc = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_auc"].items())
+        typer.echo(f"per source: TPR {per}; AUC {auc}")
+    else:
+        typer.echo(f"test reals called fake at the threshold: {fpr['plain']:.4f} plain, "
+                   f"{fpr['processed']:.4f} processed (no fakes: no TPR)")
+    if "confusion_matrix" in report:
+        confusion = report["confusion_matrix"]
+        recall = ", ".join(f"{printable(k)} {v:.3f}" for k, v in confusion["recall"].items())
+        typer.echo(f"attribution recall per class: {recall} "
+                   f"(balanced accuracy {confusion['balanced_accuracy']:.4f})")
+        _print_confusion(confusion)
 
 
 def _print_confusion(confusion: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"attribution on held-out test images (accuracy {confusion['accuracy']:.3f}); "
-                        "rows: true source, columns: predicted")
+    table = Table(title=f"attribution on held-out test images (balanced accuracy "
+                        f"{confusion['balanced_accuracy']:.3f}); rows: true source, columns: predicted")
     table.add_column("")
     for name in confusion["labels"]:
         table.add_column(name, justify="right")
