@@ -354,9 +354,15 @@ def _calibration(folder: str | Path, header: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def load_detector(folder: str | Path) -> Detector:
-    """Open any saved detector folder: read ``detector.json`` and dispatch on its kind."""
-    from detectors.registry import get
+def load_detector(folder: str | Path, device: str | None = None) -> Detector:
+    """Open any saved detector folder: read ``detector.json`` and dispatch on its kind.
+
+    ``device`` (auto, cpu, cuda): where a torch detector runs, instead of its saved option.
+    """
+    from detectors.registry import get, option_names
 
     header = storage.read_header(folder)
-    return _from_header(get(str(header["kind"])), folder, header)
+    cls = get(str(header["kind"]))
+    if device is not None and "device" in option_names(cls.name) and isinstance(header.get("options"), dict):
+        header = {**header, "options": {**header["options"], "device": device}}
+    return _from_header(cls, folder, header)

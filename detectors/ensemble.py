@@ -202,7 +202,10 @@ class EnsembleDetector(Detector):
             raise ValueError("saved members do not match the members option")
         members = []
         for i, record in enumerate(records):
-            member = create(record["kind"], **record["options"])
+            options = dict(record["options"])
+            if self.device != "auto" and get(record["kind"]).torch_based:  # detect --device
+                options["device"] = self.device
+            member = create(record["kind"], **options)
             prefix = _prefix(i)
             weights = {key[len(prefix):]: value for key, value in (tensors or {}).items()
                        if key.startswith(prefix)}

@@ -464,8 +464,12 @@ def detect(
     detector: Annotated[list[Path], typer.Option(
         "--detector",
         help="A detector folder (repeatable); default: the one shipped with forensics.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per image on stdout.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per image, on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON record per input on stdout (a skipped file: a record with its "
+        "error); not with --csv.")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", help="CSV, one row per input, on stdout (a skipped file: its error column); "
+        "not with --json.")] = False,
     explain: Annotated[Path | None, typer.Option(
         "--explain", help="Write a PNG per image: the image, its spectrum vs real data, saliency.")] = None,
     workers: Annotated[int, typer.Option(
@@ -479,33 +483,54 @@ def detect(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
         "instead of stdout; temporaries of FILE a killed run left (over an hour old) are removed.")] = None,
     threshold: Annotated[str | None, typer.Option(
-        "--threshold", help="Override the saved threshold: a P(fake) VALUE in [0, 1], or fpr:RATE "
-        "(derived from the detector's recorded real validation scores).")] = None,
+        "--threshold", help="Override the saved thresholds: a raw-score VALUE in [0, 1] for every "
+        "detector, or fpr:RATE (each detector's threshold at that false-positive rate, from its "
+        "recorded real validation scores). Shown in every output.")] = None,
+    combine: Annotated[str, typer.Option(
+        "--combine", help="How several detectors' verdicts combine: any (fake when one says fake), "
+        "majority (more than half; a tie is real), mean (mean of logit(score) − logit(threshold) "
+        "≥ 0).")] = "any",
+    device: DeviceOpt = "auto",
     force: Annotated[bool, typer.Option(
         "--force", help="Score images outside the detectors' domain too (the record still says "
         "in_domain: false).")] = False,
 ) -> None:
-    """Score images: P(fake), verdict at the calibrated threshold, attributed source, provenance tag.
+    """Score images: raw score, calibrated P(fake), verdict at each detector's threshold, source.
+
+    Each detector says fake when its raw score reaches its threshold (shown in every
+    output); the calibrated P(fake) is shown for detectors that store one. With several
+    detectors, --combine decides (default any) and `disagree` marks split verdicts.
 
     An image unlike the detector's real training data (another size or channel count, or
     atypical content: a photograph for a digit detector) is not judged: its verdict is
-    out-of-domain, with the reason, and no score (--force scores it anyway). Exit status:
-    0 when every readable image was scored or found out of domain (out-of-domain images
-    are not errors; unreadable files are reported and skipped), 1 when no image could be
-    read, 2 for usage errors. Under torchrun, each process scans its share and the first
-    prints the merged output.
+    out-of-domain, with the reason, and no score (--force scores it anyway).
+
+    Exit status: 0 when every readable image was scored or found out of domain
+    (out-of-domain images are not errors; unreadable files are reported, in --json and
+    --csv as records with an error, and skipped); 1 when no image could be read (an
+    empty folder: "no images found"); 2 for usage errors (a path that does not exist,
+    --json with --csv, a bad option). Under torchrun, each process scans its share and
+    the first prints the merged output.
     """
     if detector is None:
         detector = []
     try:
         from detectors import shards
-        from detectors.scan import DEFAULT_DETECTOR, resolve_threshold, scan
+        from detectors.scan import COMBINE_RULES, DEFAULT_DETECTOR, resolve_threshold, scan
         from forensics import distributed
         from forensics.app import detect as detect_app
         from forensics.app.progress import count_progress
         from forensics.shard import Shard
 
         part = Shard.parse(shard) if shard is not None else None
+        if as_json and as_csv:
+            raise ForensicsError("--json and --csv exclude each other: choose one")
+        if combine not in COMBINE_RULES:
+            raise ForensicsError(f"--combine must be one of {', '.join(COMBINE_RULES)}, not {combine!r}")
+        detect_app.check_inputs(paths)
+        from forensics.runtime import pick_device
+
+        pick_device(device)  # an unknown device is a usage error before anything is loaded
         if workers < 0:
             raise ForensicsError("--workers must be 0 or more")
         if batch_size < 1:
@@ -523,12 +548,13 @@ def detect(
         with ExitStack() as stack:
             if distributed.launched():
                 stack.enter_context(distributed.session("cpu"))
-            named = distributed.checked(lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR))
+            named = distributed.checked(
+                lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR, device=device))
             loaded = {name: d for name, (d, _) in named.items()}
             rule = resolve_threshold(loaded, threshold)
             mine = Shard(distributed.rank(), distributed.size()) if distributed.launched() else part
             batches = scan(paths, loaded, workers=workers, shard=mine or Shard(),
-                           batch_size=batch_size, force=force, threshold=rule)
+                           batch_size=batch_size, force=force, threshold=rule, rule=combine)
             if distributed.size() > 1:
                 entries = shards.gathered(batches)  # every rank takes part; rank 0 gets them all
                 if not distributed.is_main():
@@ -541,7 +567,8 @@ def detect(
             if part is not None:
                 head = shards.header(paths, {n: f for n, (_, f) in named.items()},
                                      {n: d.input_shape_ for n, d in loaded.items()}, part, walk,
-                                     options={"force": force, "threshold": list(rule)})
+                                     options={"force": force, "threshold": list(rule),
+                                              "combine": combine})
                 writer = shards.PartWriter(detect_app.open_out(stack, out), head)
             else:
                 writer = detect_app.records_writer(stack, out, as_json, as_csv, list(loaded))
@@ -558,7 +585,7 @@ def detect(
         fail("interrupted", 130)
     except OSError as error:  # a full disk or read-only folder while writing --out or --explain
         fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
-    detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
+    detect_app.warn_resized(counts, next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
         typer.echo(f"explanations: {writers[-1].count} PNGs → {explain}", err=True)
@@ -598,7 +625,7 @@ def merge(
         fail("interrupted", 130)
     except OSError as error:
         fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
-    detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
+    detect_app.warn_resized(counts, head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
 
