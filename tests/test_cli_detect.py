@@ -753,3 +753,19 @@ def test_detect_detector_given_as_current_folder(world, monkeypatch):
     assert result.exit_code == 0, result.output
     [record] = records(result)
     assert list(record["scores"]) == ["pixel-logreg"]
+
+
+def test_explain_title_names_the_threshold(world):
+    """--explain's figure title: score against the threshold used, the calibrated P(fake), verdict."""
+    from detectors.explain import explain_title
+
+    det = world["detectors"]["pixel-logreg"]
+    [record] = records(invoke("detect", fake_png(world), "--detector", det, "--json", "--force",
+                              "--threshold", "0.3"))
+    title = explain_title(record)
+    assert f"score {record['p_fake']:.4g} vs threshold 0.3" in title
+    assert f"P(fake) {record['probability']:.3f}" in title and title.endswith(f"→ {record['verdict']}")
+    [two] = records(invoke("detect", fake_png(world), "--detector", det, "--detector",
+                           world["detectors"]["spectral-fft"], "--json", "--force"))
+    votes = sum(v == "fake" for v in two["verdicts"].values())
+    assert explain_title(two) == f"{votes} of 2 say fake (any) → {two['verdict']}"
