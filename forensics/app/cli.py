@@ -415,7 +415,8 @@ def _print_training_report(report: dict, probability: dict | None) -> None:
                     "called fake, plain and processed",
              "youden": "youden rule: max TPR − FPR on validation"}
     rule = rules.get(report["threshold_rule"], report["threshold_rule"])
-    typer.echo(f"threshold {report['threshold']:.6g} ({rule})"
+    never = " — above every score: nothing is called fake" if report["threshold"] > 1.0 else ""
+    typer.echo(f"threshold {report['threshold']:.6g}{never} ({rule})"
                + ("; score calibrated to P(fake) (Platt, equal priors)" if probability
                   else "; the score is not a probability (no fakes to calibrate it on)"))
     fpr = report["real_fpr"]
