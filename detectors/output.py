@@ -105,15 +105,19 @@ VERDICT_STYLES = {"fake": "red", "real": "green", "out-of-domain": "yellow"}
 DROP_ORDER = ("tag", "source", "probability")
 #: The file column is planned at most this wide (longer names fold onto more lines).
 FILE_WIDTH = 20
+#: A detector's cell of the several-detector table: ``0.945 fake``.
+DETECTOR_CELL = 10
+#: What each column costs beside its text: padding on both sides and the space between columns.
+GAP = 3
 
 
 def _fitting(widths: dict[str, int], width: int) -> set[str]:
-    """The columns (of ``widths``: each column's natural width) kept in ``width`` characters,
-    dropping :data:`DROP_ORDER`'s in turn; each column also costs 2 for its padding."""
+    """The columns (of ``widths``: each column's planned width) kept in ``width`` characters,
+    dropping :data:`DROP_ORDER`'s in turn; each column also costs :data:`GAP` (padding, rule)."""
     kept = dict(widths)
     for column in (None, *DROP_ORDER):
         kept.pop(column, None)
-        if sum(w + 2 for w in kept.values()) <= width:
+        if sum(w + GAP for w in kept.values()) <= width:
             break
     return set(kept)
 
@@ -153,7 +157,7 @@ class Table:
         columns: dict[str, tuple[str, list]] = {"file": ("file", [_text(r["file"]) for r in rows])}
         if several:
             for i, name in enumerate(names):
-                columns[f"detector {i}"] = (_short(name, 10), [_detector_cell(r, name) for r in rows])
+                columns[f"detector {i}"] = (name, [_detector_cell(r, name) for r in rows])
         else:
             columns["score"] = ("score", [_text(_score(r["p_fake"], ".4g")) for r in rows])
         if any(r["probability"] is not None for r in rows):
@@ -163,26 +167,39 @@ class Table:
             columns["disagree"] = ("disagree", [_text("yes" if r["disagree"] else "", "bold yellow")
                                                 for r in rows])
         columns["source"] = ("source", [_text(r["source"] or "—") for r in rows])
-        columns["tag"] = ("provenance tag (not trusted)", [_text(_tag(r)) for r in rows])
+        columns["tag"] = ("provenance (untrusted)", [_text(_tag(r)) for r in rows])
         natural = {key: max([len(header), *(cell.cell_len for cell in cells)])
                    for key, (header, cells) in columns.items()}
         natural["file"] = min(natural["file"], FILE_WIDTH)
-        natural["tag"] = min(natural["tag"], FILE_WIDTH)
+        # the tag's header may wrap: it is planned by its cells
+        natural["tag"] = min(max([len("provenance"), *(c.cell_len for c in columns["tag"][1])]), FILE_WIDTH)
+        for i in range(len(names) if several else 0):  # a long name is cut to its cells' width
+            natural[f"detector {i}"] = DETECTOR_CELL
         kept = _fitting(natural, console.width)
+        # what is left goes to the file names first, then to the detectors' names in the header
+        spare = console.width - sum(natural[key] + GAP for key in kept)
+        wider = max(0, min(spare, max((cell.cell_len for cell in columns["file"][1]), default=0)
+                           - natural["file"]))
+        natural["file"] += wider
+        spare -= wider
+        for i, name in enumerate(names if several else []):
+            header = _short(name, DETECTOR_CELL + max(spare, 0) // len(names))
+            columns[f"detector {i}"] = (header, columns[f"detector {i}"][1])
         if first is None:
             title = "forensics detect"
         elif several:
             title = f"forensics detect: {len(names)} detectors, combined by {first['combine']}"
         else:
-            title = (f"forensics detect: fake when score ≥ {_score(first['threshold'], '.4g')} "
-                     f"({first['threshold_rule']} rule)")
+            title = f"forensics detect: {_rule(first['threshold'], first['threshold_rule'])}"
         table = RichTable(title=_text(title), box=box.SIMPLE_HEAD, pad_edge=False)
         for key, (header, _) in columns.items():
             if key not in kept:
                 continue
             wraps = key in ("file", "tag")
+            # planned widths are kept, so that Rich never squeezes the cells it was planned for
             table.add_column(header, overflow="fold" if wraps else "ellipsis", no_wrap=not wraps,
-                             min_width=8 if key == "file" else None,
+                             width=max(natural[key], len(header)) if key.startswith("detector") else None,
+                             max_width=natural[key] if wraps else None,
                              justify="right" if key in ("score", "probability") else "left")
         for i in range(len(rows)):
             table.add_row(*[cells[i] for key, (_, cells) in columns.items() if key in kept])
@@ -190,9 +207,8 @@ class Table:
         if first is not None:  # the thresholds under the table, whole
             if several:
                 for name in names:
-                    limit = _score(first["thresholds"][name], ".4g")
-                    console.print(_text(f"{name}: fake when score ≥ {limit} ({first['threshold_rule']})"),
-                                  highlight=False, soft_wrap=True)
+                    rule = _rule(first["thresholds"][name], first["threshold_rule"])
+                    console.print(_text(f"{name}: {rule}"), highlight=False, soft_wrap=True)
             if "probability" in kept:
                 console.print(_text("P(fake): the score calibrated on validation (Platt, equal priors); "
                                     "verdicts compare the raw score with the threshold"),
@@ -202,6 +218,13 @@ class Table:
                 line = Text.assemble(("out of domain ", "yellow"),
                                      printable(f"{r['file']}: {r['domain_reason']}"))
                 console.print(line, highlight=False, soft_wrap=True)
+
+
+def _rule(threshold: float, rule: str) -> str:
+    """``fake when score ≥ T (RULE rule)``; a threshold above 1 calls nothing fake, and says so."""
+    if threshold > 1.0:
+        return f"never fake: threshold {threshold:.4g} lies above every score ({rule} rule)"
+    return f"fake when score ≥ {_score(threshold, '.4g')} ({rule} rule)"
 
 
 def _verdict(record: dict[str, Any]):

@@ -513,7 +513,7 @@ def test_detect_two_detectors_each_verdict_and_the_rules(world, tmp_path):
                    dets["spectral-fft"], "--detector", always, "--force")
     assert table.exit_code == 0
     assert "combined by any" in table.stdout and "disagree" in table.stdout
-    assert "always: fake when score ≥ 0 (fpr)" in table.stdout
+    assert "always: fake when score ≥ 0 (fpr rule)" in table.stdout
 
 
 def test_detect_one_detector_every_rule_is_its_verdict(world):
