@@ -50,7 +50,7 @@ def test_rgb_photographs_end_to_end(side, tmp_path):
     detector = tmp_path / "detector"
     result = invoke("train-detector", "cnn", "--real", f"folder:{real}", "--fake", fakes,
                     "--out", detector, "--set", "epochs=1", "--set", "device=cpu")
-    assert "test AUC" in result.stdout
+    assert "balanced accuracy" in result.stdout
     header = json.loads((detector / "detector.json").read_text())
     assert header["input_shape"] == list(shape)
 
