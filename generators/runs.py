@@ -67,7 +67,8 @@ def saved_epoch(out: str | Path) -> int:
         return 0
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return int(json.loads((handle.metadata() or {})["skeleton"])["epoch"])
+            skeleton = json.loads((handle.metadata() or {})["skeleton"])
+        return int(dict(skeleton["__items__"])["epoch"])
     except Exception:  # a damaged checkpoint: --resume says what is wrong with it
         return 0
 
