@@ -116,6 +116,8 @@ class Generator:
     has_latent_space: ClassVar[bool] = False
     #: the latent codes ``explore`` varies one at a time (``traverse(code, rng)``)
     traversable_codes: ClassVar[tuple[str, ...]] = ()
+    #: ``explore`` draws straight lines between draws of the prior (``interpolate_prior``)
+    interpolates_prior: ClassVar[bool] = False
 
     @classmethod
     def variant_of(cls, options: dict[str, Any]) -> str:
@@ -192,6 +194,11 @@ class Generator:
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         raise ForensicsError(f"{self.name} cannot reconstruct images (no encoder)")
+
+    def interpolate_prior(self, rng: torch.Generator, rows: int = 5, steps: int = 10) -> torch.Tensor:
+        """``rows`` × ``steps`` images: each row decodes the straight line between two draws
+        of the generator's input (for classes with ``interpolates_prior``)."""
+        raise ForensicsError(f"{self.name} has no prior to interpolate in")
 
     def preview(self, rng: torch.Generator) -> torch.Tensor:
         """Images for the per-epoch sample grid (100 by default)."""
