@@ -133,14 +133,26 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return options
 
 
-@app.command()
-def datasets() -> None:
-    """List the named data sets with their sizes and shapes."""
+datasets_app = typer.Typer(
+    help="List the named data sets (no command), or export one part of one as PNG files.",
+    rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets(ctx: typer.Context) -> None:
+    """List the named data sets with their sizes, image shapes and the one split every command uses.
+
+    `forensics datasets export NAME --split test --out DIR` writes a part as PNG files.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
 
     from forensics.data import BUILTIN, SPLIT_SEED, load, split_indices
 
-    table = Table(title=f"data sets (split: stratified 80/10/10, seed {SPLIT_SEED})")
+    table = Table(title=f"data sets (split: stratified 80/10/10 train/val/test, seed {SPLIT_SEED})")
     for column in ("name", "images", "shape (C, H, W)", "train/val/test", "about"):
         table.add_column(column)
     for name, about in BUILTIN.items():
@@ -154,6 +166,51 @@ def datasets() -> None:
     from rich.console import Console
 
     Console().print(table)
+
+
+@datasets_app.command("export")
+def datasets_export(
+    name: Annotated[str, typer.Argument(help="A data set `forensics datasets` lists "
+                                             "(mnist5k, digits, folder:PATH, mnist, …).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist, "
+                                                    "unless --force).")],
+    split: Annotated[str, typer.Option(
+        "--split", help="train, val, test (the held-out images every command scores on) "
+        "or all.")] = "test",
+    force: Force = False,
+    data_root: DataRoot = None,
+    download: Download = False,
+) -> None:
+    """Write one part of a data set as PNG files, labels.csv and manifest.json.
+
+    The images are exactly those the toolkit trains on (train), calibrates on (val) or
+    holds out (test), so other tools can be run on the same ones; `forensics verify DIR`
+    checks the folder against its manifest, and `forensics detect DIR` reads it.
+    """
+    try:
+        from forensics.app.progress import count_progress
+        from forensics.data import SPLITS
+        from forensics.export import export_split
+
+        if split not in SPLITS:
+            raise ForensicsError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+        with ExitStack() as stack:
+            bar: list = []
+
+            def counted(k: int, total: int) -> None:
+                if not bar:  # opened once the data set has loaded (its errors come bare)
+                    bar.append(stack.enter_context(
+                        count_progress(console(), f"exporting {name} {split}", total)))
+                bar[0](k)
+
+            manifest = export_split(name, split, out, force=force, root=data_root,
+                                    download=download, callback=counted)
+    except ForensicsError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was written", 130)
+    typer.echo(f"wrote {manifest['header']['n']} images of {name} ({split}), labels.csv and "
+               f"manifest.json → {out}")
 
 
 def _epochs_by_generator() -> str:
@@ -313,7 +370,8 @@ def train_detector(
     real: Annotated[str, typer.Option("--real", help="Real data set (its seeded split).")] = "mnist5k",
     seed: Seed = 0,
     run: Annotated[Path | None, typer.Option(
-        "--run", help="discriminator: the gan/infogan run folder whose D is used.")] = None,
+        "--run", help="discriminator: the gan/infogan run folder whose D is used (default: none; "
+        "the discriminator family needs it).")] = None,
     sets: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", help="Detector option as KEY=VALUE (repeatable), e.g. --set epochs=8.")] = None,
     force: Force = False,
@@ -536,7 +594,7 @@ def merge(
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per image, on stdout.")] = False,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
-        "instead of stdout.")] = None,
+        "instead of stdout (the default).")] = None,
 ) -> None:
     """Join the parts of a sharded `forensics detect`: the output of one unsharded run, exactly.
 
