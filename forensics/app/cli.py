@@ -590,8 +590,10 @@ def detect(
 def merge(
     parts: Annotated[list[Path], typer.Argument(
         help="The N part files of `forensics detect --shard I/N --out PART`, in any order.")],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per image on stdout.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per image, on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", metavar="", help="One JSON record per image on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", metavar="", help="CSV, one row per image, on stdout.")] = False,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
         "instead of stdout (the default).")] = None,
