@@ -593,3 +593,23 @@ def test_jpeg_matches_a_real_jpeg_save_of_rgb_images():
 def test_unknown_perturbation_name():
     with pytest.raises(ValueError, match="sharpen"):
         apply("sharpen", 1.0, images(1))
+
+
+def test_two_generators_train_leave_one_out_once(bench):
+    """With gan and vae, "all but gan" is "vae": one detector serves both experiments."""
+    results = results_of(bench["out"])
+    for d in ("pixel-logreg", "spectral-fft", "attribution"):
+        trained = sorted(p.name.rsplit("-", 1)[0] for p in (bench["cache"] / "detectors").iterdir()
+                         if p.name.startswith(f"{d}-"))
+        assert trained == [f"{d}-all", f"{d}-gan", f"{d}-vae"], trained
+        for g, h in (("gan", "vae"), ("vae", "gan")):
+            assert results["leave_one_out"][d][g]["auc"] == pytest.approx(results["cross_generator"][d][h][g])
+
+
+def test_heatmap_has_one_scale_and_a_colour_bar_per_panel(bench):
+    from PIL import Image
+
+    with Image.open(bench["out"] / "cross_generator_auc.png") as image:
+        width, height = image.size
+    assert width > 4 * 300 and height > 300  # four panels, each with its colour bar
+    assert "0.5 = chance" in (bench["out"] / "report.md").read_text()

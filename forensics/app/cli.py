@@ -403,6 +403,7 @@ def train_detector(
         from detectors.registry import get, option_names
         from detectors.training import save_detector
         from detectors.training import train_detector as fit
+        from forensics.app.progress import status
         from forensics.text import printable
 
         family = get(kind)
@@ -433,7 +434,7 @@ def train_detector(
         for line in data.problems.lines if main else ():
             typer.echo(f"skipped: {printable(line)}", err=True)
         with _session(options.get("device", "auto")), \
-                console().status(escape(printable(
+                status(console(), escape(printable(
                     f"training {kind} on {', '.join(data.fakes) or 'real images only'}"))) \
                 if main else nullcontext():
             detector, report = fit(kind, data.real["train"], data.real["val"], data.real["test"],

@@ -184,3 +184,17 @@ def stage_progress(console) -> Iterator[Callable[[str, int, int], None]]:
             progress.update(task, description=description, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def status(console, text: str) -> Iterator[None]:
+    """A spinner with ``text`` on a terminal; elsewhere a line when the work starts and one
+    with its time when it ends."""
+    if console.is_terminal:
+        with console.status(text):
+            yield
+        return
+    lines = PlainLines(console.file)
+    lines.emit(f"{text} …", force=True)
+    yield
+    lines.emit(f"{text}: done ({clock(lines.elapsed())})", force=True)
