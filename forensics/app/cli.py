@@ -17,19 +17,6 @@ from typing import Annotated
 import typer
 
 from forensics import __version__
-from forensics.errors import ForensicsError
-
-app = typer.Typer(
-    name="forensics",
-    help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN), "
-    "then detect them and report how well.",
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
 from forensics.app.options import (
     BatchSize,
     Compile,
@@ -42,7 +29,18 @@ from forensics.app.options import (
     Precision,
     Seed,
 )
+from forensics.errors import ForensicsError
 
+app = typer.Typer(
+    name="forensics",
+    help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN), "
+    "then detect them and report how well.",
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 def _known(package: str) -> dict[str, dict]:
     """The registered models of ``package`` (and plug-ins) as their sources declare them,
@@ -365,15 +363,16 @@ def train_detector(
     kind: Annotated[str, typer.Argument(help=f"{', '.join(DETECTORS)}.")],
     out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
     fake: Annotated[list[Path] | None, typer.Option(
-        "--fake", metavar="FOLDER", help="A folder of fakes (a `forensics generate` output, any image folder, or "
-        "0_real/ + 1_fake/); repeatable. Not needed by real-only detectors.")] = None,
+        "--fake", metavar="FOLDER", help="A folder of fakes (a `forensics generate` output, any "
+        "image folder, or 0_real/ + 1_fake/); repeatable. Not needed by real-only detectors.")] = None,
     real: Annotated[str, typer.Option("--real", help="Real data set (its seeded split).")] = "mnist5k",
     seed: Seed = 0,
     run: Annotated[Path | None, typer.Option(
         "--run", help="discriminator: the gan/infogan run folder whose D is used (default: none; "
         "the discriminator family needs it).")] = None,
     sets: Annotated[list[str] | None, typer.Option(
-        "--set", metavar="KEY=VALUE", help="Detector option as KEY=VALUE (repeatable), e.g. --set epochs=8.")] = None,
+        "--set", metavar="KEY=VALUE",
+        help="Detector option as KEY=VALUE (repeatable), e.g. --set epochs=8.")] = None,
     force: Force = False,
     data_root: DataRoot = None,
     precision: Precision = None,
