@@ -463,6 +463,8 @@ LAST_DETECTOR_TYPO = '\n[detectors.cnn]\nkind = "cnn"\noptions = { epochz = 2 }\
      'options = { run = "runs/gan" }\n', ["run", "itself"]),
     (HEAD + VAE + DETECTORS + '\n[detectors.d]\nkind = "discriminator"\n', ["no gan"]),
     (HEAD.replace('"digits"', '"digitz"') + GENERATORS + DETECTORS, ["digitz"]),
+    (HEAD + GENERATORS + '\n[generators.ae]\nkind = "ae"\noptions = { lam = 0.1 }\n' + DETECTORS,
+     ["[generators.ae]", "lam applies only to variant sparse or contractive, not plain"]),
 ])
 def test_invalid_suite_fails_before_training(tmp_path, body, fragments):
     suite = tmp_path / "bad.toml"
