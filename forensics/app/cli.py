@@ -168,7 +168,7 @@ def datasets(ctx: typer.Context) -> None:
 
 @datasets_app.command("export")
 def datasets_export(
-    name: Annotated[str, typer.Argument(help="A data set `forensics datasets` lists "
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A data set `forensics datasets` lists "
                                              "(mnist5k, digits, folder:PATH, mnist, …).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist, "
                                                     "unless --force).")],
@@ -217,7 +217,7 @@ def _epochs_by_generator() -> str:
 
 @app.command(epilog=f"Default epochs: {_epochs_by_generator()}.")
 def train(
-    generator: Annotated[str, typer.Argument(help=f"{', '.join(GENERATORS)}.")],
+    generator: Annotated[str, typer.Argument(metavar="GENERATOR", help=f"{', '.join(GENERATORS)}.")],
     dataset: Dataset = "mnist5k",
     epochs: Epochs = None,
     seed: Seed = 0,
@@ -303,7 +303,8 @@ def _interrupted(out: Path) -> str:
 
 @app.command()
 def generate(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `forensics train`.")],
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="RUN_DIR", help="A run folder written by `forensics train`.")],
     n: Annotated[int, typer.Option("--n", help="Number of images.")] = 1000,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Output folder (default RUN_DIR/synthetic).")] = None,
@@ -339,7 +340,8 @@ def generate(
 
 @app.command()
 def explore(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `forensics train`.")],
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="RUN_DIR", help="A run folder written by `forensics train`.")],
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder for the figures (default RUN_DIR/explore).")] = None,
     seed: Seed = 0,
@@ -589,6 +591,7 @@ def detect(
 @app.command()
 def merge(
     parts: Annotated[list[Path], typer.Argument(
+        metavar="PART...",
         help="The N part files of `forensics detect --shard I/N --out PART`, in any order.")],
     as_json: Annotated[bool, typer.Option(
         "--json", metavar="", help="One JSON record per image on stdout.")] = False,
@@ -685,7 +688,8 @@ def _print_summary(results: dict) -> None:
 
 @app.command()
 def audit(
-    folder: Annotated[Path, typer.Argument(help="A folder of generated images (any source).")],
+    folder: Annotated[Path, typer.Argument(
+        metavar="FOLDER", help="A folder of generated images (any source).")],
     real: Annotated[str, typer.Option("--real", help="The real data set to compare with.")] = "mnist5k",
     out: Annotated[Path | None, typer.Option("--out", help="Report folder (default FOLDER/audit).")] = None,
     seed: Seed = 0,
