@@ -272,3 +272,24 @@ def test_datasets_still_lists_and_talks_to_users():
     assert result.exit_code == 0, result.output
     assert "4000/500/500" in result.output and "forensics.images" not in result.output
     assert "export" in invoke("datasets", "--help").output
+
+
+def test_stages_and_counts_as_plain_lines(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from forensics.app import progress
+
+    monkeypatch.setenv(progress.INTERVAL, "0")
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=False)
+    with progress.stage_progress(console) as stage:
+        stage("reference", 0, 1)
+        stage("read", 50, 100)
+    with progress.count_progress(console, "scoring", 4) as advance:
+        advance(2)
+    lines = screen.getvalue().splitlines()
+    assert lines[0].startswith("reference  elapsed 0:00:0")
+    assert lines[1].startswith("read: 50/100  elapsed") and "ETA" in lines[1]
+    assert lines[2].startswith("scoring: 2/4  elapsed") and lines[3].startswith("scoring: done (")

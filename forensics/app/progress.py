@@ -171,9 +171,12 @@ def stage_progress(console) -> Iterator[Callable[[str, int, int], None]]:
             new = description != stage["name"]
             if new:
                 stage.update(name=description, since=time.monotonic())
-            share = done / total if total else None
-            lines.emit(f"{description}: {done}/{total or '?'}  "
-                       f"{lines.timing(share, stage['since'])}", force=new)
+            if total and total > 1:  # a counted stage: how far, and when it should end
+                share = done / total
+                lines.emit(f"{description}: {done}/{total}  {lines.timing(share, stage['since'])}",
+                           force=new)
+            else:  # a stage without a count: that it started, and when
+                lines.emit(f"{description}  {lines.timing(None)}", force=new)
 
         yield plain
         return
