@@ -75,7 +75,9 @@ def _losses(values: dict[str, Any], digits: int) -> str:
                      if isinstance(v, float) and k != "seconds")
 
 
-def _bar(console):
+def _bar(console, count: bool = True):
+    """A Rich bar; ``count``: an ``M/N`` column (the training bar says its epoch and batch in
+    its description and info instead: a whole count would lag the epoch being trained)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -85,8 +87,9 @@ def _bar(console):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    *([MofNCompleteColumn()] if count else []), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                     console=console, transient=False)
 
 
@@ -122,7 +125,7 @@ def training_progress(console, name: str) -> Iterator[Callable[[dict[str, Any]],
 
         yield plain
         return
-    with _bar(console) as progress:
+    with _bar(console, count=False) as progress:
         task = progress.add_task(f"{name} epoch", total=None, info="")
 
         def callback(event: dict[str, Any]) -> None:
