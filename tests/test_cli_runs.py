@@ -141,7 +141,7 @@ def test_terminal_bar_counts_epochs():
     from forensics.app.progress import training_progress
 
     screen = io.StringIO()
-    console = Console(file=screen, force_terminal=True, width=200, log_path=False)
+    console = Console(file=screen, force_terminal=True, width=200, log_path=False, color_system=None)
     with training_progress(console, "gan") as callback:
         callback({"epoch": 1, "epochs": 4, "step": 5, "steps": 10, "losses": {"D_loss": 0.5}})
         callback({"epoch": 1, "epochs": 4, "done": True,
