@@ -257,7 +257,7 @@ def test_datasets_export_writes_the_held_out_images(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["header"]["kind"] == "real" and manifest["header"]["split"] == "test"
     assert "generator" not in manifest["header"]
-    assert verify(out) == ("synthetic data set", [])  # verify checks it like a generated set
+    assert verify(out) == ("exported real data set", [])  # checked like a generated set
 
     again = invoke("datasets", "export", "digits", "--out", out)
     assert_one_line_error(again, 2, "already exists", "--force")
