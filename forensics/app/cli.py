@@ -360,15 +360,30 @@ def explore(
         typer.echo(str(path))
 
 
-@app.command("train-detector")
+def _epochs_by_detector() -> str:
+    return ", ".join(f"{name} {info['init_defaults']['epochs']}" for name, info in DETECTORS.items()
+                     if "epochs" in info.get("init_defaults", {}))
+
+
+@app.command("train-detector", epilog=f"Default epochs (the detectors that train in epochs): "
+                                      f"{_epochs_by_detector()}.")
 def train_detector(
     kind: Annotated[str, typer.Argument(help=f"{', '.join(DETECTORS)}.")],
     out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
     fake: Annotated[list[Path] | None, typer.Option(
         "--fake", metavar="FOLDER", help="A folder of fakes (a `forensics generate` output, any "
-        "image folder, or 0_real/ + 1_fake/); repeatable. Not needed by real-only detectors.")] = None,
-    real: Annotated[str, typer.Option("--real", help="Real data set (its seeded split).")] = "mnist5k",
+        "image folder, or 0_real/ + 1_fake/, whose 0_real/ is then the real data); repeatable. "
+        "Not needed by real-only detectors.")] = None,
+    real: Annotated[str | None, typer.Option(
+        "--real", help="Real data set (its seeded split); default mnist5k, or the 0_real/ of a "
+        "--fake folder (giving both is refused).")] = None,
     seed: Seed = 0,
+    epochs: Epochs = None,
+    device: Device = "auto",
+    balance: Annotated[bool, typer.Option(
+        "--balance/--no-balance", metavar="", help="Weigh real and fake (each source, for "
+        "attribution) equally in the training loss, whatever their counts; recorded in "
+        "detector.json.")] = True,
     run: Annotated[Path | None, typer.Option(
         "--run", help="discriminator: the gan/infogan run folder whose D is used (default: none; "
         "the discriminator family needs it).")] = None,
@@ -388,10 +403,21 @@ def train_detector(
 ) -> None:
     """Train a real-vs-fake detector; calibrate its threshold on validation; report on test.
 
-    The detector also records its domain (the real data's shape and typicality), so
-    `forensics detect` abstains on images of another domain. Real-only detectors train
-    with --real alone. The torch detectors (cnn, attribution, discriminator) also train
-    under `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves and reports).
+    Prints, on held-out test images, the balanced accuracy, the TPR
+    (fakes called fake) and the FPR (reals called fake) at the saved
+    threshold, each fake source's TPR, and for attribution each class's
+    recall; warns when one class outnumbers another more than 3:1 in
+    training (classes are balanced in the loss unless --no-balance).
+    With fakes, the raw score is also calibrated (Platt's rule on
+    validation, equal priors) into the P(fake) `forensics detect` shows;
+    verdicts compare the raw score with the threshold.
+
+    The detector also records its domain (the real data's shape and
+    typicality), so `forensics detect` abstains on images of another
+    domain. Real-only detectors train with --real alone. The torch
+    detectors (cnn, attribution, discriminator) also train under
+    `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves
+    and reports).
     """
     if sets is None:
         sets = []
@@ -423,6 +449,18 @@ def train_detector(
             options["run"] = str(run)
         if "seed" in option_names(kind):
             options.setdefault("seed", str(seed))
+        if epochs is not None:
+            if "epochs" not in option_names(kind):
+                trained = [k for k, i in DETECTORS.items() if "epochs" in i.get("init_defaults", {})]
+                raise ForensicsError(f"--epochs is for the detectors that train in epochs "
+                                     f"({', '.join(trained)}), not {kind}")
+            if epochs < 1:
+                raise ForensicsError("--epochs must be positive")
+            options["epochs"] = str(epochs)
+        if "device" in option_names(kind):
+            options.setdefault("device", device)
+        if family.balances:
+            options.setdefault("balance", str(balance))
         for name, value in (("precision", precision), ("compile", compile or None)):
             if value is not None:
                 if not get(kind).torch_based:
@@ -447,25 +485,56 @@ def train_detector(
                                             "command": ["forensics", *sys.argv[1:]]}, force=force)
     except ForensicsError as error:
         fail_error(error)
-    fpr = report["real_fpr"]
-    typer.echo(f"threshold {report['threshold']:.4f} ({report['threshold_rule']} rule; target FPR "
-               f"{report['thresholds']['target_fpr']:g}); test reals called fake: {fpr['plain']:.3f} plain, "
-               f"{fpr['processed']:.3f} processed")
-    if "auc" in report:
-        per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
-        typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
-                   f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
-    if "confusion_matrix" in report:
-        _print_confusion(report["confusion_matrix"])
+    _print_training_report(report, detector.calibration_.get("probability"))
     typer.echo(f"saved → {out}")
+
+
+def _print_training_report(report: dict, probability: dict | None) -> None:
+    """The test numbers at the saved threshold, one fact a line (the same as detector.json's metrics)."""
+    from forensics.text import printable
+
+    balance = report["class_balance"]
+    if balance["ratio"] > 3.0:
+        counts = " : ".join(f"{printable(k)} {v}" for k, v in balance["counts"].items())
+        done = ("balanced by class weights (--no-balance turns it off)" if balance["balanced"]
+                else "not balanced" if balance["balanced"] is False else "this detector does not balance")
+        typer.echo(f"warning: imbalanced training classes ({counts}, {balance['ratio']:.1f}:1); {done}",
+                   err=True)
+    rules = {"fpr": f"fpr rule: at most {report['thresholds']['target_fpr']:g} of real validation images "
+                    "called fake, plain and processed",
+             "youden": "youden rule: max TPR − FPR on validation"}
+    rule = rules.get(report["threshold_rule"], report["threshold_rule"])
+    never = " — above every score: nothing is called fake" if report["threshold"] > 1.0 else ""
+    typer.echo(f"threshold {report['threshold']:.6g}{never} ({rule})"
+               + ("; score calibrated to P(fake) (Platt, equal priors)" if probability
+                  else "; the score is not a probability (no fakes to calibrate it on)"))
+    fpr = report["real_fpr"]
+    if "auc" in report:
+        n = report["n"]["test"]
+        fakes = sum(v for k, v in n.items() if k != "real")
+        typer.echo(f"test at the threshold: balanced accuracy {report['balanced_accuracy']:.4f}, "
+                   f"TPR {report['tpr']:.4f} ({fakes} fakes), FPR {report['fpr']:.4f} ({n['real']} reals; "
+                   f"{fpr['processed']:.4f} after processing); AUC {report['auc']:.4f}")
+        per = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_tpr"].items())
+        auc = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_auc"].items())
+        typer.echo(f"per source: TPR {per}; AUC {auc}")
+    else:
+        typer.echo(f"test reals called fake at the threshold: {fpr['plain']:.4f} plain, "
+                   f"{fpr['processed']:.4f} processed (no fakes: no TPR)")
+    if "confusion_matrix" in report:
+        confusion = report["confusion_matrix"]
+        recall = ", ".join(f"{printable(k)} {v:.3f}" for k, v in confusion["recall"].items())
+        typer.echo(f"attribution recall per class: {recall} "
+                   f"(balanced accuracy {confusion['balanced_accuracy']:.4f})")
+        _print_confusion(confusion)
 
 
 def _print_confusion(confusion: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"attribution on held-out test images (accuracy {confusion['accuracy']:.3f}); "
-                        "rows: true source, columns: predicted")
+    table = Table(title=f"attribution on held-out test images (balanced accuracy "
+                        f"{confusion['balanced_accuracy']:.3f}); rows: true source, columns: predicted")
     table.add_column("")
     for name in confusion["labels"]:
         table.add_column(name, justify="right")
@@ -485,8 +554,12 @@ def detect(
     detector: Annotated[list[Path] | None, typer.Option(
         "--detector", metavar="DIR",
         help="A detector folder (repeatable); default: the one shipped with forensics.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per image on stdout.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per image, on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON record per input on stdout (a skipped file: a record with its "
+        "error); not with --csv.")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", help="CSV, one row per input, on stdout (a skipped file: its error column); "
+        "not with --json.")] = False,
     explain: Annotated[Path | None, typer.Option(
         "--explain", help="Write a PNG per image: the image, its spectrum vs real data, saliency.")] = None,
     workers: Annotated[int, typer.Option(
@@ -500,33 +573,54 @@ def detect(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
         "instead of stdout; temporaries of FILE a killed run left (over an hour old) are removed.")] = None,
     threshold: Annotated[str | None, typer.Option(
-        "--threshold", help="Override the saved threshold: a P(fake) VALUE in [0, 1], or fpr:RATE "
-        "(derived from the detector's recorded real validation scores).")] = None,
+        "--threshold", help="Override the saved thresholds: a raw-score VALUE in [0, 1] for every "
+        "detector, or fpr:RATE (each detector's threshold at that false-positive rate, from its "
+        "recorded real validation scores). Shown in every output.")] = None,
+    combine: Annotated[str, typer.Option(
+        "--combine", help="How several detectors' verdicts combine: any (fake when one says fake), "
+        "majority (more than half; a tie is real), mean (mean of logit(score) − logit(threshold) "
+        "≥ 0).")] = "any",
+    device: Device = "auto",
     force: Annotated[bool, typer.Option(
         "--force", help="Score images outside the detectors' domain too (the record still says "
         "in_domain: false).")] = False,
 ) -> None:
-    """Score images: P(fake), verdict at the calibrated threshold, attributed source, provenance tag.
+    """Score images: raw score, calibrated P(fake), verdict at each detector's threshold, source.
+
+    Each detector says fake when its raw score reaches its threshold (shown in every
+    output); the calibrated P(fake) is shown for detectors that store one. With several
+    detectors, --combine decides (default any) and `disagree` marks split verdicts.
 
     An image unlike the detector's real training data (another size or channel count, or
     atypical content: a photograph for a digit detector) is not judged: its verdict is
-    out-of-domain, with the reason, and no score (--force scores it anyway). Exit status:
-    0 when every readable image was scored or found out of domain (out-of-domain images
-    are not errors; unreadable files are reported and skipped), 1 when no image could be
-    read, 2 for usage errors. Under torchrun, each process scans its share and the first
-    prints the merged output.
+    out-of-domain, with the reason, and no score (--force scores it anyway).
+
+    Exit status: 0 when every readable image was scored or found out of domain
+    (out-of-domain images are not errors; unreadable files are reported, in --json and
+    --csv as records with an error, and skipped); 1 when no image could be read (an
+    empty folder: "no images found"); 2 for usage errors (a path that does not exist,
+    --json with --csv, a bad option). Under torchrun, each process scans its share and
+    the first prints the merged output.
     """
     if detector is None:
         detector = []
     try:
         from detectors import shards
-        from detectors.scan import DEFAULT_DETECTOR, resolve_threshold, scan
+        from detectors.scan import COMBINE_RULES, DEFAULT_DETECTOR, resolve_threshold, scan
         from forensics import distributed
         from forensics.app import detect as detect_app
         from forensics.app.progress import count_progress
         from forensics.shard import Shard
 
         part = Shard.parse(shard) if shard is not None else None
+        if as_json and as_csv:
+            raise ForensicsError("--json and --csv exclude each other: choose one")
+        if combine not in COMBINE_RULES:
+            raise ForensicsError(f"--combine must be one of {', '.join(COMBINE_RULES)}, not {combine!r}")
+        detect_app.check_inputs(paths)
+        from forensics.runtime import pick_device
+
+        pick_device(device)  # an unknown device is a usage error before anything is loaded
         if workers < 0:
             raise ForensicsError("--workers must be 0 or more")
         if batch_size < 1:
@@ -544,12 +638,13 @@ def detect(
         with ExitStack() as stack:
             if distributed.launched():
                 stack.enter_context(distributed.session("cpu"))
-            named = distributed.checked(lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR))
+            named = distributed.checked(
+                lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR, device=device))
             loaded = {name: d for name, (d, _) in named.items()}
             rule = resolve_threshold(loaded, threshold)
             mine = Shard(distributed.rank(), distributed.size()) if distributed.launched() else part
             batches = scan(paths, loaded, workers=workers, shard=mine or Shard(),
-                           batch_size=batch_size, force=force, threshold=rule)
+                           batch_size=batch_size, force=force, threshold=rule, rule=combine)
             if distributed.size() > 1:
                 entries = shards.gathered(batches)  # every rank takes part; rank 0 gets them all
                 if not distributed.is_main():
@@ -562,7 +657,8 @@ def detect(
             if part is not None:
                 head = shards.header(paths, {n: f for n, (_, f) in named.items()},
                                      {n: d.input_shape_ for n, d in loaded.items()}, part, walk,
-                                     options={"force": force, "threshold": list(rule)})
+                                     options={"force": force, "threshold": list(rule),
+                                              "combine": combine})
                 writer = shards.PartWriter(detect_app.open_out(stack, out), head)
             else:
                 writer = detect_app.records_writer(stack, out, as_json, as_csv, list(loaded))
@@ -579,7 +675,7 @@ def detect(
         fail("interrupted", 130)
     except OSError as error:  # a full disk or read-only folder while writing --out or --explain
         fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
-    detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
+    detect_app.warn_resized(counts, next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
         typer.echo(f"explanations: {writers[-1].count} PNGs → {explain}", err=True)
@@ -622,7 +718,7 @@ def merge(
         fail("interrupted", 130)
     except OSError as error:
         fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
-    detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
+    detect_app.warn_resized(counts, head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
 
