@@ -214,7 +214,7 @@ def test_shared_options_are_spelled_the_same_everywhere():
                        None if key in ("epochs",) else param.default)
             assert seen.setdefault(key, spelled) == spelled, (name, key)
     assert set(SHARED) <= set(seen)
-    for command in ("train", "generate", "explore", "audit", "benchmark"):  # detect: its helper
+    for command in ("train", "generate", "explore", "audit", "benchmark", "detect", "train-detector"):
         assert "device" in _options(command), command
 
 
