@@ -240,7 +240,8 @@ class GAN(Generator):
         b = self.code_vector(self.draw_codes(rows, rng))
         t = torch.linspace(0, 1, steps)[None, :, None]
         line = (1 - t) * a[:, None] + t * b[:, None]
-        return self.nets["G"](line.flatten(0, 1).to(self.device)).cpu()
+        self.sampler.eval()
+        return self.sampler(line.flatten(0, 1).to(self.device)).cpu()
 
     @torch.no_grad()
     def real_probability(self, x: torch.Tensor) -> torch.Tensor:
