@@ -60,9 +60,48 @@ def test_options_parse_strings_from_the_command_line():
     assert type(model.options).from_dict(model.options.to_dict()) == model.options
 
 
-def test_dcgan_refuses_sides_not_divisible_by_four():
-    with pytest.raises(ForensicsError, match="divisible by 4"):
-        create("gan", image_shape=(1, 10, 10))
+@pytest.mark.parametrize("shape", [(1, 7, 7), (1, 6, 6), (3, 32, 28)])
+def test_dcgan_refuses_sides_without_a_stage_or_not_square(shape):
+    with pytest.raises(ForensicsError, match="DCGAN needs square images"):
+        create("gan", image_shape=shape)
+
+
+@pytest.mark.parametrize(("name", "shape", "stages"),
+                         [(n, s, k) for n in ("gan", "infogan")
+                          for s, k in (((1, 28, 28), 2), ((3, 32, 32), 3), ((3, 64, 64), 4))])
+def test_gans_scale_with_the_image_side_and_train_a_step(name, shape, stages):
+    torch.manual_seed(0)
+    model = create(name, image_shape=shape, **tiny_options(name))
+    convs = [m for m in model.nets["G"].modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    body = model.discriminator()[0]
+    down = [m for m in body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == len(down) == stages
+    # DCGAN: BatchNorm after every hidden layer of G, none on D's input layer
+    first = list(body.modules()).index(down[0])
+    assert not isinstance(list(body.modules())[first + 1], torch.nn.BatchNorm2d)
+    x = torch.rand(4, *shape)
+    losses = model.train_step(x)
+    assert all(math.isfinite(v) for v in losses.values())
+    images, _ = model.sample(3, seeded(0))
+    assert images.shape == (3, *shape) and images.min() >= 0 and images.max() <= 1
+    assert model.real_probability(x).shape == (4,)
+
+
+def test_gan_samples_come_from_the_moving_average_of_g(digits_train):
+    torch.manual_seed(0)
+    model = create("gan", image_shape=DIGITS, **tiny_options("gan", ema=0.9))
+    for step in range(3):
+        model.train_step(digits_train[step * 32:(step + 1) * 32])
+    assert int(model.ema.steps) == 3
+    g = dict(model.nets["G"].named_parameters())
+    averaged = dict(model.ema.net.named_parameters())
+    assert any(not torch.equal(g[k], averaged[k]) for k in g)
+    model.nets.eval()
+    direct = model.nets["G"](torch.randn(2, model.code_dim, generator=seeded(1)))
+    assert not torch.equal(model.sample(2, seeded(1))[0], direct)
+    assert any(key.startswith("G_ema.") for key in model.weights())
+    without = create("gan", image_shape=DIGITS, **tiny_options("gan", ema=0))
+    assert without.ema is None and not any(k.startswith("G_ema.") for k in without.weights())
 
 
 # -- the contract every registered generator keeps ------------------------------------------
@@ -147,9 +186,53 @@ def test_explore_writes_its_figures(name, trained_run, tmp_path):
         assert "latent_space.png" in names
     if name == "infogan":
         assert {"traverse_c1.png", "traverse_c2.png", "traverse_c3.png"} <= names
+    if get(name).interpolates_prior:
+        assert "latent_interpolation.png" in names
     for path in written:
         with Image.open(path) as image:
-            assert image.size[0] > 8 and image.size[1] > 8
+            # a figure (title, axes) around the grid, its title also in the PNG's text
+            assert image.size[0] > 300 and image.size[1] > 200
+            assert image.text.get("Title", "").startswith(name)
+
+
+def _texts(fig) -> dict[str, object]:
+    ax = fig.axes[0]
+    return {"title": ax.get_title(), "x": ax.get_xlabel(), "y": ax.get_ylabel(),
+            "columns": [t.get_text() for t in ax.get_xticklabels()],
+            "rows": [t.get_text() for t in ax.get_yticklabels()]}
+
+
+def test_infogan_traversals_say_what_they_vary(trained_run):
+    import matplotlib.pyplot as plt
+
+    from generators.explore import figures
+    from generators.training import load_run
+
+    drawn = {name: fig for name, _, fig in figures(load_run(trained_run("infogan")), seed=0)}
+    c1 = _texts(drawn["traverse_c1.png"])
+    assert c1["rows"] == [str(c) for c in range(10)] and c1["y"] == "c1"
+    assert "one value per row" in c1["title"] and "z fixed per row" not in c1["title"]
+    c2 = _texts(drawn["traverse_c2.png"])
+    assert c2["columns"][0] == "-2" and c2["columns"][-1] == "2" and c2["x"] == "c2"
+    assert "from −2 to 2" in c2["title"] and "c1, c3" in c2["y"]
+    line = _texts(drawn["latent_interpolation.png"])
+    assert line["columns"][0] == "0" and line["columns"][-1] == "1"
+    for fig in drawn.values():
+        plt.close(fig)
+
+
+def test_gan_latent_interpolation_is_a_straight_line(trained_run):
+    from generators.base import seeded
+    from generators.training import load_run
+
+    model = load_run(trained_run("gan")).model
+    images = model.interpolate_prior(seeded(0, 2), rows=2, steps=5)
+    assert images.shape == (10, *model.image_shape)
+    # the ends of row r are G of the two draws themselves (the G samples are drawn from:
+    # the moving average of G's weights when the run keeps one, as the tiny options do)
+    a = model.code_vector(model.draw_codes(2, seeded(0, 2)))
+    with torch.no_grad():
+        assert torch.allclose(images[0], model.sampler(a[:1])[0], atol=1e-5)
 
 
 # -- autoencoders ---------------------------------------------------------------------------
@@ -496,7 +579,8 @@ def _optimizer_steps(model, name: str) -> int:
 def test_gan_k_discriminator_steps_per_generator_step(tmp_path, batch_size, epochs):
     from generators.training import train
 
-    steps = 1438 // batch_size  # 22, or 23: an odd number, the last iteration is partial
+    steps = math.ceil(1438 / batch_size)  # 23 (odd: the last k-iteration is partial) or 24;
+    # every image is used each epoch (the last batch holds the remaining 30 or 12 images)
     run = train(
         "gan",
         tiny_options("gan", k=2, batch_size=batch_size),
@@ -666,7 +750,8 @@ def test_lr_g_sets_only_the_generators_learning_rate(name):
     model = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4", lr_g="1e-3")
     assert model.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-3)
     assert model.optimizers["D"].param_groups[0]["lr"] == pytest.approx(2e-4)
-    same = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4")
+    same = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4", lr_g="0")
     assert same.optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert same.options.lr_g == pytest.approx(2e-4)  # the effective rate is what config records
     with pytest.raises(ForensicsError, match="lr_g"):
         create(name, image_shape=(1, 8, 8), lr_g="-1")
