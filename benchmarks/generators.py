@@ -120,6 +120,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--only", default="", metavar="NAME[,NAME]",
                         help="benchmark only these generators (comma-separated)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep the trained runs in DIR/NAME instead of a temporary folder "
+                             "(DIR = runs/default/runs: `python -m benchmarks.default_detector` "
+                             "then reuses them: same seed, options and device)")
     args = parser.parse_args()
     names = generator_names()
     if args.only:
@@ -151,8 +155,10 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         for name in names:
-            run = Path(tmp) / name
+            run = root / name
             entry = _train(name, run, args.seed)
             entry["load_average_1m_after"] = round(os.getloadavg()[0], 2)
             entry["reference_ratio"] = round(
@@ -161,7 +167,7 @@ def main() -> None:
             entry.update(quality)
             entry["epochs"] = json.loads((run / "config.json").read_text())["epochs"]
             if "c1_accuracy" in entry:
-                entry.update(_code_seeds(name, Path(tmp), args, entry, reference))
+                entry.update(_code_seeds(name, root, args, entry, reference))
             entry["meets"] = _verdicts(name, entry)
             save_grid(images[:100], args.out / f"samples_{name}.png", title=name)
             results["generators"][name] = entry
