@@ -1,17 +1,28 @@
-"""The course's pictures for a trained run: reconstructions, latent space, traversals,
-a diffusion model's denoising trajectory."""
+"""The course's pictures for a trained run: samples, reconstructions, interpolations, the
+latent space and code traversals, each a figure with its title, axis labels and the values
+it varies drawn on it.
+
+Which figures a run gets follows its class's capabilities (``modes``, ``has_latent_space``,
+``interpolates_prior``, ``traversable_codes``, ``has_trajectory``), so a new generator gets the figures its
+class declares without a change here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from forensics.images import save_grid
+from forensics.plots import grid_figure, save_figure
 from generators.base import seeded
 from generators.runs import Run
+
+#: code values along a continuous code's traversal (InfoGAN's c2, c3 train on U[−1, 1])
+SPAN = 2.0
+STEPS = 10
 
 
 def explore(run: Run, out: str | Path, *, seed: int = 0,
@@ -20,36 +31,92 @@ def explore(run: Run, out: str | Path, *, seed: int = 0,
 
     ``sampling``: the model's sampling options changed for these figures (as ``generate``'s).
     """
-    from forensics.data import load_split
-
     if sampling:
         run.model.set_sampling(**sampling)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, title, fig in figures(run, seed=seed):
+        save_figure(fig, out / name, title=title)
+        written.append(out / name)
+    return written
+
+
+def figures(run: Run, *, seed: int = 0) -> Iterator[tuple[str, str, object]]:
+    """``(file name, title, matplotlib figure)`` of every figure this run's generator has."""
+    from forensics.data import load_split
+
     test = load_split(run.config["dataset"], "test", root=run.config.get("data_root"))
     x = torch.as_tensor(test.images)
     model = run.model
-    written: list[Path] = []
+    label = f"{model.name} ({run.path.name})"
 
-    def grid(name: str, images, nrow: int = 10, title: str = "") -> None:
-        save_grid(images, out / name, nrow=nrow, title=title)
-        written.append(out / name)
-
-    grid("samples.png", model.sample(100, seeded(seed, 0))[0], title="samples")
+    title = f"{label}: 100 samples, each from a fresh draw of the generator's input"
+    yield "samples.png", title, grid_figure(model.sample(100, seeded(seed, 0))[0], nrow=10, title=title)
     if "reconstruct" in model.modes:
-        pick = x[_one_per_digit(test.labels, 2)]
-        pairs = torch.stack([pick, model.reconstruct(pick)], 1).flatten(0, 1)
-        grid("reconstructions.png", pairs, nrow=10, title="real | reconstruction, in pairs")
-        grid("interpolation.png", _interpolate(model, x, test.labels), nrow=10,
-             title="interpolation between two held-out digits, row by row")
+        pick = _one_per_digit(test.labels, 2)
+        pairs = torch.stack([x[pick], model.reconstruct(x[pick])], 1).flatten(0, 1)
+        title = f"{label}: held-out test digits (real) beside their reconstructions"
+        yield "reconstructions.png", title, grid_figure(
+            pairs, nrow=4, title=title, column_labels=["real", "recon.", "real", "recon."],
+            row_labels=[str(d) for d in test.labels[pick[::2]]], ylabel="digit")
+        picks = _one_per_digit(test.labels)
+        title = (f"{label}: decoding the straight line between the codes of two held-out "
+                 "digits, h = (1 − t)·h(a) + t·h(b)")
+        yield "interpolation.png", title, grid_figure(
+            _interpolate(model, x, picks), nrow=STEPS, title=title,
+            column_labels=[f"{t:.2g}" for t in np.linspace(0, 1, STEPS)],
+            row_labels=[f"{test.labels[picks[2 * r % len(picks)]]}→"
+                        f"{test.labels[picks[(2 * r + 1) % len(picks)]]}" for r in range(5)],
+            xlabel="t", ylabel="digit a → digit b")
+    if model.interpolates_prior:
+        title = (f"{label}: G along the straight line between two random draws of its input "
+                 "(a → b, one pair per row)")
+        yield "latent_interpolation.png", title, grid_figure(
+            model.interpolate_prior(seeded(seed, 2), rows=5, steps=STEPS), nrow=STEPS, title=title,
+            column_labels=[f"{t:.2g}" for t in np.linspace(0, 1, STEPS)],
+            row_labels=[f"pair {r + 1}" for r in range(5)],
+            xlabel="t in (1 − t)·a + t·b", ylabel="pair of draws")
     if model.has_latent_space:
-        written.append(_latent_plot(model, x, test.labels, out / "latent_space.png"))
+        yield "latent_space.png", f"{label}: latent space", _latent_plot(model, x, test.labels, label)
     for code in model.traversable_codes:
-        grid(f"traverse_{code}.png", model.traverse(code, seeded(seed, 1)),
-             title=f"{model.name}: {code} varied, z fixed per row")
+        yield (f"traverse_{code}.png", *_traversal(model, code, seeded(seed, 1), label))
     if model.has_trajectory:
-        written.append(_trajectory_plot(model, seeded(seed, 2), out / "trajectory.png"))
-    return written
+        yield ("trajectory.png", *_trajectory(model, seeded(seed, 2), label))
+
+
+def _trajectory(model, rng: torch.Generator, label: str, rows: int = 6) -> tuple[str, object]:
+    """x_t along the reverse chain of a few samples: one row each, t falling to the right."""
+    kept, states = model.trajectory(rows, rng, keep=STEPS)
+    how = model.sampling()
+    title = (f"{label}: the denoising trajectory x_t, from x_T ~ N(0, I) to x_0, "
+             f"{how['sampler'].upper()} in {how['steps']} steps; one sample per row")
+    return title, grid_figure(states.transpose(0, 1).flatten(0, 1), nrow=len(kept), title=title,
+                              column_labels=[f"t={t}" for _, t in kept],
+                              row_labels=[f"{i + 1}" for i in range(rows)],
+                              xlabel="t (" + ", ".join(str(k) for k, _ in kept) + " reverse steps taken)",
+                              ylabel="sample")
+
+
+def _traversal(model, code: str, rng: torch.Generator, label: str) -> tuple[str, object]:
+    """InfoGAN-style traversal of one code: what its rows and columns hold, as ``traverse``
+    makes them."""
+    images = model.traverse(code, rng)
+    draws = [f"draw {k + 1}" for k in range(STEPS)]
+    if code == "c1":
+        title = (f"{label}: categorical code c1 = 0 … 9, one value per row; each column is one "
+                 "draw of the noise z and the continuous codes c2, c3, the same down the column")
+        return title, grid_figure(images, nrow=STEPS, title=title, column_labels=draws,
+                                  row_labels=[str(c) for c in range(len(images) // STEPS)],
+                                  xlabel="draw of z, c2, c3", ylabel="c1")
+    others = ", ".join(c for c in model.traversable_codes if c != code)
+    values = np.linspace(-SPAN, SPAN, STEPS)
+    title = (f"{label}: continuous code {code} from −{SPAN:g} to {SPAN:g} along each row (trained "
+             f"on −1 … 1); each row is one draw of z and {others}, the same along the row")
+    return title, grid_figure(images, nrow=STEPS, title=title,
+                              column_labels=[f"{v:.2g}" for v in values],
+                              row_labels=draws[: len(images) // STEPS],
+                              xlabel=code, ylabel=f"draw of z, {others}")
 
 
 def _one_per_digit(labels: np.ndarray, per: int = 1) -> np.ndarray:
@@ -63,27 +130,21 @@ def _encode_mean(model, x: torch.Tensor) -> torch.Tensor:
     return (code[0] if isinstance(code, tuple) else code).cpu()
 
 
-def _interpolate(model, x: torch.Tensor, labels: np.ndarray, rows: int = 5) -> torch.Tensor:
+def _interpolate(model, x: torch.Tensor, picks: np.ndarray, rows: int = 5) -> torch.Tensor:
     """Each row: decode the line between the codes of two held-out digits."""
-    picks = _one_per_digit(labels)
     lines = []
     with torch.no_grad():
         for r in range(rows):
             a, b = picks[2 * r % len(picks)], picks[(2 * r + 1) % len(picks)]
             codes = _encode_mean(model, x[[a, b]])
-            t = torch.linspace(0, 1, 10)[:, None]
+            t = torch.linspace(0, 1, STEPS)[:, None]
             lines.append(model.decode(((1 - t) * codes[0] + t * codes[1]).to(model.device)).cpu())
     return torch.cat(lines)
 
 
-def _latent_plot(model, x: torch.Tensor, labels: np.ndarray, path: Path) -> Path:
+def _latent_plot(model, x: torch.Tensor, labels: np.ndarray, label: str):
     """Posterior means coloured by digit (first two PCA axes when latent_dim > 2)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from forensics.plots import save_figure
+    from forensics.plots import pyplot
 
     mu = _encode_mean(model, x).numpy()
     axis_label = "z"
@@ -92,40 +153,9 @@ def _latent_plot(model, x: torch.Tensor, labels: np.ndarray, path: Path) -> Path
 
         mu = PCA(2, random_state=0).fit_transform(mu)
         axis_label = "PCA of μ(x)"
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = pyplot().subplots(figsize=(6, 5))
     points = ax.scatter(mu[:, 0], mu[:, 1], c=labels, cmap="tab10", s=8)
     fig.colorbar(points, ax=ax, label="digit")
     ax.set(xlabel=f"{axis_label} 1", ylabel=f"{axis_label} 2",
-           title="VAE latent space of held-out digits")
-    save_figure(fig, path)
-    return path
-
-
-def _trajectory_plot(model, rng, path: Path, rows: int = 6, columns: int = 10) -> Path:
-    """x_t along the reverse chain for a few samples: one row each, t falling to the right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from forensics.plots import save_figure
-
-    kept, states = model.trajectory(rows, rng, keep=columns)
-    fig, axes = plt.subplots(rows, len(kept), figsize=(1.1 * len(kept) + 0.6, 1.1 * rows + 0.9),
-                             squeeze=False)
-    for j, (k, t) in enumerate(kept):
-        axes[0, j].set_title(f"t = {t}", fontsize=8)
-        for i in range(rows):
-            image = states[j, i].permute(1, 2, 0).numpy()
-            axes[i, j].imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray",
-                              vmin=0, vmax=1)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-        axes[-1, j].set_xlabel(f"{k} step{'' if k == 1 else 's'}", fontsize=7)
-    for i in range(rows):
-        axes[i, 0].set_ylabel(f"sample {i + 1}", fontsize=8)
-    how = model.sampling()
-    fig.suptitle(f"{model.name}: the denoising trajectory x_t (x_T ~ N(0, I) → x_0), "
-                 f"{how['sampler'].upper()} in {how['steps']} steps", fontsize=10)
-    save_figure(fig, path)
-    return path
+           title=f"{label}: posterior means μ(x) of held-out digits")
+    return fig

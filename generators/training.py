@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from forensics import atomic, distributed, loop, provenance
 from forensics.checkpoint import load_tree, read_json
@@ -136,9 +136,11 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
         config = read_json(out / CONFIG)
         if epochs is not None:
             config["epochs"] = epochs
+        _refuse_changed_options(config, options, out)
     else:
         if (out / CONFIG).exists():
             raise ForensicsError(f"{out} already holds a run (use --resume, or another --out)")
+        get(name).Options.refuse_inapplicable(options)
         config = {"generator": name, "options": options, "dataset": dataset,
                   "epochs": epochs or get(name).default_epochs, "seed": seed,
                   "data_root": data_root, "download": download}
@@ -146,6 +148,20 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
     config["precision"] = check_precision(precision or config.get("precision") or "fp32")
     config["compile"] = bool(config.get("compile", False) if compile is None else compile)
     return config
+
+
+def _refuse_changed_options(config: dict[str, Any], given: dict[str, Any], out: Path) -> None:
+    """A resumed run keeps its recorded options: refuse, in one line, any given that differ."""
+    check_config(config, out / CONFIG, keys=("generator", "options"))
+    if not given:
+        return
+    cls = get(config["generator"]).Options
+    recorded = cls.from_dict(config["options"]).to_dict()
+    asked = cls.from_dict({**config["options"], **given}).to_dict()
+    changed = [key for key in given if asked.get(key) != recorded.get(key)]
+    if changed:
+        shown = ", ".join(f"{key} {asked.get(key)!r} (recorded: {recorded.get(key)!r})" for key in changed)
+        raise ForensicsError(f"--resume continues {out} with its recorded options; not {shown}")
 
 
 def _model(config: dict[str, Any], data, out: Path, resume: bool) -> tuple[Generator, int]:
@@ -172,19 +188,39 @@ def _wrapper(device: torch.device, compile: bool) -> Callable[[torch.nn.Module],
     return lambda net: distributed.wrap(net, device, compile=compile)
 
 
+#: the smallest minibatch a step trains on (BatchNorm's batch statistics need two images)
+MIN_BATCH = 2
+
+
+def epoch_batches(indices: list[int], batch: int) -> list[list[int]]:
+    """An epoch's index order cut into minibatches that use every index once.
+
+    The last batch keeps the remainder when it holds at least :data:`MIN_BATCH`
+    images; a smaller remainder joins the batch before it (issue #15: every epoch
+    uses every image; a one-image batch would break BatchNorm).
+    """
+    batches = [indices[i:i + batch] for i in range(0, len(indices), batch)]
+    if len(batches) > 1 and len(batches[-1]) < MIN_BATCH:
+        tail = batches.pop()
+        batches[-1] = batches[-1] + tail
+    return batches
+
+
 def _batches(images: torch.Tensor, batch: int, seed: int, epoch: int) -> DataLoader:
     """This process's minibatches of one epoch: DistributedSampler over the training set.
 
     The sampler's permutation is seeded by (seed, epoch); with N processes rank r
     takes every N-th index, so its k-th batch holds its share of the k-th global
-    batch (``batch`` is the per-process size, global batch / N).
+    batch (``batch`` is the per-process size, global batch / N). Every image is used
+    each epoch (:func:`epoch_batches`); with N processes the sampler repeats up to
+    N − 1 images so that every rank has as many.
     """
     dataset = TensorDataset(images)
     sampler = DistributedSampler(dataset, num_replicas=distributed.size(), rank=distributed.rank(),
-                                 shuffle=True, seed=derive_seed(seed, epoch, 1), drop_last=True)
+                                 shuffle=True, seed=derive_seed(seed, epoch, 1), drop_last=False)
     # one fetch per batch (tensor indexing, no per-image collate); a private generator,
     # so iterating leaves the global RNG, which draws the noise, untouched
-    return DataLoader(dataset, sampler=BatchSampler(sampler, batch, drop_last=True),
+    return DataLoader(dataset, sampler=epoch_batches(list(sampler), batch),
                       batch_size=None, generator=torch.Generator())
 
 

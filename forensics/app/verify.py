@@ -24,7 +24,9 @@ def verify(folder: str | Path) -> tuple[str, list[str]]:
     if not folder.is_dir():
         raise ForensicsError(f"{folder}: not a folder")
     if (folder / MANIFEST).is_file():
-        return "synthetic data set", _synthetic(folder)
+        problems = _synthetic(folder)
+        real = read_manifest(folder).header.get("kind") == "real"  # `forensics datasets export`
+        return "exported real data set" if real else "synthetic data set", problems
     if (folder / "detector.json").is_file():
         return "detector", _detector(folder)
     if (folder / "config.json").is_file():
