@@ -9,6 +9,7 @@ shows every default.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -42,3 +43,14 @@ Download = Annotated[bool, typer.Option(
     help="Allow downloading a torchvision data set (needs internet).")]
 Force = Annotated[bool, typer.Option(
     "--force/--no-force", metavar=FLAG, help="Replace an existing output folder.")]
+
+# -- the records of ``detect`` and ``merge`` (one format, so one spelling)
+AsJson = Annotated[bool, typer.Option(
+    "--json", metavar=FLAG, help="One JSON record per input on stdout (a skipped file: a record "
+    "with its error); not with --csv. Default: a table.")]
+AsCsv = Annotated[bool, typer.Option(
+    "--csv", metavar=FLAG, help="CSV, one row per input, on stdout (a skipped file: its error "
+    "column); not with --json. Default: a table.")]
+RecordsOut = Annotated[Path | None, typer.Option(
+    "--out", metavar="FILE", help="Write the records to FILE (atomically; JSON Lines, or CSV with "
+    "--csv) instead of stdout (the default).")]
