@@ -555,7 +555,7 @@ DETECT_WORKERS = 0
 @app.command()
 def detect(
     paths: Annotated[list[Path], typer.Argument(
-        metavar="PATH...", help="Image files and folders (searched recursively).")],
+        metavar="PATH", help="Image files and folders (searched recursively).")],
     detector: Annotated[list[Path] | None, typer.Option(
         "--detector", metavar="DIR",
         help="A detector folder (repeatable); default: the one shipped with forensics.")] = None,
