@@ -235,3 +235,7 @@ class CNNDetector(NetDetector):
     def _scores(self, images: np.ndarray) -> np.ndarray:
         logits = net_outputs(self.net_, images, next(self.net_.parameters()).device)[:, 0]
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, None]:
+        logits = net_outputs(self.net_, images, next(self.net_.parameters()).device)[:, 0]
+        return logits.astype(np.float64), None

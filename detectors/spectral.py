@@ -67,6 +67,12 @@ class FeatureDetector(Detector):
     def _scores(self, images: np.ndarray) -> np.ndarray:
         return self.pipeline_.predict_proba(self.features(images))[:, 1]
 
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, None]:
+        if self.classifier != "logreg":  # the calibrated SVM averages sigmoids: no one logit
+            return super()._log_odds_and_sources(images)
+        # the logistic regression's logit, unsaturated (predict_proba is its sigmoid)
+        return self.pipeline_.decision_function(self.features(images)), None
+
     def _state(self) -> tuple[None, Any, dict[str, Any]]:
         return None, self.pipeline_, {}
 
