@@ -258,12 +258,15 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
                              f"({first})") from None
     detector.input_shape_ = shape
     detector.threshold_ = float(threshold)
-    # what verdicts compare: saved by detectors calibrated in log-odds; logit(threshold) for
-    # older ones (the same verdicts: the log-odds rise with the score)
-    log_odds = header.get("threshold_log_odds", float(score_logit(threshold)))
-    if not _number(log_odds):
+    # what verdicts compare: the saved log-odds (finer than a threshold that rounds to 1.0)
+    # where they are the saved threshold's; else (an older detector, or a threshold edited
+    # by hand) logit(threshold): the same verdicts, as the log-odds rise with the score
+    log_odds = header.get("threshold_log_odds")
+    if log_odds is not None and not _number(log_odds):
         raise ForensicsError(f"{folder}: detector.json: 'threshold_log_odds' must be a number, "
                              f"not {str(log_odds)[:40]}")
+    if log_odds is None or not np.isclose(float(sigmoid(log_odds)), threshold, rtol=0, atol=1e-12):
+        log_odds = float(score_logit(threshold))
     detector.threshold_log_odds_ = float(log_odds)
     detector.metrics_ = header.get("metrics") or {}
     detector.domain_ = None

@@ -584,6 +584,7 @@ def test_detect_old_detector_without_calibration_shows_a_score(world, tmp_path):
 def test_detect_threshold_override_is_shown(world):
     """--threshold VALUE and fpr:RATE replace the saved thresholds and say so in every output."""
     from detectors import load_detector
+    from detectors.base import sigmoid
     from detectors.training import threshold_at_fpr
 
     det = world["detectors"]["pixel-logreg"]
@@ -591,7 +592,8 @@ def test_detect_threshold_override_is_shown(world):
                           "--threshold", "0.5"))
     assert all(r["threshold"] == 0.5 and r["threshold_rule"] == "value"
                and r["verdict"] == ("fake" if r["p_fake"] >= 0.5 else "real") for r in rows)
-    expected = threshold_at_fpr(load_detector(det).calibration_["real_val_scores"], 0.05)
+    # threshold_at_fpr gives log-odds (what verdicts compare); the records show its sigmoid
+    expected = sigmoid(threshold_at_fpr(load_detector(det).calibration_["real_val_scores"], 0.05))
     rows = records(invoke("detect", world["fakes"], "--detector", det, "--json", "--force",
                           "--threshold", "fpr:0.05"))
     assert all(r["threshold_rule"] == "fpr:0.05" and r["threshold"] == pytest.approx(expected, abs=1e-6)
