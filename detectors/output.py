@@ -172,11 +172,16 @@ class Table:
                                                 for r in rows])
         columns["source"] = ("source", [_text(r["source"] or "—") for r in rows])
         columns["tag"] = ("provenance (untrusted)", [_text(_tag(r)) for r in rows])
+        for key in ("source", "tag"):  # a column of dashes only says nothing: its room goes to others
+            if rows and all(cell.plain == "—" for cell in columns[key][1]):
+                del columns[key]
         natural = {key: max([len(header), *(cell.cell_len for cell in cells)])
                    for key, (header, cells) in columns.items()}
         natural["file"] = min(natural["file"], FILE_WIDTH)
         # the tag's header may wrap: it is planned by its cells
-        natural["tag"] = min(max([len("provenance"), *(c.cell_len for c in columns["tag"][1])]), FILE_WIDTH)
+        if "tag" in columns:
+            natural["tag"] = min(max([len("provenance"), *(c.cell_len for c in columns["tag"][1])]),
+                                 FILE_WIDTH)
         for i in range(len(names) if several else 0):  # a long name is cut to its cells' width
             natural[f"detector {i}"] = DETECTOR_CELL
         kept = _fitting(natural, console.width)
@@ -227,9 +232,9 @@ class Table:
 
 
 def _shared_folder(files: list[str]) -> str:
-    """The folder (ending in ``/``) every one of ``files`` lies in, or "" (one name, or none)."""
+    """The folder (ending in ``/``) every one of ``files`` lies in, or ""."""
     folders = [name[: name.rfind("/") + 1] for name in files]
-    if len(files) < 2 or not all(folders):
+    if not files or not all(folders):
         return ""
     shared = os.path.commonprefix(folders)
     return shared[: shared.rfind("/") + 1]

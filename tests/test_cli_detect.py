@@ -773,3 +773,48 @@ def test_explain_title_names_the_threshold(world):
                            world["detectors"]["spectral-fft"], "--json", "--force"))
     votes = sum(v == "fake" for v in two["verdicts"].values())
     assert explain_title(two) == f"{votes} of 2 say fake (any) → {two['verdict']}"
+
+
+def test_detect_a_mixed_folder_reads_right_at_80_columns(world, tmp_path):
+    """Good PNGs, a JPEG, a truncated file and a photograph, two detectors, majority, fpr:0.05:
+    the table fits 80 columns with whole file names (their folder in the title), no score reads
+    0.000, and --json / --csv hold a record for every input."""
+    import io
+    import re
+
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(fake_png(world, i), folder / f"good_{i}.png")
+    Image.open(fake_png(world, 3)).save(folder / "digit.jpg", quality=90)
+    data = fake_png(world, 4).read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((60, 80, 3)) * 255).astype(np.uint8)).save(folder / "photo.jpg")
+    dets = world["detectors"]
+    options = ["--detector", dets["spectral-fft"], "--detector", dets["pixel-logreg"],
+               "--combine", "majority", "--threshold", "fpr:0.05"]
+    table = CliRunner().invoke(app, ["detect", str(folder), *map(str, options)], env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    body = lines[: next(i for i, line in enumerate(lines) if line.startswith("spectral-fft: "))]
+    assert max(len(line) for line in body) <= 80, table.stdout
+    assert f"files in {folder}/" in " ".join(line.strip() for line in body)  # the title may wrap
+    for name in ("good_0.png", "good_2.png", "digit.jpg", "photo.jpg"):
+        assert any(line.strip().startswith(name) for line in body), (name, table.stdout)
+    assert not re.search(r"\b0\.000 (?:fake|real)", table.stdout)
+    assert "truncated.png" in table.stderr
+    rows = records(invoke("detect", folder, *options, "--json"))
+    assert len(rows) == 6
+    by_name = {Path(r["file"]).name: r for r in rows}
+    assert by_name["truncated.png"]["error"] and by_name["truncated.png"]["verdict"] is None
+    assert by_name["photo.jpg"]["verdict"] == "out-of-domain" and by_name["photo.jpg"]["p_fake"] is None
+    for r in rows:
+        if r["verdicts"] and r["in_domain"]:
+            votes = sum(v == "fake" for v in r["verdicts"].values())
+            assert r["verdict"] == ("fake" if votes == 2 else "real")
+            assert r["disagree"] is (votes == 1) and r["threshold_rule"] == "fpr:0.05"
+    sheet = list(csv.DictReader(io.StringIO(invoke("detect", folder, *options, "--csv").stdout)))
+    assert sorted(Path(r["file"]).name for r in sheet) == sorted(by_name)
