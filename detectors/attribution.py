@@ -75,6 +75,13 @@ class AttributionDetector(NetDetector):
         proba = self._source_proba(images)
         return self.fake_probability(proba), [self.classes_[1 + k] for k in proba[:, 1:].argmax(1)]
 
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        # log P(fake)/P(real) = logsumexp(fake logits) − real logit: unsaturated where
+        # 1 − P(real) rounds to 1 (or 0) in float
+        outputs = torch.from_numpy(net_outputs(self.net_, images, next(self.net_.parameters()).device))
+        log_odds = self.fake_logit(outputs.double()).numpy()
+        return log_odds, [self.classes_[1 + k] for k in outputs[:, 1:].argmax(1).tolist()]
+
     def predict_source(self, images: np.ndarray) -> list[str]:
         return [self.classes_[k] for k in self.predict_source_proba(images).argmax(1)]
 

@@ -14,8 +14,11 @@ raw score into a calibrated probability (:meth:`Detector.probability`). All are 
 ``detector.json`` (``"domain"``, ``"thresholds"``, ``"threshold_rule"``,
 ``"real_val_scores"``, ``"probability"``).
 
-The raw score lies in [0, 1] but is not a probability (a threshold of 0.0008 is common);
-verdicts always compare the raw score with ``threshold_``.
+The raw score lies in [0, 1] but is not a probability (a threshold of 0.0008 is common).
+Verdicts, thresholds and the validation quantiles work in the score's log-odds
+(:meth:`Detector.log_odds`; ``threshold_log_odds_``, saved as ``"threshold_log_odds"``): a
+detector whose score is a sigmoid gives its logit, which keeps ranking where the score
+saturates to 0 or 1 in float; ``threshold_`` = sigmoid(``threshold_log_odds_``) is for display.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ def score_logit(scores: np.ndarray) -> np.ndarray:
     """log(s / (1 − s)) of detector scores, clipped so that 0 and 1 stay finite."""
     s = np.clip(np.asarray(scores, dtype=np.float64), SCORE_CLIP, 1.0 - SCORE_CLIP)
     return np.log(s) - np.log1p(-s)
+
+
+def sigmoid(log_odds: np.ndarray) -> np.ndarray:
+    """The probability of log-odds (scikit-learn's own ``expit``: a logistic regression's
+    ``predict_proba`` exactly)."""
+    from scipy.special import expit
+
+    return expit(np.asarray(log_odds, dtype=np.float64))
 
 
 def platt(scores: np.ndarray, record: dict[str, Any]) -> np.ndarray:
@@ -111,6 +122,22 @@ class Detector:
     def _scores_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         return self._scores(images), None
 
+    def log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        """The score's log-odds per image (what thresholds, quantiles and verdicts compare) and,
+        like :meth:`scores_and_sources`, the likeliest fake source. A detector whose score is a
+        sigmoid gives its logit before the sigmoid, so a score that saturates to 1.0 in float
+        still ranks (sigmoid(log_odds) is the score); the others give logit(score)."""
+        log_odds, sources = self._log_odds_and_sources(self._check_input(images))
+        return np.asarray(log_odds, dtype=np.float64), sources
+
+    def log_odds(self, images: np.ndarray) -> np.ndarray:
+        """The score's log-odds per image (see :meth:`log_odds_and_sources`)."""
+        return self.log_odds_and_sources(images)[0]
+
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        scores, sources = self._scores_and_sources(images)
+        return score_logit(np.clip(scores, 0.0, 1.0)), sources
+
     def probability(self, scores: np.ndarray) -> np.ndarray | None:
         """Calibrated P(fake) of raw ``scores`` (equal priors; Platt on validation), or None
         for a detector trained before calibration or without fakes: its score is no probability."""
@@ -118,8 +145,8 @@ class Detector:
         return platt(scores, record) if record else None
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """True where P(fake) reaches the calibrated threshold."""
-        return self.predict_proba(images) >= self.threshold_
+        """True where the score reaches the calibrated threshold (compared in log-odds)."""
+        return self.log_odds(images) >= self.threshold_log_odds_
 
     def _scores(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -163,6 +190,7 @@ class Detector:
         """Record the training shape; threshold 0.5 until calibrated."""
         self.input_shape_ = tuple(int(v) for v in images.shape[1:])
         self.threshold_ = 0.5
+        self.threshold_log_odds_ = 0.0
         self.metrics_: dict[str, Any] = {}
         #: the real data's domain (set by train_detector) and the calibration fields of detector.json
         self.domain_: Domain | None = None
@@ -185,8 +213,8 @@ class Detector:
         tensors, sklearn, state = self._state()
         header = {"kind": self.name, "options": self.get_params(),
                   "input_shape": list(self.input_shape_), "threshold": float(self.threshold_),
-                  "metrics": self.metrics_, "state": state, "versions": versions(),
-                  "created": now()}
+                  "threshold_log_odds": float(self.threshold_log_odds_), "metrics": self.metrics_,
+                  "state": state, "versions": versions(), "created": now()}
         if self.domain_ is not None:
             header["domain"] = self.domain_.to_dict()
         header.update({key: value for key, value in self.calibration_.items() if key in CALIBRATION_KEYS})
@@ -230,6 +258,16 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
                              f"({first})") from None
     detector.input_shape_ = shape
     detector.threshold_ = float(threshold)
+    # what verdicts compare: the saved log-odds (finer than a threshold that rounds to 1.0)
+    # where they are the saved threshold's; else (an older detector, or a threshold edited
+    # by hand) logit(threshold): the same verdicts, as the log-odds rise with the score
+    log_odds = header.get("threshold_log_odds")
+    if log_odds is not None and not _number(log_odds):
+        raise ForensicsError(f"{folder}: detector.json: 'threshold_log_odds' must be a number, "
+                             f"not {str(log_odds)[:40]}")
+    if log_odds is None or not np.isclose(float(sigmoid(log_odds)), threshold, rtol=0, atol=1e-12):
+        log_odds = float(score_logit(threshold))
+    detector.threshold_log_odds_ = float(log_odds)
     detector.metrics_ = header.get("metrics") or {}
     detector.domain_ = None
     if "domain" in header:

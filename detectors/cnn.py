@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detectors.base import Detector, class_weights
+from detectors.base import Detector, class_weights, sigmoid
 from detectors.registry import register
 from forensics.errors import ForensicsError
 from forensics.nets import down_stages
@@ -255,5 +255,8 @@ class CNNDetector(NetDetector):
         return outputs[:, 0]
 
     def _scores(self, images: np.ndarray) -> np.ndarray:
+        return sigmoid(self._log_odds_and_sources(images)[0])
+
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, None]:
         logits = net_outputs(self.net_, images, next(self.net_.parameters()).device)[:, 0]
-        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        return logits.astype(np.float64), None

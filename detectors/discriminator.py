@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detectors.base import Detector
+from detectors.base import Detector, sigmoid
 from detectors.cnn import net_outputs, seeded_module, train_net, weighted_bce
 from detectors.registry import register
 from forensics.errors import ForensicsError
@@ -109,8 +109,11 @@ class DiscriminatorDetector(Detector):
             self.history_ = train_net(Discriminator(body, head), images, targets, loss, **options)
 
     def _scores(self, images: np.ndarray) -> np.ndarray:
+        return sigmoid(self._log_odds_and_sources(images)[0])
+
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, None]:
         logits = net_outputs(self.net_, images, next(self.net_.parameters()).device)[:, 0]
-        return 1.0 / (1.0 + np.exp(-self.sign_ * logits.astype(np.float64)))
+        return self.sign_ * logits.astype(np.float64), None
 
     def _state(self) -> tuple[dict, None, dict[str, Any]]:
         return self.net_.state_dict(), None, {**self.generator_, "sign": self.sign_}

@@ -179,6 +179,10 @@ class EnsembleDetector(Detector):
         features, sources = self._member_logits(images)
         return self.combiner_.predict_proba(features)[:, 1], sources
 
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        features, sources = self._member_logits(images)  # the combiner's logit (unsaturated)
+        return self.combiner_.decision_function(features), sources
+
     # -- state -----------------------------------------------------------------
     def _state(self) -> tuple[dict | None, Any, dict[str, Any]]:
         tensors: dict = {}

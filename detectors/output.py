@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from typing import Any, TextIO
 
 from forensics.text import csv_cell, printable, strict_dumps
@@ -105,8 +106,8 @@ VERDICT_STYLES = {"fake": "red", "real": "green", "out-of-domain": "yellow"}
 DROP_ORDER = ("tag", "source", "probability")
 #: The file column is planned at most this wide (longer names fold onto more lines).
 FILE_WIDTH = 20
-#: A detector's cell of the several-detector table: ``0.945 fake``.
-DETECTOR_CELL = 10
+#: A detector's cell of the several-detector table: ``0.945 fake``, ``3.4e-4 fake``.
+DETECTOR_CELL = 11
 #: What each column costs beside its text: padding on both sides and the space between columns.
 GAP = 3
 
@@ -154,7 +155,10 @@ class Table:
         names, rows, console = self.names, self.rows, Console()
         several = len(names) > 1
         first = rows[0] if rows else None
-        columns: dict[str, tuple[str, list]] = {"file": ("file", [_text(r["file"]) for r in rows])}
+        # the folder all files share goes to the title: the file column keeps the names
+        folder = _shared_folder([r["file"] for r in rows])
+        columns: dict[str, tuple[str, list]] = {
+            "file": ("file", [_text(r["file"][len(folder):]) for r in rows])}
         if several:
             for i, name in enumerate(names):
                 columns[f"detector {i}"] = (name, [_detector_cell(r, name) for r in rows])
@@ -168,11 +172,16 @@ class Table:
                                                 for r in rows])
         columns["source"] = ("source", [_text(r["source"] or "—") for r in rows])
         columns["tag"] = ("provenance (untrusted)", [_text(_tag(r)) for r in rows])
+        for key in ("source", "tag"):  # a column of dashes only says nothing: its room goes to others
+            if rows and all(cell.plain == "—" for cell in columns[key][1]):
+                del columns[key]
         natural = {key: max([len(header), *(cell.cell_len for cell in cells)])
                    for key, (header, cells) in columns.items()}
         natural["file"] = min(natural["file"], FILE_WIDTH)
         # the tag's header may wrap: it is planned by its cells
-        natural["tag"] = min(max([len("provenance"), *(c.cell_len for c in columns["tag"][1])]), FILE_WIDTH)
+        if "tag" in columns:
+            natural["tag"] = min(max([len("provenance"), *(c.cell_len for c in columns["tag"][1])]),
+                                 FILE_WIDTH)
         for i in range(len(names) if several else 0):  # a long name is cut to its cells' width
             natural[f"detector {i}"] = DETECTOR_CELL
         kept = _fitting(natural, console.width)
@@ -191,6 +200,8 @@ class Table:
             title = f"forensics detect: {len(names)} detectors, combined by {first['combine']}"
         else:
             title = f"forensics detect: {_rule(first['threshold'], first['threshold_rule'])}"
+        if folder:
+            title += f"; files in {folder}"
         table = RichTable(title=_text(title), box=box.SIMPLE_HEAD, pad_edge=False)
         for key, (header, _) in columns.items():
             if key not in kept:
@@ -220,6 +231,15 @@ class Table:
                 console.print(line, highlight=False, soft_wrap=True)
 
 
+def _shared_folder(files: list[str]) -> str:
+    """The folder (ending in ``/``) every one of ``files`` lies in, or ""."""
+    folders = [name[: name.rfind("/") + 1] for name in files]
+    if not files or not all(folders):
+        return ""
+    shared = os.path.commonprefix(folders)
+    return shared[: shared.rfind("/") + 1]
+
+
 def _rule(threshold: float, rule: str) -> str:
     """``fake when score ≥ T (RULE rule)``; a threshold above 1 calls nothing fake, and says so."""
     if threshold > 1.0:
@@ -246,4 +266,13 @@ def _detector_cell(record: dict[str, Any], name: str):
     verdict = record["verdicts"][name]
     if verdict is None:
         return _text("—")
-    return _text(f"{_score(record['scores'][name], '.3f')} {verdict}", VERDICT_STYLES.get(verdict, ""))
+    return _text(f"{_small(record['scores'][name])} {verdict}", VERDICT_STYLES.get(verdict, ""))
+
+
+def _small(score: Any) -> str:
+    """A score in at most 6 characters: 0.012, or 3.4e-4 below 0.001 (never 0.000 beside a
+    threshold of 0.0002, which would read as a contradiction)."""
+    if isinstance(score, float) and 0.0 < score < 0.001:
+        mantissa, exponent = format(score, ".1e").split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return _score(score, ".3f")

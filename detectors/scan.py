@@ -6,14 +6,15 @@ training shape by the one policy of :func:`forensics.images.conform` — the sam
 code path as training — and flagged (with the file's own size) so the caller can warn.
 
 Each detector judges by its own threshold (its saved one, or ``--threshold``): fake
-when its raw score is at or above it. With several detectors, the combined verdict
-follows a rule (:data:`COMBINE_RULES`, ``--combine``):
+when its raw score is at or above it, compared in log-odds
+(:meth:`detectors.base.Detector.log_odds`: the logit before a detector's sigmoid, so a
+score that rounds to 1.0 in float still ranks; the threshold shown is its sigmoid).
+With several detectors, the combined verdict follows a rule (:data:`COMBINE_RULES`, ``--combine``):
 
 * ``any`` (the default): fake when at least one detector says fake;
 * ``majority``: fake when more than half of them say fake (a tie is real);
 * ``mean``: fake when the mean over detectors of logit(score) − logit(threshold),
-  each detector's log-odds above its own threshold, is at or above 0 (scores and
-  thresholds clipped to [1e-12, 1 − 1e-12]); scale-free, so a detector whose
+  each detector's log-odds above its own threshold, is at or above 0; scale-free, so a detector whose
   threshold is 0.0008 weighs as much as one at 0.5.
 
 With one detector every rule is its verdict. ``disagree`` is true when the detectors'
@@ -104,7 +105,8 @@ class Entry:
 
 def resolve_threshold(detectors: dict[str, Any], spec: str | None = None
                       ) -> tuple[dict[str, float], str]:
-    """Each detector's threshold and the rule they came from, for ``detect --threshold``.
+    """Each detector's threshold, in log-odds (what verdicts compare, see
+    :meth:`detectors.base.Detector.log_odds`), and the rule they came from, for ``detect --threshold``.
 
     ``None``: the saved thresholds, rule as recorded (``saved`` for a detector that
     records none; rules of several detectors joined by ``+``); ``"fpr:RATE"``: each
@@ -115,7 +117,7 @@ def resolve_threshold(detectors: dict[str, Any], spec: str | None = None
 
     if spec is None:
         rules = dict.fromkeys(d.calibration_.get("threshold_rule", "saved") for d in detectors.values())
-        return {name: float(d.threshold_) for name, d in detectors.items()}, "+".join(rules)
+        return {name: float(d.threshold_log_odds_) for name, d in detectors.items()}, "+".join(rules)
     spec = spec.strip()
     if spec.lower().startswith("fpr:"):
         try:
@@ -135,14 +137,15 @@ def resolve_threshold(detectors: dict[str, Any], spec: str | None = None
         raise ForensicsError(f"--threshold {spec!r}: give a number in [0, 1] or fpr:RATE") from None
     if not 0.0 <= value <= 1.0:
         raise ForensicsError(f"--threshold {spec}: a score threshold lies in [0, 1]")
-    return dict.fromkeys(detectors, value), "value"
+    from detectors.base import score_logit
+
+    return dict.fromkeys(detectors, float(score_logit(value))), "value"
 
 
 def combine(verdicts: dict[str, bool], scores: dict[str, float], thresholds: dict[str, float],
             rule: str) -> bool:
-    """The combined verdict (True: fake) of several detectors by ``rule`` (see the module doc)."""
-    from detectors.base import score_logit
-
+    """The combined verdict (True: fake) of several detectors by ``rule`` (see the module doc);
+    ``scores`` and ``thresholds`` in log-odds."""
     if rule not in COMBINE_RULES:
         raise ForensicsError(f"--combine must be one of {', '.join(COMBINE_RULES)}, not {rule!r}")
     votes = list(verdicts.values())
@@ -153,8 +156,7 @@ def combine(verdicts: dict[str, bool], scores: dict[str, float], thresholds: dic
     if rule == "majority":
         return 2 * sum(votes) > len(votes)
     names = list(verdicts)
-    margins = (score_logit(np.array([scores[n] for n in names]))
-               - score_logit(np.array([thresholds[n] for n in names])))
+    margins = np.array([scores[n] - thresholds[n] for n in names])
     return bool(margins.mean() >= 0.0)
 
 
@@ -206,8 +208,14 @@ def _round(value: float | None) -> float | None:
 
 def _score(batch: Batch, detectors: dict[str, Any], thresholds: tuple[dict[str, float], str],
            force: bool, rule: str) -> list[Entry]:
-    limits, rule_name = thresholds
+    from detectors.base import sigmoid
+
+    limits, rule_name = thresholds  # log-odds
+    # shown as raw scores: the saved threshold itself where it is the one used
+    shown = {name: float(detectors[name].threshold_ if value == detectors[name].threshold_log_odds_
+                         else sigmoid(value)) for name, value in limits.items()}
     reasons = _reasons(batch, detectors)
+    log_odds: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
     calibrated: dict[str, np.ndarray | None] = {}
     sources: list[str] | None = None
@@ -215,17 +223,19 @@ def _score(batch: Batch, detectors: dict[str, Any], thresholds: tuple[dict[str, 
         images = batch.at(detector.input_shape_)
         if sources is None:  # the first detector that names sources (attribution, or an
             # ensemble with an attribution member) does, in the pass that scores
-            scores[name], sources = detector.scores_and_sources(images)
+            log_odds[name], sources = detector.log_odds_and_sources(images)
         else:
-            scores[name] = detector.predict_proba(images)
+            log_odds[name] = detector.log_odds(images)
+        scores[name] = sigmoid(log_odds[name])  # the raw score, shown
         calibrated[name] = detector.probability(scores[name])
     several = len(detectors) > 1
     entries = []
     for i, path in enumerate(batch.paths):
         judged = reasons[i] is None or force
         per = {name: float(s[i]) for name, s in scores.items()}
-        verdicts = {name: per[name] >= limits[name] for name in per}
-        fake = combine(verdicts, per, limits, rule)
+        odds = {name: float(z[i]) for name, z in log_odds.items()}
+        verdicts = {name: odds[name] >= limits[name] for name in odds}
+        fake = combine(verdicts, odds, limits, rule)
         chances = {name: None if p is None else float(p[i]) for name, p in calibrated.items()}
         known = [p for p in chances.values() if p is not None]
         probability = float(np.mean(known)) if known and len(known) == len(chances) else None
@@ -235,9 +245,9 @@ def _score(batch: Batch, detectors: dict[str, Any], thresholds: tuple[dict[str, 
             "probability": _round(probability) if judged else None,
             "verdict": ("fake" if fake else "real") if judged else OUT_OF_DOMAIN,
             # thresholds unrounded: one just above 1 (nothing is fake) must not read as 1
-            "threshold": None if several else float(limits[next(iter(limits))]),
+            "threshold": None if several else shown[next(iter(shown))],
             "threshold_rule": rule_name,
-            "thresholds": {k: float(v) for k, v in limits.items()},
+            "thresholds": dict(shown),
             "scores": {k: _round(v) if judged else None for k, v in per.items()},
             "probabilities": {k: _round(v) if judged else None for k, v in chances.items()},
             "verdicts": {k: ("fake" if v else "real") if judged else None for k, v in verdicts.items()},

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector
+from detectors.base import Detector, sigmoid
 from detectors.registry import register
 from forensics.errors import ForensicsError
 from forensics.measures import radial_spectrum
@@ -65,7 +65,16 @@ class FeatureDetector(Detector):
         return self
 
     def _scores(self, images: np.ndarray) -> np.ndarray:
-        return self.pipeline_.predict_proba(self.features(images))[:, 1]
+        if self.classifier != "logreg":  # the calibrated SVM averages sigmoids: no one logit
+            return self.pipeline_.predict_proba(self.features(images))[:, 1]
+        return sigmoid(self._log_odds_and_sources(images)[0])
+
+    def _log_odds_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, None]:
+        if self.classifier != "logreg":
+            return super()._log_odds_and_sources(images)
+        # the logistic regression's logit (predict_proba is its sigmoid), in float64:
+        # unsaturated where predict_proba rounds to 1.0
+        return self.pipeline_.decision_function(self.features(images)).astype(np.float64), None
 
     def _state(self) -> tuple[None, Any, dict[str, Any]]:
         return None, self.pipeline_, {}

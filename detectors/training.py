@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector, as_batch, score_logit
+from detectors.base import Detector, as_batch, score_logit, sigmoid
 from detectors.registry import create
 from forensics.data import split_parts, stable_seed
 from forensics.domain import Domain, process
@@ -79,15 +79,18 @@ def fpr_threshold(real_scores: np.ndarray, target: float) -> float:
 
 
 def score_quantiles(real_scores: np.ndarray) -> dict[str, Any]:
-    """The record of the real validation scores that :func:`threshold_at_fpr` reads."""
+    """The record of the real validation scores (their log-odds, :meth:`Detector.log_odds`)
+    that :func:`threshold_at_fpr` reads."""
     values = np.quantile(np.asarray(real_scores, dtype=np.float64), QUANTILE_LEVELS, method="higher")
     return {"n": len(real_scores), "levels": [float(v) for v in QUANTILE_LEVELS],
             "quantiles": [float(v) for v in np.maximum.accumulate(values)],
-            "what": "real validation images, plain and processed"}
+            "what": "real validation images, plain and processed", "space": "log-odds"}
 
 
 def threshold_at_fpr(record: dict[str, Any] | None, rate: float) -> float:
-    """A threshold for false-positive rate ``rate`` from recorded quantiles (:func:`score_quantiles`)."""
+    """The log-odds threshold for false-positive rate ``rate`` from recorded quantiles
+    (:func:`score_quantiles`; a record of raw scores, from a detector calibrated before
+    log-odds, gives the logit of its raw-score threshold)."""
     if not record:
         raise ForensicsError("the detector records no real validation scores; retrain it "
                              "(train-detector) to use --threshold fpr:RATE")
@@ -96,7 +99,8 @@ def threshold_at_fpr(record: dict[str, Any] | None, rate: float) -> float:
     if rate < 1.0 / record["n"] or rate < 1.0 - record["levels"][-2]:
         raise ForensicsError(f"fpr:{rate} is below what the detector's {record['n']} real validation "
                              "scores can resolve")
-    return float(np.nextafter(np.interp(1.0 - rate, record["levels"], record["quantiles"]), np.inf))
+    value = float(np.nextafter(np.interp(1.0 - rate, record["levels"], record["quantiles"]), np.inf))
+    return value if record.get("space") == "log-odds" else float(score_logit(value))
 
 
 def processed_reals(real: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -109,23 +113,29 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
     """Set both thresholds on validation, keep ``rule``'s as ``threshold_``; return it.
 
     Youden's J on plain real vs fake validation images (only with fakes); the FPR rule on
-    the real validation images plain and processed (:func:`fpr_threshold`). Recorded in
-    ``detector.calibration_`` with the real validation scores' quantiles.
+    the real validation images plain and processed (:func:`fpr_threshold`). Both are found
+    on the scores' log-odds (:meth:`Detector.log_odds`: a score that saturates to 1.0 in
+    float still ranks), kept as ``threshold_log_odds_``; ``threshold_`` and the recorded
+    ``thresholds`` are their sigmoids, for display. Recorded in ``detector.calibration_``
+    with the real validation scores' quantiles (log-odds).
     """
     if rule not in RULES:
         raise ForensicsError(f"unknown threshold rule {rule!r}; choose {' or '.join(RULES)}")
     if rule == "youden" and not fakes_val:
         raise ForensicsError("the youden rule needs fake images; a real-only detector uses fpr")
     reals = processed_reals(real_val, seed)
-    real_scores = detector.predict_proba(reals)
-    thresholds: dict[str, float | None] = {"fpr": fpr_threshold(real_scores, target_fpr),
-                                           "target_fpr": float(target_fpr), "youden": None}
+    real_scores = detector.log_odds(reals)
+    cuts: dict[str, float | None] = {"fpr": fpr_threshold(real_scores, target_fpr), "youden": None}
     probability = None
     if fakes_val:
         images, labels = _labelled(real_val, fakes_val)
-        scores = detector.predict_proba(images)
-        thresholds["youden"] = youden_threshold(labels, scores)
-        probability = fit_platt(scores, labels)
+        scores = detector.log_odds(images)
+        cuts["youden"] = youden_threshold(labels, scores)
+        probability = fit_platt(sigmoid(scores), labels)
+    thresholds: dict[str, float | None] = {
+        key: None if value is None else float(sigmoid(value)) for key, value in cuts.items()}
+    thresholds["target_fpr"] = float(target_fpr)
+    detector.threshold_log_odds_ = float(cuts[rule])
     detector.threshold_ = float(thresholds[rule])
     detector.calibration_ = {"thresholds": thresholds, "threshold_rule": rule,
                              "real_val_scores": score_quantiles(real_scores)}
@@ -165,10 +175,11 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 
 
 def real_fpr(detector: Detector, real: np.ndarray, threshold: float, seed: int = 1) -> dict[str, float]:
-    """Share of real images called fake, plain and after ordinary processing."""
+    """Share of real images called fake (log-odds at or above ``threshold``), plain and after
+    ordinary processing."""
     processed = process(real, np.random.default_rng([seed, 104723]))
-    return {"plain": float(np.mean(detector.predict_proba(real) >= threshold)),
-            "processed": float(np.mean(detector.predict_proba(processed) >= threshold))}
+    return {"plain": float(np.mean(detector.log_odds(real) >= threshold)),
+            "processed": float(np.mean(detector.log_odds(processed) >= threshold))}
 
 
 def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
@@ -218,8 +229,9 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     threshold = calibrate(detector, real["val"], [parts["val"] for parts in split.values()],
                           rule=rule, target_fpr=target_fpr, seed=seed)
     calibration = detector.calibration_
+    cut = detector.threshold_log_odds_  # what verdicts compare (threshold is its sigmoid)
     common = {"threshold": threshold, "threshold_rule": rule, "thresholds": calibration["thresholds"],
-              "real_fpr": real_fpr(detector, real["test"], threshold, seed), "seed": seed,
+              "real_fpr": real_fpr(detector, real["test"], cut, seed), "seed": seed,
               "class_balance": class_balance(detector, real["train"], train_fakes)}
     if not split:
         report = {**common, "n": {part: {"real": len(real[part])} for part in PARTS}}
@@ -227,7 +239,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
         detector.metrics_ = report
         return detector, report
     images, labels = _labelled(real["test"], [parts["test"] for parts in split.values()])
-    scores = detector.predict_proba(images)
+    scores = detector.log_odds(images)  # ranks where the raw score saturates
     real_scores, fake_scores = scores[: len(real["test"])], scores[len(real["test"]):]
     per_source, per_source_tpr, start = {}, {}, 0
     for source, parts in split.items():
@@ -235,14 +247,14 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
         start += len(own)
         per_source[source] = float(roc_auc_score(
             np.r_[np.zeros(len(real_scores)), np.ones(len(own))], np.r_[real_scores, own]))
-        per_source_tpr[source] = float(np.mean(own >= threshold))
-    predicted = scores >= threshold
+        per_source_tpr[source] = float(np.mean(own >= cut))
+    predicted = scores >= cut
     report = {
         "auc": float(roc_auc_score(labels, scores)),
         "accuracy": float(np.mean(predicted == labels)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
-        "tpr": float(np.mean(fake_scores >= threshold)),
-        "fpr": float(np.mean(real_scores >= threshold)),
+        "tpr": float(np.mean(fake_scores >= cut)),
+        "fpr": float(np.mean(real_scores >= cut)),
         "best_accuracy": best_threshold_accuracy(labels, scores)[0],
         **common,
         "per_source_auc": per_source,

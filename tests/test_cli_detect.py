@@ -584,6 +584,7 @@ def test_detect_old_detector_without_calibration_shows_a_score(world, tmp_path):
 def test_detect_threshold_override_is_shown(world):
     """--threshold VALUE and fpr:RATE replace the saved thresholds and say so in every output."""
     from detectors import load_detector
+    from detectors.base import sigmoid
     from detectors.training import threshold_at_fpr
 
     det = world["detectors"]["pixel-logreg"]
@@ -591,7 +592,8 @@ def test_detect_threshold_override_is_shown(world):
                           "--threshold", "0.5"))
     assert all(r["threshold"] == 0.5 and r["threshold_rule"] == "value"
                and r["verdict"] == ("fake" if r["p_fake"] >= 0.5 else "real") for r in rows)
-    expected = threshold_at_fpr(load_detector(det).calibration_["real_val_scores"], 0.05)
+    # threshold_at_fpr gives log-odds (what verdicts compare); the records show its sigmoid
+    expected = sigmoid(threshold_at_fpr(load_detector(det).calibration_["real_val_scores"], 0.05))
     rows = records(invoke("detect", world["fakes"], "--detector", det, "--json", "--force",
                           "--threshold", "fpr:0.05"))
     assert all(r["threshold_rule"] == "fpr:0.05" and r["threshold"] == pytest.approx(expected, abs=1e-6)
@@ -625,8 +627,10 @@ def test_detect_table_at_80_columns_stays_readable(world, tmp_path, monkeypatch)
     rows = [line for line in lines if "image_" in line]
     assert len(rows) == 4, result.stdout
     for line in rows:
-        assert len(re.findall(r"\d\.\d{3} (?:fake|real)", line)) == 3, line
-    assert "a-detecto…" in result.stdout  # the header: the name cut to fit
+        # 0.012, or 3.4e-4 below 0.0005 (a small score never reads 0.000)
+        assert len(re.findall(r"\d\.(?:\d{3}|\de-\d+) (?:fake|real)", line)) == 3, line
+    assert re.search(r" a-detec[a-z-]*… ", result.stdout)  # the header: the name cut to fit
+    assert "files in in/" in result.stdout  # the shared folder in the title, not in every cell
     assert "a-detector-with-a-very-long-name: fake when score ≥" in result.stdout
 
 
@@ -769,3 +773,48 @@ def test_explain_title_names_the_threshold(world):
                            world["detectors"]["spectral-fft"], "--json", "--force"))
     votes = sum(v == "fake" for v in two["verdicts"].values())
     assert explain_title(two) == f"{votes} of 2 say fake (any) → {two['verdict']}"
+
+
+def test_detect_a_mixed_folder_reads_right_at_80_columns(world, tmp_path):
+    """Good PNGs, a JPEG, a truncated file and a photograph, two detectors, majority, fpr:0.05:
+    the table fits 80 columns with whole file names (their folder in the title), no score reads
+    0.000, and --json / --csv hold a record for every input."""
+    import io
+    import re
+
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(fake_png(world, i), folder / f"good_{i}.png")
+    Image.open(fake_png(world, 3)).save(folder / "digit.jpg", quality=90)
+    data = fake_png(world, 4).read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((60, 80, 3)) * 255).astype(np.uint8)).save(folder / "photo.jpg")
+    dets = world["detectors"]
+    options = ["--detector", dets["spectral-fft"], "--detector", dets["pixel-logreg"],
+               "--combine", "majority", "--threshold", "fpr:0.05"]
+    table = CliRunner().invoke(app, ["detect", str(folder), *map(str, options)], env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    body = lines[: next(i for i, line in enumerate(lines) if line.startswith("spectral-fft: "))]
+    assert max(len(line) for line in body) <= 80, table.stdout
+    assert f"files in {folder}/" in " ".join(line.strip() for line in body)  # the title may wrap
+    for name in ("good_0.png", "good_2.png", "digit.jpg", "photo.jpg"):
+        assert any(line.strip().startswith(name) for line in body), (name, table.stdout)
+    assert not re.search(r"\b0\.000 (?:fake|real)", table.stdout)
+    assert "truncated.png" in table.stderr
+    rows = records(invoke("detect", folder, *options, "--json"))
+    assert len(rows) == 6
+    by_name = {Path(r["file"]).name: r for r in rows}
+    assert by_name["truncated.png"]["error"] and by_name["truncated.png"]["verdict"] is None
+    assert by_name["photo.jpg"]["verdict"] == "out-of-domain" and by_name["photo.jpg"]["p_fake"] is None
+    for r in rows:
+        if r["verdicts"] and r["in_domain"]:
+            votes = sum(v == "fake" for v in r["verdicts"].values())
+            assert r["verdict"] == ("fake" if votes == 2 else "real")
+            assert r["disagree"] is (votes == 1) and r["threshold_rule"] == "fpr:0.05"
+    sheet = list(csv.DictReader(io.StringIO(invoke("detect", folder, *options, "--csv").stdout)))
+    assert sorted(Path(r["file"]).name for r in sheet) == sorted(by_name)

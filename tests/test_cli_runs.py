@@ -218,17 +218,31 @@ def test_shared_options_are_spelled_the_same_everywhere():
         assert "device" in _options(command), command
 
 
-# detect's options are being reworked on another branch (its --explain, --shard, --out and
-# --threshold help still say nothing of their defaults): add it here when that lands
-@pytest.mark.parametrize("command", ["train", "generate", "explore", "train-detector", "merge",
-                                     "benchmark", "audit", "verify", "datasets"])
+def _every_command() -> list[str]:
+    """Every command, a group's subcommands as "group sub" (datasets export)."""
+    import typer.main
+
+    names = []
+    for name, command in typer.main.get_command(app).commands.items():
+        names.append(name)
+        names += [f"{name} {sub}" for sub in getattr(command, "commands", {})]
+    return names
+
+
+@pytest.mark.parametrize("command", _every_command())
 def test_help_shows_every_default(command):
-    for key, param in _options(command).items():
+    import typer.main
+
+    click_command = typer.main.get_command(app)
+    for word in command.split():
+        click_command = click_command.commands[word]
+    options = {p.name: p for p in click_command.params if p.param_type_name == "option"}
+    for key, param in options.items():
         if key == "help" or param.required or param.multiple:  # a repeated option: none by default
             continue
         shown = param.default is not None and param.show_default is not False
         assert shown or "default" in (param.help or "").lower(), (command, key)
-    result = invoke(command, "--help")
+    result = invoke(*command.split(), "--help")
     assert result.exit_code == 0
     # flags read --flag/--no-flag, with no <bool> beside them (only -h/--help keeps Typer's)
     assert all("--help" in line for line in result.output.splitlines() if "<bool>" in line)

@@ -298,3 +298,63 @@ def test_torch_detectors_at_other_sizes(name, shape, patch_dataset, tmp_path):
     again = load_detector(save_detector(detector, tmp_path / "det"))
     np.testing.assert_allclose(again.predict_proba(np.concatenate([real, fake])), scores,
                                rtol=0, atol=1e-6)
+
+
+# -- scores that saturate in float: thresholds in log-odds ----------------------------------------
+
+
+def test_saturating_scores_still_give_a_usable_fpr_threshold(tmp_path):
+    """pixel-logreg's P(fake) rounds to 1.0 for over 1 % of the (processed) real validation
+    images: a threshold on P(fake) at 1 % FPR lands above 1 and calls nothing fake. Compared
+    in log-odds (the logit before the sigmoid) the same rule calls fakes again."""
+    import csv
+    import io
+
+    from typer.testing import CliRunner
+
+    from detectors.base import sigmoid
+    from detectors.training import fpr_threshold, processed_reals, threshold_at_fpr
+    from forensics.app.cli import app
+    from forensics.data import load_split
+    from forensics.images import png_bytes
+
+    real = {part: load_split("digits", part).images for part in ("train", "val", "test")}
+    rng = np.random.default_rng(0)
+    fake = np.clip(real["train"][:600] + rng.normal(0, 0.3, real["train"][:600].shape), 0, 1)
+    detector, report = train_detector("pixel-logreg", real["train"], real["val"], real["test"],
+                                      {"noisy": fake.astype(np.float32)}, {"C": 100.0})
+    validation = processed_reals(real["val"])
+    saturated = detector.predict_proba(validation)
+    assert np.mean(saturated == 1.0) > 0.01  # the case: a P(fake) rule has nothing to rank
+    assert fpr_threshold(saturated, 0.01) > 1.0  # ... and would call nothing fake
+    assert np.isfinite(detector.threshold_log_odds_)
+    assert np.mean(detector.log_odds(validation) >= detector.threshold_log_odds_) <= 0.01
+    assert report["auc"] > 0.99 and report["tpr"] > 0.1 and report["fpr"] <= 0.02
+    assert detector.threshold_ == sigmoid(detector.threshold_log_odds_)  # shown: its sigmoid
+    # the scores stay probabilities, the sigmoid of the log-odds verdicts compare
+    sample = real["test"][:20]
+    assert np.array_equal(detector.predict_proba(sample), sigmoid(detector.log_odds(sample)))
+    # another rate from the recorded (log-odds) quantiles is usable as well
+    looser = threshold_at_fpr(detector.calibration_["real_val_scores"], 0.05)
+    assert np.isfinite(looser) and looser <= detector.threshold_log_odds_
+
+    save_detector(detector, tmp_path / "det")
+    loaded = load_detector(tmp_path / "det")
+    assert loaded.threshold_log_odds_ == detector.threshold_log_odds_
+    assert np.array_equal(loaded.predict(validation), detector.predict(validation))
+
+    # through the CLI: fakes called fake at the 1 % rule, though their shown score is 1.0
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(fake[:30]):
+        (folder / f"f{i:02d}.png").write_bytes(
+            png_bytes((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)))
+    result = CliRunner().invoke(app, ["detect", str(folder), "--detector", str(tmp_path / "det"),
+                                      "--csv", "--force"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 30
+    called = [row for row in rows if row["verdict"] == "fake"]
+    assert len(called) >= 5  # P(fake)-space thresholds called none of them
+    assert any(float(row["p_fake"]) == 1.0 for row in called)
+    assert all(0.0 <= float(row["p_fake"]) <= 1.0 and float(row["threshold"]) <= 1.0 for row in rows)

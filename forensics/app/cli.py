@@ -18,6 +18,9 @@ import typer
 
 from forensics import __version__
 from forensics.app.options import (
+    FLAG,
+    AsCsv,
+    AsJson,
     BatchSize,
     Compile,
     DataRoot,
@@ -27,7 +30,11 @@ from forensics.app.options import (
     Epochs,
     Force,
     Precision,
+<<<<<<< HEAD
     Sampler,
+=======
+    RecordsOut,
+>>>>>>> h-polish
     Seed,
     Steps,
 )
@@ -564,40 +571,40 @@ DETECT_WORKERS = 0
 
 @app.command()
 def detect(
-    paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
+    paths: Annotated[list[Path], typer.Argument(
+        metavar="PATH", help="Image files and folders (searched recursively).")],
     detector: Annotated[list[Path] | None, typer.Option(
         "--detector", metavar="DIR",
         help="A detector folder (repeatable); default: the one shipped with forensics.")] = None,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="One JSON record per input on stdout (a skipped file: a record with its "
-        "error); not with --csv.")] = False,
-    as_csv: Annotated[bool, typer.Option(
-        "--csv", help="CSV, one row per input, on stdout (a skipped file: its error column); "
-        "not with --json.")] = False,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
     explain: Annotated[Path | None, typer.Option(
-        "--explain", help="Write a PNG per image: the image, its spectrum vs real data, saliency.")] = None,
+        "--explain", metavar="DIR", help="Write a PNG per image into DIR: the image, its spectrum "
+        "vs real data, saliency (default: none written).")] = None,
     workers: Annotated[int, typer.Option(
         "--workers", help="Processes reading the files (0: read them in this process).")] = DETECT_WORKERS,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Files per batch; memory grows with batch size × (workers + 1).")] = 512,
     shard: Annotated[str | None, typer.Option(
-        "--shard", help="Scan only shard I of N (I/N, 1 ≤ I ≤ N) into the part file --out; "
-        "`forensics merge` joins the N parts.")] = None,
+        "--shard", metavar="I/N", help="Scan only shard I of N (1 ≤ I ≤ N) into the part file "
+        "--out; `forensics merge` joins the N parts (default: scan everything).")] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
-        "instead of stdout; temporaries of FILE a killed run left (over an hour old) are removed.")] = None,
+        "--out", metavar="FILE", help="Write the records to FILE (atomically; JSON Lines, or CSV "
+        "with --csv) instead of stdout (the default); temporaries of FILE a killed run left (over "
+        "an hour old) are removed.")] = None,
     threshold: Annotated[str | None, typer.Option(
-        "--threshold", help="Override the saved thresholds: a raw-score VALUE in [0, 1] for every "
-        "detector, or fpr:RATE (each detector's threshold at that false-positive rate, from its "
-        "recorded real validation scores). Shown in every output.")] = None,
+        "--threshold", metavar="VALUE|fpr:RATE", help="Override the saved thresholds: a raw-score "
+        "VALUE in [0, 1] for every detector, or fpr:RATE (each detector's threshold at that "
+        "false-positive rate, from its recorded real validation scores). Default: each detector's "
+        "saved threshold. Shown in every output.")] = None,
     combine: Annotated[str, typer.Option(
         "--combine", help="How several detectors' verdicts combine: any (fake when one says fake), "
         "majority (more than half; a tie is real), mean (mean of logit(score) − logit(threshold) "
         "≥ 0).")] = "any",
     device: Device = "auto",
     force: Annotated[bool, typer.Option(
-        "--force", help="Score images outside the detectors' domain too (the record still says "
-        "in_domain: false).")] = False,
+        "--force", metavar=FLAG, help="Score images outside the detectors' domain too (the record "
+        "still says in_domain: false). Default: they are not judged.")] = False,
 ) -> None:
     """Score images: raw score, calibrated P(fake), verdict at each detector's threshold, source.
 
@@ -703,13 +710,9 @@ def merge(
     parts: Annotated[list[Path], typer.Argument(
         metavar="PART...",
         help="The N part files of `forensics detect --shard I/N --out PART`, in any order.")],
-    as_json: Annotated[bool, typer.Option(
-        "--json", metavar="", help="One JSON record per image on stdout.")] = False,
-    as_csv: Annotated[bool, typer.Option(
-        "--csv", metavar="", help="CSV, one row per image, on stdout.")] = False,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
-        "instead of stdout (the default).")] = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+    out: RecordsOut = None,
 ) -> None:
     """Join the parts of a sharded `forensics detect`: the output of one unsharded run, exactly.
 

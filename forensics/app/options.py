@@ -9,6 +9,7 @@ shows every default.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,3 +47,14 @@ Sampler = Annotated[str | None, typer.Option(
     "--sampler", help="diffusion: ddim (default: deterministic, few steps) or ddpm (ancestral).")]
 Steps = Annotated[int | None, typer.Option(
     "--steps", help="diffusion: denoising steps (default: ddim 50, ddpm all T).")]
+
+# -- the records of ``detect`` and ``merge`` (one format, so one spelling)
+AsJson = Annotated[bool, typer.Option(
+    "--json", metavar=FLAG, help="One JSON record per input on stdout (a skipped file: a record "
+    "with its error); not with --csv. Default: a table.")]
+AsCsv = Annotated[bool, typer.Option(
+    "--csv", metavar=FLAG, help="CSV, one row per input, on stdout (a skipped file: its error "
+    "column); not with --json. Default: a table.")]
+RecordsOut = Annotated[Path | None, typer.Option(
+    "--out", metavar="FILE", help="Write the records to FILE (atomically; JSON Lines, or CSV with "
+    "--csv) instead of stdout (the default).")]
