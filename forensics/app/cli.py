@@ -30,11 +30,8 @@ from forensics.app.options import (
     Epochs,
     Force,
     Precision,
-<<<<<<< HEAD
-    Sampler,
-=======
     RecordsOut,
->>>>>>> h-polish
+    Sampler,
     Seed,
     Steps,
 )
