@@ -298,7 +298,10 @@ def _test_set(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 class _Scores:
-    """P(fake) of each detector on each held-out set, computed once (detectors are shared)."""
+    """Each detector's log-odds of fake on each held-out set, computed once (detectors are shared).
+
+    Log-odds, not P(fake): thresholds and AUCs are the same, and a score that saturates to
+    1.0 in float still ranks (``Detector.log_odds``, ``threshold_log_odds_``)."""
 
     def __init__(self, bench: Bench) -> None:
         self.bench = bench
@@ -311,7 +314,7 @@ class _Scores:
         if key not in self.memo:
             images = self.bench.real["test"] if source == "real" else self.bench.fakes[source]["test"]
             began = time.perf_counter()
-            self.memo[key] = detector.predict_proba(images)
+            self.memo[key] = detector.log_odds(images)
             rate = round(len(images) / max(time.perf_counter() - began, 1e-9))
             self.rates[det] = max(self.rates.get(det, 0), rate)
         return self.memo[key]
@@ -323,10 +326,10 @@ class _Scores:
         detector = self.bench.detectors[(det, trained_on)]
         real, fake = self(det, trained_on, "real"), self(det, trained_on, source)
         report = binary_report(np.r_[np.zeros(len(real)), np.ones(len(fake))], np.r_[real, fake],
-                               detector.threshold_, n_boot=self.bench.suite.bootstrap,
+                               detector.threshold_log_odds_, n_boot=self.bench.suite.bootstrap,
                                seed=self.bench.seed)
-        report["fpr_calibrated"] = float(np.mean(real >= detector.threshold_))
-        report["tpr_calibrated"] = float(np.mean(fake >= detector.threshold_))
+        report["fpr_calibrated"] = float(np.mean(real >= detector.threshold_log_odds_))
+        report["tpr_calibrated"] = float(np.mean(fake >= detector.threshold_log_odds_))
         return report
 
 
@@ -348,7 +351,7 @@ def _evaluate(bench: Bench, out: Path) -> dict[str, Any]:
         results["in_distribution"][d], results["roc"][d] = {}, {}
         results["cross_generator"][d], results["leave_one_out"][d] = {}, {}
         results["false_positive_rate"][d] = {
-            name: float(np.mean(score(d, name, "real") >= det.threshold_))
+            name: float(np.mean(score(d, name, "real") >= det.threshold_log_odds_))
             for (dn, name), det in bench.detectors.items() if dn == d}
         for g in gens:
             bench.progress(f"evaluating {d}", done, total)
@@ -398,11 +401,11 @@ def _robustness(bench: Bench, gens: list[str], dets: list[str]) -> tuple[dict, l
                 x, y = _test_set(real_p, fake_p)
                 for d in dets:
                     detector = bench.detectors[(d, g)]
-                    scores = detector.predict_proba(x)
+                    scores = detector.log_odds(x)
                     cell = robustness.setdefault(d, {}).setdefault(name, {})
                     cell.setdefault(str(s), {})[g] = {
                         "auc": roc_auc(y, scores),
-                        "accuracy_calibrated": float(((scores >= detector.threshold_) == y).mean()),
+                        "accuracy_calibrated": float(((scores >= detector.threshold_log_odds_) == y).mean()),
                     }
     return robustness, params_log
 
@@ -412,12 +415,12 @@ def _processed_real(bench: Bench, det: str, trained_on: str, score: _Scores) -> 
     from benchmarks.perturb import apply
 
     detector = bench.detectors[(det, trained_on)]
-    threshold = detector.threshold_
+    threshold = detector.threshold_log_odds_
     fpr = {"plain": float(np.mean(score(det, trained_on, "real") >= threshold))}
     for label, (name, strength) in PROCESSINGS.items():
         images, _ = apply(name, strength, bench.real["test"], seed=bench.seed)
-        fpr[label] = float(np.mean(detector.predict_proba(images) >= threshold))
-    return {"detector": trained_on, "threshold": float(threshold), "n": len(bench.real["test"]),
+        fpr[label] = float(np.mean(detector.log_odds(images) >= threshold))
+    return {"detector": trained_on, "threshold": float(detector.threshold_), "n": len(bench.real["test"]),
             "fpr": fpr, "max_processed_fpr": max(fpr[label] for label in PROCESSINGS)}
 
 
@@ -478,7 +481,7 @@ def _out_of_domain(bench: Bench, det: str, trained_on: str) -> dict[str, Any]:
         judged = np.ones(len(images), bool)
         if domain is not None:
             judged = np.array([reason is None for reason in domain.assess(images, shapes)])
-        fake = detector.predict_proba(images) >= detector.threshold_
+        fake = detector.log_odds(images) >= detector.threshold_log_odds_
         sets[name] = {"n": len(images), "abstained": float(np.mean(~judged)),
                       "called_fake": float(np.mean(fake & judged)),
                       "called_fake_of_judged": float(np.mean(fake[judged])) if judged.any() else None}
