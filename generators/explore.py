@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from forensics import digest
 from forensics.images import save_grid
 from generators.base import seeded
 from generators.runs import Run
@@ -39,6 +40,7 @@ def explore(run: Run, out: str | Path, *, seed: int = 0) -> list[Path]:
     for code in model.traversable_codes:
         grid(f"traverse_{code}.png", model.traverse(code, seeded(seed, 1)),
              title=f"{model.name}: {code} varied, z fixed per row")
+    digest.record(out, strict=False)  # every figure's sha256, for `forensics verify RUN`
     return written
 
 

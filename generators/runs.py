@@ -39,6 +39,13 @@ class Run:
     model: Generator
 
 
+def record_contents(out: Path) -> None:
+    """``contents.json`` over the run's files (its ``.lock`` and sub-folders of their own aside)."""
+    from forensics import digest
+
+    digest.record(out, strict=False)
+
+
 def save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int) -> None:
     """Write the epoch's files; the checkpoint last, as the commit point of the epoch.
 
@@ -56,11 +63,12 @@ def save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int)
     atomic.append_line(out / METRICS, json.dumps(atomic.jsonable(record), sort_keys=True, allow_nan=False))
     save_tree(out / CHECKPOINT, {"weights": model.weights(),
                                  "optimizers": model.training_state(), "epoch": epoch})
+    record_contents(out)  # every file's sha256, for `forensics verify`
 
 
 def clear_temporaries(out: Path) -> None:
     """Remove the temporary files a killed run left half-written (we hold the lock)."""
-    for name in (CONFIG, WEIGHTS, CHECKPOINT, METRICS, "samples.png"):
+    for name in (CONFIG, WEIGHTS, CHECKPOINT, METRICS, "samples.png", "contents.json"):
         for stale in out.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
     for stale in (out / "samples").glob(".epoch_*.png.*.tmp"):

@@ -81,15 +81,20 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
     """Audit the images under ``folder`` against data set ``real``; return every number.
 
     Writes ``audit.json``, ``audit.md``, ``audit.html`` and the plots
-    :data:`PLOTS` to ``out`` (default ``folder / "audit"``, which is never
-    read as input). Raises :class:`ForensicsError` when ``folder`` is not a
-    folder or holds fewer than two readable images.
+    :data:`PLOTS` to ``out`` (default :func:`default_out`: outside ``folder``, so that
+    ``detect`` and ``verify`` of the folder never meet the audit's plots; an ``out``
+    inside ``folder`` is refused). Raises :class:`ForensicsError` when ``folder`` is not a
+    folder or holds fewer than two readable images, or ``out`` cannot be written.
     """
+    from forensics.paths import check_writable, refuse_inside
+
     started = time.perf_counter()
     folder = Path(folder)
-    out = Path(out) if out is not None else folder / "audit"
     if not folder.is_dir():
         raise ForensicsError(f"audit: {folder} is not a folder")
+    out = Path(out) if out is not None else default_out(folder)
+    refuse_inside(out, folder, "audit: --out")
+    check_writable(out)
 
     def emit(stage: str, done: int = 0, total: int = 1) -> None:
         if callback is not None:
@@ -98,7 +103,7 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
     emit("reference")
     ref = _reference(real)
     shape = ref.train.shape[1:]
-    loaded = _read_folder(folder, out, shape, emit)
+    loaded = _read_folder(folder, shape, emit)
     if len(loaded.images) < 2:
         raise ForensicsError(
             f"audit: {folder} holds {len(loaded.images)} readable image(s); at least 2 are needed"
@@ -194,16 +199,22 @@ def _load_reference(real: str) -> _Reference:
                       classifier.features(test.images), classifier.predict_proba(test.images))
 
 
-def _read_folder(folder: Path, out: Path, shape: tuple[int, ...],
+def default_out(folder: Path) -> Path:
+    """``audits/<folder's name>`` in the working folder: never inside the audited set."""
+    import os
+
+    return Path("audits") / (Path(os.path.abspath(folder)).name or "root")
+
+
+def _read_folder(folder: Path, shape: tuple[int, ...],
                  emit: Callable[[str, int, int], None]) -> _Folder:
-    """Read and conform every image under ``folder`` except those under ``out``."""
+    """Read and conform every image under ``folder`` (the walk of ``detect``: links are
+    not followed, loops, FIFOs and bad files are skipped with a reason)."""
     from forensics.batches import Problems, decoded
     from forensics.images import conform, iter_image_files, to_float
     from forensics.provenance import sha256_file
 
-    out_resolved = out.resolve()
-    found = [(path, problem) for path, problem in iter_image_files([folder])
-             if not path.resolve().is_relative_to(out_resolved)]
+    found = list(iter_image_files([folder]))
 
     def counted():
         for i, entry in enumerate(found):

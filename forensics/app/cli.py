@@ -15,11 +15,29 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from forensics import __version__
 from forensics.errors import ForensicsError
+from forensics.paths import check_writable
+
+
+class Commands(TyperGroup):
+    """The commands, with every file-system failure (a full disk, a read-only folder, an
+    over-long name) as one line and exit status 2: nothing is half-written (the writers
+    remove their temporaries), so the line is all there is to say."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            from forensics.paths import os_error_line
+
+            fail(os_error_line(error))
+
 
 app = typer.Typer(
+    cls=Commands,
     name="forensics",
     help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN), "
     "then detect them and report how well.",
@@ -208,6 +226,8 @@ def train(
         if epochs is not None and epochs < 1:
             raise ForensicsError("--epochs must be positive")
         out = out or Path("runs") / generator
+        if not resume:
+            check_writable(out)
         with ExitStack() as stack:
             callback = opened_on_first_call(stack, lambda: training_progress(console(), generator))
             run = run_training(generator, options, out=out, dataset=dataset, epochs=epochs,
@@ -247,8 +267,9 @@ def generate(
         from generators.synthesis import generate as make
         from generators.training import load_run
 
-        run = load_run(run_dir, device=device)
         out = out or run_dir / "synthetic"
+        check_writable(out)
+        run = load_run(run_dir, device=device)
         with ExitStack() as stack:
             advance = opened_on_first_call(
                 stack, lambda: count_progress(console(), f"generating {n} images", n))
@@ -271,6 +292,7 @@ def explore(
         from generators.explore import explore as draw
         from generators.training import load_run
 
+        check_writable(out or run_dir / "explore")
         written = draw(load_run(run_dir), out or run_dir / "explore", seed=seed)
     except ForensicsError as error:
         fail(str(error))
@@ -333,6 +355,7 @@ def train_detector(
             raise ForensicsError(f"--target-fpr must lie strictly between 0 and 1, not {target_fpr}")
         if out.exists() and not force:
             raise ForensicsError(f"{out} already exists (use --force to overwrite)")
+        check_writable(out)  # before training, not after
         options = parse_sets(sets or [])
         if run is not None:
             options["run"] = str(run)
@@ -563,6 +586,7 @@ def benchmark(
         loaded = load_suite(suite)
         if out == Path("reports/quick") and loaded.name != "quick":
             out = Path("reports") / loaded.name
+        check_writable(out)
         with stage_progress(console()) as progress:
             results = run_benchmark(loaded, out, seed=seed, cache=cache or default_root(),
                                     fresh=fresh, progress=progress, workers=workers)
@@ -597,7 +621,8 @@ def _print_summary(results: dict) -> None:
 def audit(
     folder: Annotated[Path, typer.Argument(help="A folder of generated images (any source).")],
     real: Annotated[str, typer.Option("--real", help="The real data set to compare with.")] = "mnist5k",
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default FOLDER/audit).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder, outside FOLDER "
+                                             "(default audits/NAME, NAME: FOLDER's name).")] = None,
     seed: SeedOpt = 0,
 ) -> None:
     """Judge generated images: quality (FD, KID), diversity, memorisation, modes, codes, spectra."""
@@ -612,30 +637,53 @@ def audit(
         fail(str(error))
     from forensics.text import printable
 
+    for line in result["audit"]["skipped"]:  # as detect reports them: the audit went on
+        typer.secho(f"skipped: {printable(line)}", err=True, fg="yellow")
     for flag in result.get("flags", []):
         typer.secho(f"flag: {printable(flag)}", err=True, fg="yellow")
-    target = out or folder / "audit"
+    target = Path(result["audit"]["out"])
     typer.echo(f"audit: {target / 'audit.md'}  {target / 'audit.html'}  {target / 'audit.json'}")
 
 
 @app.command()
 def verify(
     folder: Annotated[Path, typer.Argument(help="A synthetic data set, detector or run folder.")],
+    digest: Annotated[Path | None, typer.Option(
+        "--digest", help="Once verified, keep the folder's digest (every file's sha256) in FILE, "
+        "outside the folder; check against it later with --expect.")] = None,
+    expect: Annotated[Path | None, typer.Option(
+        "--expect", help="Also check against a digest FILE written by --digest: shows a folder "
+        "whose own records were rewritten along with its files.")] = None,
 ) -> None:
-    """Check a folder against the hashes in its manifest; list missing, extra or altered files."""
+    """Check every file of a folder against its records; list missing, extra or altered files.
+
+    Covers every file at any depth (contents.json records them all when the folder is
+    written; links and special files are refused) and what the folder's manifest, header
+    or config promises. Prints the folder's digest.
+    """
     try:
         from forensics.app.verify import verify as check
+        from forensics.digest import write_detached
+        from forensics.paths import refuse_inside
 
-        kind, problems = check(folder)
+        if digest is not None:
+            refuse_inside(digest, folder, "--digest")
+        report = check(folder, expect=expect)
     except ForensicsError as error:
         fail(str(error))
     from forensics.text import printable
 
-    for line in problems:  # names from the manifest or the folder: shown, never run as codes
+    for line in report.notes:
+        typer.echo(f"note: {printable(line)}")
+    for line in report.problems:  # names from the manifest or the folder: shown, never run as codes
         typer.echo(printable(line))
-    if problems:
-        fail(f"{folder}: {kind} does NOT match its manifest ({len(problems)} problem(s))", 1)
-    typer.echo(f"{folder}: {kind} verified")
+    if report.problems:
+        fail(f"{folder}: {report.kind} does NOT match its manifest ({len(report.problems)} problem(s))", 1)
+    typer.echo(f"digest: sha256:{report.digest} (every file, sub-folders included)")
+    if digest is not None:
+        write_detached(digest, report.kind, report.files)
+        typer.echo(f"digest kept → {digest} (check later with --expect {digest})")
+    typer.echo(f"{folder}: {report.kind} verified" + (f" (matches {expect})" if expect else ""))
 
 
 def main() -> None:
