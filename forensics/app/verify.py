@@ -186,7 +186,10 @@ def _detector(folder: Path, listing: contents.Listing, _: dict) -> dict[str, str
 def _run(folder: Path, listing: contents.Listing, _: dict) -> dict[str, str]:
     from forensics.checkpoint import load_tree, load_weights, read_json
 
-    config = read_json(folder / "config.json")
+    try:
+        config = read_json(folder / "config.json")
+    except ForensicsError as error:
+        return {"config.json": contents.shown(str(error))}
     problems = {f"#config:{key}": f"config.json has no {key!r}"
                 for key in ("generator", "options", "data") if key not in config}
     try:
