@@ -116,6 +116,8 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
         config["options"] = model.options.to_dict()
         config["data"] = {"name": data.name, "sha256": data.fingerprint(), "size": len(data),
                           "shape": list(data.shape)}
+        if getattr(data, "note", None):  # a folder data set: which size it chose, and why
+            config["data"]["note"] = data.note
         config["versions"] = provenance.versions()
         config.setdefault("created", provenance.now())
         config["device"] = str(dev)

@@ -239,6 +239,8 @@ def train(
     except KeyboardInterrupt:
         fail("interrupted; the last finished epoch is saved (continue with --resume)", 130)
     if launch_rank() == 0:
+        if run.config["data"].get("note"):
+            typer.echo(run.config["data"]["note"], err=True)
         processes = run.config["processes"]
         typer.echo(f"trained {generator} for {run.config['epochs']} epochs → {run.path}"
                    + (f" ({processes} processes)" if processes > 1 else ""))
