@@ -43,7 +43,7 @@ def os_error_line(error: OSError, what: str = "") -> str:
     reason = REASONS.get(error.errno or 0) or (error.strerror or type(error).__name__)
     where = error.filename if error.filename is not None else what
     where = printable(capped(os.fsdecode(where), 300)) if where else ""
-    return f"cannot write or read {where}: {reason}" if where else f"file-system error: {reason}"
+    return f"cannot write {where}: {reason}" if where else f"file-system error: {reason}"
 
 
 def _existing_parent(path: Path) -> Path:

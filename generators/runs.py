@@ -117,8 +117,8 @@ def build(config: dict[str, Any], shape: tuple[int, ...], path: Path) -> Generat
     """The run's generator, or a one-line error when its options cannot build one."""
     try:
         return create(config["generator"], image_shape=tuple(shape), **config["options"])
-    except (TypeError, ValueError, KeyError) as error:
-        first = (str(error).splitlines() or [type(error).__name__])[0]
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:  # torch: RuntimeError
+        first = (str(error).splitlines() or [type(error).__name__])[0][:200]
         raise ForensicsError(f"{path}: options do not build a {config['generator']} model "
                              f"({first})") from None
 

@@ -81,20 +81,14 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
     """Audit the images under ``folder`` against data set ``real``; return every number.
 
     Writes ``audit.json``, ``audit.md``, ``audit.html`` and the plots
-    :data:`PLOTS` to ``out`` (default :func:`default_out`: outside ``folder``, so that
+    :data:`PLOTS` to ``out`` (default :func:`output_folder`: outside ``folder``, so that
     ``detect`` and ``verify`` of the folder never meet the audit's plots; an ``out``
     inside ``folder`` is refused). Raises :class:`ForensicsError` when ``folder`` is not a
     folder or holds fewer than two readable images, or ``out`` cannot be written.
     """
-    from forensics.paths import check_writable, refuse_inside
-
     started = time.perf_counter()
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ForensicsError(f"audit: {folder} is not a folder")
-    out = Path(out) if out is not None else default_out(folder)
-    refuse_inside(out, folder, "audit: --out")
-    check_writable(out)
+    out = output_folder(folder, out)
 
     def emit(stage: str, done: int = 0, total: int = 1) -> None:
         if callback is not None:
@@ -199,11 +193,20 @@ def _load_reference(real: str) -> _Reference:
                       classifier.features(test.images), classifier.predict_proba(test.images))
 
 
-def default_out(folder: Path) -> Path:
-    """``audits/<folder's name>`` in the working folder: never inside the audited set."""
+def output_folder(folder: Path, out: Path | None) -> Path:
+    """Where the audit of ``folder`` goes: ``out``, else ``audits/<folder's name>`` in the
+    working folder; refused (one line) inside ``folder`` or where it cannot be written."""
     import os
 
-    return Path("audits") / (Path(os.path.abspath(folder)).name or "root")
+    from forensics.paths import check_writable, refuse_inside
+
+    if not folder.is_dir():
+        raise ForensicsError(f"audit: {folder} is not a folder")
+    out = Path(out) if out is not None else Path("audits") / (
+        Path(os.path.abspath(folder)).name or "root")
+    refuse_inside(out, folder, "audit: --out")
+    check_writable(out)
+    return out
 
 
 def _read_folder(folder: Path, shape: tuple[int, ...],

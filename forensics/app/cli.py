@@ -24,16 +24,26 @@ from forensics.paths import check_writable
 
 class Commands(TyperGroup):
     """The commands, with every file-system failure (a full disk, a read-only folder, an
-    over-long name) as one line and exit status 2: nothing is half-written (the writers
-    remove their temporaries), so the line is all there is to say."""
+    over-long name) as one line naming the output, and exit status 2: nothing is
+    half-written (the writers remove their temporaries), so the line is all there is to say."""
 
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except OSError as error:
-            from forensics.paths import os_error_line
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None and not getattr(command, "one_line_os_errors", False):
+            invoke = command.invoke
 
-            fail(os_error_line(error))
+            def guarded(sub_ctx):
+                try:
+                    return invoke(sub_ctx)
+                except OSError as error:
+                    from forensics.paths import os_error_line
+
+                    where = sub_ctx.params.get("out") or sub_ctx.params.get("digest") or ""
+                    fail(os_error_line(error, str(where)))
+
+            command.invoke = guarded
+            command.one_line_os_errors = True
+        return command
 
 
 app = typer.Typer(
@@ -629,9 +639,10 @@ def audit(
 ) -> None:
     """Judge generated images: quality (FD, KID), diversity, memorisation, modes, codes, spectra."""
     try:
-        from forensics.app.audit import run_audit
+        from forensics.app.audit import output_folder, run_audit
         from forensics.app.progress import stage_progress
 
+        out = output_folder(folder, out)  # checked before the progress display opens
         with stage_progress(console()) as progress:
             result = run_audit(folder, real=real, out=out, seed=seed,
                                callback=lambda e: progress(e["stage"], e["done"], e["total"]))
@@ -670,6 +681,7 @@ def verify(
 
         if digest is not None:
             refuse_inside(digest, folder, "--digest")
+            check_writable(digest, "--digest")
         report = check(folder, expect=expect)
     except ForensicsError as error:
         fail(str(error))
