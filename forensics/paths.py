@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from forensics.errors import ForensicsError
@@ -95,6 +96,18 @@ def check_writable(path: str | Path, what: str = "--out") -> None:
     finally:
         os.close(fd)
         Path(probe).unlink(missing_ok=True)
+
+
+def replaceable(folder: str | Path, ours: Callable[[str], bool], what: str) -> None:
+    """Refuse an existing output ``folder`` holding anything but what the command writes
+    (``ours(name)``): the new output replaces the folder whole, all or nothing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if not ours(p.name))
+    if foreign:
+        raise ForensicsError(f"{what} {_short(folder)} holds files that are not this command's "
+                             f"({_short(foreign[0])}, …): give a new or empty folder")
 
 
 def refuse_inside(path: str | Path, folder: str | Path, what: str) -> None:

@@ -15,33 +15,36 @@ from generators.runs import Run
 
 def explore(run: Run, out: str | Path, *, seed: int = 0) -> list[Path]:
     """Write every figure that fits this run's generator; return their paths."""
+    from forensics.atomic import staging_dir
     from forensics.data import load_split
+    from forensics.paths import replaceable
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    replaceable(out, lambda name: name.endswith(".png") or name == digest.RECORD, "explore: --out")
     test = load_split(run.config["dataset"], "test", root=run.config.get("data_root"))
     x = torch.as_tensor(test.images)
     model = run.model
-    written: list[Path] = []
+    names: list[str] = []
+    with staging_dir(out, force=True) as staged:  # every figure or none (a full disk)
 
-    def grid(name: str, images, nrow: int = 10, title: str = "") -> None:
-        save_grid(images, out / name, nrow=nrow, title=title)
-        written.append(out / name)
+        def grid(name: str, images, nrow: int = 10, title: str = "") -> None:
+            save_grid(images, staged / name, nrow=nrow, title=title)
+            names.append(name)
 
-    grid("samples.png", model.sample(100, seeded(seed, 0))[0], title="samples")
-    if "reconstruct" in model.modes:
-        pick = x[_one_per_digit(test.labels, 2)]
-        pairs = torch.stack([pick, model.reconstruct(pick)], 1).flatten(0, 1)
-        grid("reconstructions.png", pairs, nrow=10, title="real | reconstruction, in pairs")
-        grid("interpolation.png", _interpolate(model, x, test.labels), nrow=10,
-             title="interpolation between two held-out digits, row by row")
-    if model.has_latent_space:
-        written.append(_latent_plot(model, x, test.labels, out / "latent_space.png"))
-    for code in model.traversable_codes:
-        grid(f"traverse_{code}.png", model.traverse(code, seeded(seed, 1)),
-             title=f"{model.name}: {code} varied, z fixed per row")
-    digest.record(out, strict=False)  # every figure's sha256, for `forensics verify RUN`
-    return written
+        grid("samples.png", model.sample(100, seeded(seed, 0))[0], title="samples")
+        if "reconstruct" in model.modes:
+            pick = x[_one_per_digit(test.labels, 2)]
+            pairs = torch.stack([pick, model.reconstruct(pick)], 1).flatten(0, 1)
+            grid("reconstructions.png", pairs, nrow=10, title="real | reconstruction, in pairs")
+            grid("interpolation.png", _interpolate(model, x, test.labels), nrow=10,
+                 title="interpolation between two held-out digits, row by row")
+        if model.has_latent_space:
+            names.append(_latent_plot(model, x, test.labels, staged / "latent_space.png").name)
+        for code in model.traversable_codes:
+            grid(f"traverse_{code}.png", model.traverse(code, seeded(seed, 1)),
+                 title=f"{model.name}: {code} varied, z fixed per row")
+        digest.record(staged)  # every figure's sha256, for `forensics verify RUN`
+    return [out / name for name in names]
 
 
 def _one_per_digit(labels: np.ndarray, per: int = 1) -> np.ndarray:

@@ -146,17 +146,18 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
         "nearest_pairs.png": _plot_pairs(pairs),
     }
     plots = {}
-    for name, fig in figures.items():
-        save_figure(fig, out / name)
-        plots[name] = (out / name).read_bytes()  # embedded in the self-contained HTML
-    result["audit"].update(
-        versions=provenance.versions(AUDIT_PACKAGES), created=provenance.now(), plots=list(plots),
-        seconds=round(time.perf_counter() - started, 3),
-    )
-    result = jsonable(result)
-    atomic.write_json(out / "audit.json", result)
-    atomic.write_text(out / "audit.md", _markdown(result))
-    atomic.write_text(out / "audit.html", _html(result, plots))
+    with atomic.staging_dir(out, force=True) as staged:  # the whole report or none of it
+        for name, fig in figures.items():
+            save_figure(fig, staged / name)
+            plots[name] = (staged / name).read_bytes()  # embedded in the self-contained HTML
+        result["audit"].update(
+            versions=provenance.versions(AUDIT_PACKAGES), created=provenance.now(),
+            plots=list(plots), seconds=round(time.perf_counter() - started, 3),
+        )
+        result = jsonable(result)
+        atomic.write_json(staged / "audit.json", result)
+        atomic.write_text(staged / "audit.md", _markdown(result))
+        atomic.write_text(staged / "audit.html", _html(result, plots))
     emit("done", 1, 1)
     return result
 
@@ -198,7 +199,7 @@ def output_folder(folder: Path, out: Path | None) -> Path:
     working folder; refused (one line) inside ``folder`` or where it cannot be written."""
     import os
 
-    from forensics.paths import check_writable, refuse_inside
+    from forensics.paths import check_writable, refuse_inside, replaceable
 
     if not folder.is_dir():
         raise ForensicsError(f"audit: {folder} is not a folder")
@@ -206,6 +207,8 @@ def output_folder(folder: Path, out: Path | None) -> Path:
         Path(os.path.abspath(folder)).name or "root")
     refuse_inside(out, folder, "audit: --out")
     check_writable(out)
+    replaceable(out, lambda name: name in (*PLOTS, "audit.json", "audit.md", "audit.html"),
+                "audit: --out")
     return out
 
 

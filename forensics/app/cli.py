@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from forensics import __version__
 from forensics.errors import ForensicsError
-from forensics.paths import check_writable
+from forensics.paths import check_writable, os_error_line
 
 
 class Commands(TyperGroup):
@@ -36,8 +36,6 @@ class Commands(TyperGroup):
                 try:
                     return invoke(sub_ctx)
                 except OSError as error:
-                    from forensics.paths import os_error_line
-
                     where = sub_ctx.params.get("out") or sub_ctx.params.get("digest") or ""
                     fail(os_error_line(error, str(where)))
 
@@ -528,7 +526,7 @@ def detect(
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except OSError as error:  # a full disk or read-only folder while writing --out or --explain
-        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
+        fail(os_error_line(error, str(out or "")))
     detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
@@ -568,7 +566,7 @@ def merge(
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except OSError as error:
-        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
+        fail(os_error_line(error, str(out or "")))
     detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
