@@ -430,8 +430,10 @@ def _verify_attacks(root: Path, run: Path, fakes: Path, detector: Path, add) -> 
     """Each tampering of a folder must make ``verify`` fail (1 or 2), never pass."""
     from forensics import digest
 
+    made = iter(range(1_000_000))
+
     def copy(source: Path, name: str) -> Path:
-        return Path(shutil.copytree(source, root / "verify" / name, symlinks=True))
+        return Path(shutil.copytree(source, root / "verify" / f"{next(made)}_{name}", symlinks=True))
 
     def edit_json(path: Path, change) -> None:
         value = json.loads(path.read_text())

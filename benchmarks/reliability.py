@@ -14,6 +14,11 @@ Run: ``python -m benchmarks.reliability [--out benchmarks/results/reliability] [
    or a half-written leftover (``*.tmp``, ``*.partial``, a lock file) after the restart.
 3. Peak memory (``ru_maxrss`` of the child ``forensics detect`` process) on bombs and on
    normal PNGs.
+4. The tiny suite twice, each with its own cache: the same results outside timing.
+5. Attacks by class (:mod:`benchmarks.attacks`), each through a real ``forensics`` process:
+   untrusted text, hostile folders, huge images, lying detector headers, full / read-only /
+   over-long outputs, failed training, bad suites, ``verify`` tampering, the audit's output.
+   ``--only attacks`` re-runs this section alone, keeping the others' committed results.
 """
 
 from __future__ import annotations
