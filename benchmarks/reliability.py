@@ -378,7 +378,7 @@ def _cell(text: str) -> str:
 
 def _attacks_markdown(a: dict) -> list[str]:
     lines = ["## Attacks by class (`benchmarks/attacks.py`)", "",
-             f"Measured {a['created']} (load average {a['machine'].get('load_average_1m')} before, "
+             f"Measured {a['created']} (load average {a['reference']['load_average_1m_before']} before, "
              f"{a['load_average_1m_after']:.2f} after): {a['seconds']} s for the section, "
              f"{a['seconds_over_reference']}× the reference workload ({a['reference']['seconds']} s, "
              "`benchmarks.reference.measure()` in the same process). Each attack is a real "
@@ -423,6 +423,14 @@ def _markdown(results: dict) -> str:
         f"({k['killed_mid_run']} killed mid-run) | — |",
         f"| trials with data lost or leftovers after restart | {k['runs_with_data_lost']} | 0 |",
     ]
+    if "attacks" in results:
+        a = results["attacks"]
+        lines += [f"| attacks by class held, of tried ({a['created'][:10]}; section below) | "
+                  f"{a['held']} / {a['tried']} | all |",
+                  f"| … tracebacks / hangs / misread outputs | {a['tracebacks']} / {a['hangs']} / "
+                  f"{a['misread_outputs']} | 0 / 0 / 0 |",
+                  f"| … largest peak memory of any attack | {a['peak_mib_max']} MiB | ≤ "
+                  f"{a['memory_budget_mib']} MiB |"]
     for case, row in m.items():
         lines.append(f"| peak RSS on {case} ({row['file_bytes']:,} bytes): `forensics detect` / "
                      f"a process that only calls `read_image` | {row['peak_rss_mib']} / "
