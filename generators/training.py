@@ -138,7 +138,8 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
 def _on_failure(action: Callable[[Path], None], out: Path):
     """An exit callback running ``action(out)`` when the block fails (the error goes on)."""
     def exit_(kind, *_) -> bool:
-        if kind is not None:
+        # Ctrl-C keeps what was written: the command says what is saved (config.json alone)
+        if kind is not None and not issubclass(kind, KeyboardInterrupt):
             try:
                 action(out)
             except OSError:

@@ -857,10 +857,10 @@ def verify(
     folder: Annotated[Path, typer.Argument(help="A synthetic data set, detector or run folder.")],
     digest: Annotated[Path | None, typer.Option(
         "--digest", help="Once verified, keep the folder's digest (every file's sha256) in FILE, "
-        "outside the folder; check against it later with --expect.")] = None,
+        "outside the folder; check against it later with --expect. Default: none kept.")] = None,
     expect: Annotated[Path | None, typer.Option(
         "--expect", help="Also check against a digest FILE written by --digest: shows a folder "
-        "whose own records were rewritten along with its files.")] = None,
+        "whose own records were rewritten along with its files. Default: none.")] = None,
 ) -> None:
     """Check every file of a folder against its records; list missing, extra or altered files.
 
