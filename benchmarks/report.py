@@ -55,20 +55,25 @@ def _figures(results: dict[str, Any], bench, out: Path) -> list[tuple[str, str]]
     save_figure(fig, out / "roc.png")
     figures.append(("ROC curves, in-distribution (held-out real vs held-out fakes)", "roc.png"))
 
-    fig, axes = plt.subplots(1, len(dets), figsize=(3.6 * len(dets), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(dets), figsize=(4.2 * len(dets), 3.4), squeeze=False)
     for ax, d in zip(axes[0], dets, strict=True):
         matrix = np.array([[results["cross_generator"][d][g][h] for h in gens] for g in gens])
-        ax.imshow(matrix, vmin=0.5, vmax=1.0, cmap="viridis")
+        # one fixed scale on every panel: AUC 0 to 1, chance (0.5) marked on each colour bar
+        image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, ticks=[0, 0.25, 0.5, 0.75, 1])
+        bar.ax.axhline(0.5, color="red", linewidth=1.5)
+        bar.ax.set_yticklabels(["0", "0.25", "0.5 chance", "0.75", "1"], fontsize=7)
+        bar.set_label("ROC-AUC", fontsize=7)
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if value < 0.8 else "black")
+                    color="white" if value < 0.6 else "black")
         ax.set(title=d, xticks=range(len(gens)), yticks=range(len(gens)), xlabel="tested on",
                ylabel="trained on")
         ax.set_xticklabels(gens, rotation=45, fontsize=7)
         ax.set_yticklabels(gens, fontsize=7)
     save_figure(fig, out / "cross_generator_auc.png")
-    figures.append(("Cross-generator ROC-AUC (rows: trained on; columns: tested on)",
-                    "cross_generator_auc.png"))
+    figures.append(("Cross-generator ROC-AUC (rows: trained on; columns: tested on; colour scale "
+                    "0 to 1 on every panel, 0.5 = chance marked in red)", "cross_generator_auc.png"))
 
     perturbations = list(bench.suite.perturbations)
     if perturbations:

@@ -73,6 +73,7 @@ class Bench:
     fresh: bool
     progress: Progress
     workers: int = 0  # processes reading synthetic sets (DataLoader workers)
+    device: str = "cpu"  # where generators and torch detectors train (not part of cache keys)
     real: dict[str, np.ndarray] = field(default_factory=dict)
     fakes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     synthetic: dict[str, np.ndarray] = field(default_factory=dict)
@@ -84,14 +85,16 @@ class Bench:
 
 
 def run_benchmark(suite: Suite, out: Path, *, seed: int = 0, cache: Path, fresh: bool = False,
-                  progress: Progress | None = None, workers: int = 0) -> dict[str, Any]:
+                  progress: Progress | None = None, workers: int = 0,
+                  device: str = "cpu") -> dict[str, Any]:
     """Run every protocol of ``suite``; write the report to ``out``; return the results.
 
-    ``workers``: reading processes for the synthetic sets (0: read in this process).
+    ``workers``: reading processes for the synthetic sets (0: read in this process);
+    ``device``: where generators and the torch detectors train (auto, cpu, cuda).
     """
     from benchmarks.report import write_report
 
-    bench = Bench(suite, Path(cache), seed, fresh, progress or (lambda *a: None), workers)
+    bench = Bench(suite, Path(cache), seed, fresh, progress or (lambda *a: None), workers, device)
     began = time.perf_counter()
     with atomic.locked(out):
         dataset = load(suite.dataset)
@@ -154,7 +157,7 @@ def _train_generators(bench: Bench) -> None:
         done = len((folder / METRICS).read_text().splitlines()) if (folder / METRICS).exists() else 0
         if done < epochs:  # new, or interrupted: resume from the last finished epoch
             train(entry["kind"], dict(entry.get("options", {})), out=folder,
-                  dataset=bench.suite.dataset, epochs=epochs, seed=bench.seed, device="cpu",
+                  dataset=bench.suite.dataset, epochs=epochs, seed=bench.seed, device=bench.device,
                   resume=(folder / CONFIG).exists())
         bench.runs[name] = folder
     bench.progress("generators", len(items), len(items))
@@ -248,8 +251,14 @@ def _train_detectors(bench: Bench) -> None:
 
     gens = list(bench.runs)
     sets = training_sets(gens)
+    # sets of the same generators are one experiment, trained once: with two generators,
+    # "all-but-gan" is "vae", so leave-one-out reuses the cross-generator detector
+    same: dict[tuple[str, ...], list[str]] = {}
+    for set_name, srcs in sets.items():
+        same.setdefault(tuple(srcs), []).append(set_name)
+    unique = [(names[0], list(srcs)) for srcs, names in same.items()]
     jobs = [(d, s, srcs) for d, entry in bench.suite.detectors.items()
-            for s, srcs in (sets.items() if needs_fakes(entry["kind"]) else [(REAL_ONLY, gens)])]
+            for s, srcs in (unique if needs_fakes(entry["kind"]) else [(REAL_ONLY, gens)])]
     for i, (det_name, set_name, sources) in enumerate(jobs):
         entry = bench.suite.detectors[det_name]
         kind, options = entry["kind"], dict(entry.get("options", {}))
@@ -263,6 +272,8 @@ def _train_detectors(bench: Bench) -> None:
             config["run"] = bench.keys[f"generator:{gan}"]  # the run's key, not its path
         if "seed" in option_names(kind):
             options.setdefault("seed", bench.seed)
+        if "device" in option_names(kind):
+            options.setdefault("device", bench.device)
         folder, key = slot(bench.cache, "detectors", f"{det_name}-{set_name}", config)
         bench.keys[f"detector:{det_name}:{set_name}"] = key
         bench.progress(f"training {det_name} on {set_name}", i, len(jobs))
@@ -276,7 +287,7 @@ def _train_detectors(bench: Bench) -> None:
                 detector.save(tmp, extra={"trained_on": sources, "cache_key": key})
         loaded = load_detector(folder)
         # a real-only detector is the same one whichever generators the protocol names
-        for name in (sets if set_name == REAL_ONLY else [set_name]):
+        for name in (sets if set_name == REAL_ONLY else same[tuple(sources)]):
             bench.detectors[(det_name, name)] = loaded
     bench.progress("detectors", len(jobs), len(jobs))
 

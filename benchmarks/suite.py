@@ -73,7 +73,9 @@ def _generator_errors(key: str, entry: dict[str, Any]) -> list[str]:
     if not isinstance(options, dict):
         return [*errors, f"{where}: options must be a table, not {options!r}"]
     try:
-        get(str(entry["kind"])).Options.from_dict(dict(options))
+        model_options = get(str(entry["kind"])).Options
+        model_options.from_dict(dict(options))
+        model_options.refuse_inapplicable(dict(options))
     except ForensicsError as error:
         errors.append(f"{where}: {error}")
     except (TypeError, ValueError) as error:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from detectors.base import as_batch
+from detectors.base import as_batch, class_weights
 from detectors.cnn import NetDetector, net_outputs
 from detectors.registry import register
 from forensics.errors import ForensicsError
@@ -53,7 +53,10 @@ class AttributionDetector(NetDetector):
                                  "conform them to one shape")
         self._start_fit(sets[0], sets[1])
         targets = np.concatenate([np.full(len(part), k, np.int64) for k, part in enumerate(sets)])
-        self._train(np.concatenate(sets), targets, len(classes), F.cross_entropy)
+        weights = torch.as_tensor(class_weights([len(part) for part in sets], self.balance),
+                                  dtype=torch.float32)
+        self._train(np.concatenate(sets), targets, len(classes),
+                    lambda out, y: F.cross_entropy(out, y, weight=weights.to(out.device)))
         self.classes_ = classes
         self._end_fit(sets[0])
         return self

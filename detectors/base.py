@@ -8,9 +8,14 @@ detector was trained on, ``threshold_`` the P(fake) at or above which
 :meth:`predict` says "fake" (0.5 until calibrated by :func:`train_detector`).
 ``domain_`` (a :class:`forensics.domain.Domain`, set by :func:`train_detector`) records
 what the real training data looked like, so ``forensics detect`` can abstain on images
-of another domain; ``calibration_`` the thresholds of each rule and the real validation
-scores' quantiles. Both are saved in ``detector.json`` (``"domain"``, ``"thresholds"``,
-``"threshold_rule"``, ``"real_val_scores"``).
+of another domain; ``calibration_`` the thresholds of each rule, the real validation
+scores' quantiles and, for a detector trained with fakes, the Platt rule that turns the
+raw score into a calibrated probability (:meth:`Detector.probability`). All are saved in
+``detector.json`` (``"domain"``, ``"thresholds"``, ``"threshold_rule"``,
+``"real_val_scores"``, ``"probability"``).
+
+The raw score lies in [0, 1] but is not a probability (a threshold of 0.0008 is common);
+verdicts always compare the raw score with ``threshold_``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,31 @@ from forensics.errors import ForensicsError
 from forensics.measures import as_batch
 
 #: The calibration fields of detector.json (see :func:`detectors.training.calibrate`).
-CALIBRATION_KEYS = ("thresholds", "threshold_rule", "real_val_scores")
+CALIBRATION_KEYS = ("thresholds", "threshold_rule", "real_val_scores", "probability")
+#: Scores are clipped to [CLIP, 1 − CLIP] before their log-odds are taken.
+SCORE_CLIP = 1e-12
+
+
+def score_logit(scores: np.ndarray) -> np.ndarray:
+    """log(s / (1 − s)) of detector scores, clipped so that 0 and 1 stay finite."""
+    s = np.clip(np.asarray(scores, dtype=np.float64), SCORE_CLIP, 1.0 - SCORE_CLIP)
+    return np.log(s) - np.log1p(-s)
+
+
+def platt(scores: np.ndarray, record: dict[str, Any]) -> np.ndarray:
+    """Calibrated P(fake) = sigmoid(a · logit(score) + b), Platt's rule with detector.json's
+    ``probability`` record (:func:`detectors.training.fit_platt`)."""
+    z = record["a"] * score_logit(scores) + record["b"]
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def class_weights(counts: list[int], balance: bool = True) -> np.ndarray:
+    """Per-class loss weights ``N / (K · n_k)`` (every class weighs the same in total; the mean
+    weight per image stays 1), or all ones when ``balance`` is off."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if not balance or np.any(counts == 0):
+        return np.ones(len(counts))
+    return counts.sum() / (len(counts) * counts)
 
 
 class Detector:
@@ -48,6 +77,9 @@ class Detector:
     torch_based: ClassVar[bool] = False
     #: gives input-gradient saliency maps (``saliency``) for ``detect --explain``
     has_saliency: ClassVar[bool] = False
+    #: learns from several classes and has the ``balance`` option (class-weighted loss, on by
+    #: default): train-detector's --no-balance turns it off
+    balances: ClassVar[bool] = False
     #: the smallest options for contract tests and tiny suites
     tiny_options: ClassVar[dict[str, Any]] = {}
 
@@ -78,6 +110,12 @@ class Detector:
 
     def _scores_and_sources(self, images: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         return self._scores(images), None
+
+    def probability(self, scores: np.ndarray) -> np.ndarray | None:
+        """Calibrated P(fake) of raw ``scores`` (equal priors; Platt on validation), or None
+        for a detector trained before calibration or without fakes: its score is no probability."""
+        record = self.calibration_.get("probability") if hasattr(self, "calibration_") else None
+        return platt(scores, record) if record else None
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """True where P(fake) reaches the calibrated threshold."""
@@ -308,13 +346,23 @@ def _calibration(folder: str | Path, header: dict[str, Any]) -> dict[str, Any]:
         if not ok:
             raise ForensicsError(f"{where}: 'real_val_scores' must hold n and increasing levels in "
                                  "[0, 1] with non-decreasing quantiles")
+    probability = found.get("probability")
+    if probability is not None and not (isinstance(probability, dict) and _number(probability.get("a"))
+                                        and _number(probability.get("b"))):
+        raise ForensicsError(f"{where}: 'probability' must hold the Platt numbers a and b")
     found.setdefault("threshold_rule", rule)
     return found
 
 
-def load_detector(folder: str | Path) -> Detector:
-    """Open any saved detector folder: read ``detector.json`` and dispatch on its kind."""
-    from detectors.registry import get
+def load_detector(folder: str | Path, device: str | None = None) -> Detector:
+    """Open any saved detector folder: read ``detector.json`` and dispatch on its kind.
+
+    ``device`` (auto, cpu, cuda): where a torch detector runs, instead of its saved option.
+    """
+    from detectors.registry import get, option_names
 
     header = storage.read_header(folder)
-    return _from_header(get(str(header["kind"])), folder, header)
+    cls = get(str(header["kind"]))
+    if device is not None and "device" in option_names(cls.name) and isinstance(header.get("options"), dict):
+        header = {**header, "options": {**header["options"], "device": device}}
+    return _from_header(cls, folder, header)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detectors.base import Detector
+from detectors.base import Detector, class_weights
 from detectors.registry import register
 from forensics.errors import ForensicsError
 
@@ -41,6 +41,16 @@ class ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x * 2.0 - 1.0))
+
+
+def weighted_bce(counts: list[int], balance: bool):
+    """BCE on the fake-logit (column 0), each image weighted by its class (:func:`class_weights`)."""
+    weights = torch.as_tensor(class_weights(counts, balance), dtype=torch.float32)
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(out[:, 0], y, weight=weights.to(y.device)[y.long()])
+
+    return loss
 
 
 def seeded_module(seed: int, build) -> nn.Module:
@@ -129,12 +139,13 @@ class NetDetector(Detector):
 
     torch_based = True
     has_saliency = True
+    balances = True
     tiny_options = {"epochs": 1, "device": "cpu"}
 
     def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
                  lr: float = 1e-3, seed: int = 0, augment: bool = True,
                  device: str = "auto", precision: str = "fp32", compile: bool = False,
-                 pseudo_fakes: float = 0.0, robust: bool = False) -> None:
+                 pseudo_fakes: float = 0.0, robust: bool = False, balance: bool = True) -> None:
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
@@ -146,6 +157,7 @@ class NetDetector(Detector):
         self.compile = compile  # training only: torch.compile the network
         self.pseudo_fakes = pseudo_fakes
         self.robust = robust  # augmentation also resizes and adds noise (detectors.augment.robust)
+        self.balance = balance  # class-weighted loss: each class weighs the same (base.class_weights)
 
     def build_net(self, channels: int, outputs: int) -> nn.Module:
         """The network this family trains (a module with an ``outputs`` attribute)."""
@@ -213,8 +225,7 @@ class CNNDetector(NetDetector):
             fake = np.concatenate([fake, extra])
         images = np.concatenate([real, fake])
         targets = np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(np.float32)
-        self._train(images, targets, 1,
-                    lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y))
+        self._train(images, targets, 1, weighted_bce([len(real), len(fake)], self.balance))
         self._end_fit(real)
         return self
 

@@ -30,7 +30,9 @@ def log_dct(images: np.ndarray, eps: float = 1e-8) -> np.ndarray:
 class SpectralDCT(FeatureDetector):
     """Frank et al. 2020: flattened log-DCT coefficients → StandardScaler → LogisticRegression."""
 
-    def __init__(self, *, C: float = 1.0, eps: float = 1e-8, seed: int = 0) -> None:
+    def __init__(self, *, C: float = 1.0, eps: float = 1e-8, seed: int = 0,
+                 balance: bool = True) -> None:
+        self.balance = balance
         self.C = C
         self.eps = eps
         self.seed = seed

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from detectors.base import Detector
-from detectors.cnn import net_outputs, seeded_module, train_net
+from detectors.cnn import net_outputs, seeded_module, train_net, weighted_bce
 from detectors.registry import register
 from forensics.errors import ForensicsError
 
@@ -46,11 +45,14 @@ class DiscriminatorDetector(Detector):
 
     needs_run = True
     torch_based = True
+    balances = True
     tiny_options = {"device": "cpu"}
 
     def __init__(self, *, run: str | None = None, mode: str = "zero-shot", freeze: bool = True,
                  epochs: int = 5, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                 device: str = "auto", precision: str = "fp32", compile: bool = False) -> None:
+                 device: str = "auto", precision: str = "fp32", compile: bool = False,
+                 balance: bool = True) -> None:
+        self.balance = balance  # finetune: class-weighted loss (detectors.base.class_weights)
         self.run = run
         self.mode = mode
         self.freeze = freeze
@@ -94,7 +96,7 @@ class DiscriminatorDetector(Detector):
         images = np.concatenate([real, fake])
         targets = np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(np.float32)
         device = self._device()
-        loss = lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y)  # noqa: E731
+        loss = weighted_bce([len(real), len(fake)], self.balance)
         options = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                    "seed": self.seed, "augment": False, "device": device,
                    "precision": self.precision, "compile": self.compile}

@@ -46,13 +46,15 @@ class EnsembleDetector(Detector):
 
     torch_based = True
     fits_sources = True
+    balances = True
     tiny_options = {"members": "cnn,npr,reconstruction",
                     "member_options": '{"cnn": {"epochs": 1, "width": 4}, "npr": {"epochs": 1, "width": 4}, '
                                       '"reconstruction": {"epochs": 1, "width": 4}}'}
 
     def __init__(self, *, members: str = "cnn,npr,reconstruction", member_options: str = "{}",
                  holdout: float = 0.2, C: float = 1.0, seed: int = 0, device: str = "auto",
-                 robust: bool = False) -> None:
+                 robust: bool = False, balance: bool = True) -> None:
+        self.balance = balance  # the combiner and every member that has the option
         self.members = members
         self.member_options = member_options
         self.holdout = holdout
@@ -94,6 +96,8 @@ class EnsembleDetector(Detector):
             options = dict(by_kind.get(kind, {}))
             if get(kind).torch_based:
                 options.setdefault("device", self.device)
+            if get(kind).balances:
+                options.setdefault("balance", self.balance)
             built.append(create(kind, **options))
         return built
 
@@ -144,7 +148,9 @@ class EnsembleDetector(Detector):
             held = np.concatenate([held, process(held, np.random.default_rng([self.seed, 17]))])
             held_labels = np.r_[held_labels, held_labels]
         features = self._features(held)
-        self.combiner_ = LogisticRegression(C=self.C, max_iter=1000).fit(features, held_labels)
+        self.combiner_ = LogisticRegression(C=self.C, max_iter=1000,
+                                            class_weight="balanced" if self.balance else None
+                                            ).fit(features, held_labels)
         self._end_fit(real)
         return self
 
@@ -196,7 +202,10 @@ class EnsembleDetector(Detector):
             raise ValueError("saved members do not match the members option")
         members = []
         for i, record in enumerate(records):
-            member = create(record["kind"], **record["options"])
+            options = dict(record["options"])
+            if self.device != "auto" and get(record["kind"]).torch_based:  # detect --device
+                options["device"] = self.device
+            member = create(record["kind"], **options)
             prefix = _prefix(i)
             weights = {key[len(prefix):]: value for key, value in (tensors or {}).items()
                        if key.startswith(prefix)}

@@ -23,6 +23,19 @@ def _real_reference(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     return spectra.mean(0), spectra.std(0), name
 
 
+def explain_title(record: dict[str, Any]) -> str:
+    """The figure's title: score against threshold (and the calibrated P(fake)), then the verdict."""
+    if record["p_fake"] is None:  # out of the detector's domain
+        return "out of domain: not judged"
+    if record["threshold"] is None:  # several detectors
+        votes = sum(v == "fake" for v in record["verdicts"].values())
+        return f"{votes} of {len(record['verdicts'])} say fake ({record['combine']}) → {record['verdict']}"
+    title = f"score {record['p_fake']:.4g} vs threshold {record['threshold']:.4g}"
+    if record["probability"] is not None:
+        title += f", P(fake) {record['probability']:.3f}"
+    return f"{title} → {record['verdict']}"
+
+
 class Explanations:
     """Writes ``out/<n>_<file stem>.png`` for every scored image, as the entries of a scan come."""
 
@@ -52,9 +65,7 @@ class Explanations:
         panels = 3 if salient is not None else 2
         fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.4))
         axes[0].imshow(image[0].transpose(1, 2, 0).squeeze(), cmap="gray", vmin=0, vmax=1)
-        judged = record["p_fake"] is not None  # None: out of the detector's domain
-        axes[0].set(title=f"P(fake) {record['p_fake']:.3f} → {record['verdict']}" if judged
-                    else "out of domain: not judged")
+        axes[0].set(title=explain_title(record))
         axes[0].axis("off")
         spectrum = radial_spectrum(image)[0]
         bins = np.arange(len(spectrum))

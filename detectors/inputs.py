@@ -3,7 +3,10 @@
 A fake folder is a ``forensics generate`` output (its manifest names the
 generator), any folder of images (named after the folder), or a folder laid
 out as ``0_real/`` + ``1_fake/`` (the convention of existing detection
-benchmarks), whose real images join the real data, split 80/10/10 the same way.
+benchmarks). Its ``0_real/`` then *is* the real data (the data set
+``folder:DIR/0_real``, split 80/10/10 like any other and conformed to its most
+common size); giving ``--real`` too, or two such folders, is refused, as the
+real images would come from two places.
 """
 
 from __future__ import annotations
@@ -25,12 +28,6 @@ class TrainingData:
     fakes: dict[str, np.ndarray]
     provenance: dict = field(default_factory=dict)
     problems: Problems = field(default_factory=Problems)
-
-
-def _split(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    from forensics.data import split_parts
-
-    return {part: images[index] for part, index in split_parts(len(images), seed).items()}
 
 
 def _listed(folder: Path) -> list[Path]:
@@ -59,27 +56,50 @@ def _name(folder: Path, taken: dict) -> str:
     return name
 
 
-def gather(real: str, fake_dirs: list[Path], seed: int = 0, data_root: str | None = None,
+def _layout(folder: Path) -> bool:
+    """A ``0_real/`` + ``1_fake/`` folder."""
+    return (folder / "0_real").is_dir() and (folder / "1_fake").is_dir()
+
+
+def real_source(real: str | None, fake_dirs: list[Path]) -> str:
+    """The real data set: ``real``, or the ``0_real/`` of the one ``0_real/ + 1_fake/`` folder
+    (default mnist5k); one-line error when both are given or the layout appears twice."""
+    layouts = [folder for folder in fake_dirs if folder.is_dir() and _layout(folder)]
+    if len(layouts) > 1:
+        raise ForensicsError("two --fake folders hold 0_real/ (" + ", ".join(map(str, layouts[:2]))
+                             + "): the real images must come from one place; give one of them")
+    if layouts and real is not None:
+        raise ForensicsError(f"--fake {layouts[0]} holds 0_real/, which is the real data; "
+                             f"drop --real {real} (or give its 1_fake/ folder alone)")
+    if layouts:
+        return f"folder:{layouts[0] / '0_real'}"
+    return real or "mnist5k"
+
+
+def gather(real: str | None, fake_dirs: list[Path], seed: int = 0, data_root: str | None = None,
            ) -> TrainingData:
-    """Load the real splits and every fake folder, conformed to the real images' shape."""
+    """Load the real splits and every fake folder, conformed to the real images' shape.
+
+    ``real`` None: mnist5k, or the ``0_real/`` of a ``0_real/ + 1_fake/`` folder
+    (:func:`real_source`). The provenance records the real data set's name, hash, shape
+    and split counts, and each fake set's folder, count and hash.
+    """
     from forensics.data import load, split_indices
 
-    dataset = load(real, root=data_root)
-    parts = split_indices(dataset.labels)
-    shape = tuple(dataset.images.shape[1:])
-    data = TrainingData({k: dataset.images[parts[k]] for k in ("train", "val", "test")}, {})
-    data.provenance = {"real": {"name": dataset.name, "sha256": dataset.fingerprint()},
-                       "fakes": {}}
     for folder in fake_dirs:
         if not folder.is_dir():
             raise ForensicsError(f"--fake {folder}: not a folder")
-        if (folder / "0_real").is_dir() and (folder / "1_fake").is_dir():
-            extra, _ = read_all([folder / "0_real"], shape, data.problems)
-            for key, value in _split(extra, seed).items():
-                data.real[key] = np.concatenate([data.real[key], value])
-            fake_root = folder / "1_fake"
-        else:
-            fake_root = folder
+    dataset = load(real_source(real, fake_dirs), root=data_root)
+    parts = split_indices(dataset.labels)
+    shape = tuple(dataset.images.shape[1:])
+    data = TrainingData({k: dataset.images[parts[k]] for k in ("train", "val", "test")}, {})
+    data.problems.lines.extend(getattr(dataset, "skipped", []))
+    data.provenance = {"real": {"name": dataset.name, "sha256": dataset.fingerprint(),
+                                "n": {k: len(v) for k, v in data.real.items()},
+                                "shape": list(shape)},
+                       "fakes": {}}
+    for folder in fake_dirs:
+        fake_root = folder / "1_fake" if _layout(folder) else folder
         images, _ = read_all(_listed(fake_root), shape, data.problems)
         if len(images) < 10:
             raise ForensicsError(f"--fake {folder}: {len(images)} readable images; need at least 10")

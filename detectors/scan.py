@@ -3,9 +3,24 @@
 Files stream through in batches (bounded memory, see :mod:`forensics.batches`).
 Images of another size or channel count are conformed to each detector's
 training shape by the one policy of :func:`forensics.images.conform` — the same
-code path as training — and flagged so the caller can warn. With several
-detectors the combined score is the mean P(fake) and the combined verdict
-compares it with the mean of their calibrated thresholds.
+code path as training — and flagged (with the file's own size) so the caller can warn.
+
+Each detector judges by its own threshold (its saved one, or ``--threshold``): fake
+when its raw score is at or above it. With several detectors, the combined verdict
+follows a rule (:data:`COMBINE_RULES`, ``--combine``):
+
+* ``any`` (the default): fake when at least one detector says fake;
+* ``majority``: fake when more than half of them say fake (a tie is real);
+* ``mean``: fake when the mean over detectors of logit(score) − logit(threshold),
+  each detector's log-odds above its own threshold, is at or above 0 (scores and
+  thresholds clipped to [1e-12, 1 − 1e-12]); scale-free, so a detector whose
+  threshold is 0.0008 weighs as much as one at 0.5.
+
+With one detector every rule is its verdict. ``disagree`` is true when the detectors'
+verdicts differ. ``p_fake`` is the raw score (the mean raw score with several; kept for
+old scripts: it is not a probability); ``probability`` the calibrated P(fake) of a
+detector that stores Platt's rule (:meth:`detectors.base.Detector.probability`; the
+mean with several, when all store one), else null.
 
 Each image is first checked against every detector's domain
 (:meth:`forensics.domain.Domain.assess`, on the file's own shape and the conformed
@@ -32,8 +47,11 @@ if TYPE_CHECKING:  # forensics.batches imports torch, which `forensics merge` do
     from forensics.batches import Batch
 
 #: What every record holds (the writers of :mod:`detectors.output` rely on it).
-RECORD_KEYS = frozenset({"file", "p_fake", "verdict", "threshold", "threshold_rule", "scores", "source",
-                         "in_domain", "domain_reason", "provenance_tag"})
+RECORD_KEYS = frozenset({"file", "p_fake", "probability", "verdict", "threshold", "threshold_rule",
+                         "scores", "probabilities", "verdicts", "thresholds", "disagree", "combine",
+                         "source", "in_domain", "domain_reason", "provenance_tag", "error"})
+#: How several detectors' verdicts combine (see the module doc); the first is the default.
+COMBINE_RULES = ("any", "majority", "mean")
 #: The verdict of an image outside a detector's domain (not judged).
 OUT_OF_DOMAIN = "out-of-domain"
 
@@ -45,7 +63,8 @@ class Entry:
     """One entry of the walk over the inputs: a scored image's record, or why a file was skipped.
 
     ``index`` is the entry's place in the walk (bad files count), the key every merge
-    sorts on. ``resized``: the image was conformed to the first detector's shape.
+    sorts on. ``resized``: the image was conformed to the first detector's shape, from
+    ``size`` (the file's own ``[H, W, C]``). ``file``: a skipped entry's display name.
     ``path`` is known only to the process that read the file (it is never written).
     """
 
@@ -54,12 +73,18 @@ class Entry:
     problem: str | None = None
     resized: bool = False
     path: Path | None = None
+    file: str | None = None
+    size: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as one JSON object (a line of a shard file)."""
         if self.record is None:
-            return {"index": self.index, "problem": self.problem}
-        return {"index": self.index, "record": self.record, "resized": self.resized}
+            return {"index": self.index, "problem": self.problem, "file": self.file}
+        return {"index": self.index, "record": self.record, "resized": self.resized, "size": self.size}
+
+    def error_record(self) -> dict[str, Any]:
+        """A skipped file as a record: every key null but ``file`` and ``error`` (the reason)."""
+        return {**dict.fromkeys(sorted(RECORD_KEYS)), "file": self.file or "", "error": self.problem}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
@@ -67,67 +92,96 @@ class Entry:
         index = data.get("index") if isinstance(data, dict) else None
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise ValueError("no entry index")
-        record, resized = data.get("record"), data.get("resized")
+        record, resized, size = data.get("record"), data.get("resized"), data.get("size")
         if isinstance(record, dict) and RECORD_KEYS <= record.keys() and isinstance(resized, bool):
-            return cls(index, record=record, resized=resized)
+            ok = isinstance(size, list) and all(isinstance(v, int) for v in size)
+            return cls(index, record=record, resized=resized, size=size if ok else None)
         if isinstance(data.get("problem"), str):
-            return cls(index, problem=data["problem"])
+            file = data.get("file")
+            return cls(index, problem=data["problem"], file=file if isinstance(file, str) else None)
         raise ValueError(f"entry {index} holds neither a record nor a problem")
 
 
-def resolve_threshold(detectors: dict[str, Any], spec: str | None = None) -> tuple[float, str]:
-    """The combined threshold and the rule it came from, for ``detect --threshold``.
+def resolve_threshold(detectors: dict[str, Any], spec: str | None = None
+                      ) -> tuple[dict[str, float], str]:
+    """Each detector's threshold and the rule they came from, for ``detect --threshold``.
 
-    ``None``: the mean of the detectors' saved thresholds, rule as recorded (``saved`` for a
-    detector that records none); ``"fpr:RATE"``: each detector's threshold at that
-    false-positive rate derived from its real validation scores, averaged; a number: that.
+    ``None``: the saved thresholds, rule as recorded (``saved`` for a detector that
+    records none; rules of several detectors joined by ``+``); ``"fpr:RATE"``: each
+    detector's threshold at that false-positive rate derived from its real validation
+    scores; a number: that raw-score threshold for every detector.
     """
     from detectors.training import threshold_at_fpr
 
-    values = list(detectors.values())
     if spec is None:
-        rules = dict.fromkeys(d.calibration_.get("threshold_rule", "saved") for d in values)
-        return float(np.mean([d.threshold_ for d in values])), "+".join(rules)
+        rules = dict.fromkeys(d.calibration_.get("threshold_rule", "saved") for d in detectors.values())
+        return {name: float(d.threshold_) for name, d in detectors.items()}, "+".join(rules)
     spec = spec.strip()
     if spec.lower().startswith("fpr:"):
         try:
             rate = float(spec[4:])
         except ValueError:
             raise ForensicsError(f"--threshold {spec!r}: fpr:RATE needs a number, e.g. fpr:0.005") from None
-        each = []
+        each = {}
         for name, detector in detectors.items():
             try:
-                each.append(threshold_at_fpr(detector.calibration_.get("real_val_scores"), rate))
+                each[name] = threshold_at_fpr(detector.calibration_.get("real_val_scores"), rate)
             except ForensicsError as error:
                 raise ForensicsError(f"--threshold {spec}: detector {name}: {error}") from None
-        return float(np.mean(each)), f"fpr:{rate:g}"
+        return each, f"fpr:{rate:g}"
     try:
         value = float(spec)
     except ValueError:
         raise ForensicsError(f"--threshold {spec!r}: give a number in [0, 1] or fpr:RATE") from None
     if not 0.0 <= value <= 1.0:
-        raise ForensicsError(f"--threshold {spec}: a P(fake) threshold lies in [0, 1]")
-    return value, "value"
+        raise ForensicsError(f"--threshold {spec}: a score threshold lies in [0, 1]")
+    return dict.fromkeys(detectors, value), "value"
+
+
+def combine(verdicts: dict[str, bool], scores: dict[str, float], thresholds: dict[str, float],
+            rule: str) -> bool:
+    """The combined verdict (True: fake) of several detectors by ``rule`` (see the module doc)."""
+    from detectors.base import score_logit
+
+    if rule not in COMBINE_RULES:
+        raise ForensicsError(f"--combine must be one of {', '.join(COMBINE_RULES)}, not {rule!r}")
+    votes = list(verdicts.values())
+    if len(votes) == 1:
+        return votes[0]
+    if rule == "any":
+        return any(votes)
+    if rule == "majority":
+        return 2 * sum(votes) > len(votes)
+    names = list(verdicts)
+    margins = (score_logit(np.array([scores[n] for n in names]))
+               - score_logit(np.array([thresholds[n] for n in names])))
+    return bool(margins.mean() >= 0.0)
 
 
 def scan(paths: Iterable[str | Path], detectors: dict[str, Any], *, workers: int = 0,
          shard: Shard = Shard(), batch_size: int = 512, force: bool = False,
-         threshold: tuple[float, str] | None = None) -> Iterator[list[Entry]]:
+         threshold: tuple[dict[str, float], str] | None = None, rule: str = COMBINE_RULES[0]
+         ) -> Iterator[list[Entry]]:
     """Score every readable image of ``shard`` under ``paths``; yield each batch's entries by index.
 
-    ``threshold``: ``(value, rule)`` from :func:`resolve_threshold` (default: the saved ones).
+    ``threshold``: ``({name: value}, rule)`` from :func:`resolve_threshold` (default: the
+    saved ones); ``rule``: how several detectors combine (:data:`COMBINE_RULES`).
     ``force``: score images outside a detector's domain too.
     """
     from forensics.batches import iter_batches
 
+    if rule not in COMBINE_RULES:
+        raise ForensicsError(f"--combine must be one of {', '.join(COMBINE_RULES)}, not {rule!r}")
     # the first detector's shape is the one ``resized`` counts against (and the CLI names)
     shapes = [tuple(d.input_shape_) for d in detectors.values()]
     threshold = threshold or resolve_threshold(detectors)
     for batch in iter_batches(paths, shapes[0], None, batch_size, also=shapes[1:], workers=workers,
                               shard=shard):
-        entries = [Entry(index, problem=problem) for index, problem in batch.problems]
+        files = batch.problem_files or [None] * len(batch.problems)
+        entries = [Entry(index, problem=problem, file=file)
+                   for (index, problem), file in zip(batch.problems, files, strict=True)]
         if batch.paths:
-            entries += _score(batch, detectors, threshold, force)
+            entries += _score(batch, detectors, threshold, force, rule)
         yield sorted(entries, key=lambda entry: entry.index)
 
 
@@ -146,10 +200,16 @@ def _reasons(batch: Batch, detectors: dict[str, Any]) -> list[str | None]:
     return reasons
 
 
-def _score(batch: Batch, detectors: dict[str, Any], rule: tuple[float, str], force: bool) -> list[Entry]:
-    threshold, rule_name = rule
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _score(batch: Batch, detectors: dict[str, Any], thresholds: tuple[dict[str, float], str],
+           force: bool, rule: str) -> list[Entry]:
+    limits, rule_name = thresholds
     reasons = _reasons(batch, detectors)
     scores: dict[str, np.ndarray] = {}
+    calibrated: dict[str, np.ndarray | None] = {}
     sources: list[str] | None = None
     for name, detector in detectors.items():
         images = batch.at(detector.input_shape_)
@@ -158,24 +218,41 @@ def _score(batch: Batch, detectors: dict[str, Any], rule: tuple[float, str], for
             scores[name], sources = detector.scores_and_sources(images)
         else:
             scores[name] = detector.predict_proba(images)
+        calibrated[name] = detector.probability(scores[name])
+    several = len(detectors) > 1
     entries = []
     for i, path in enumerate(batch.paths):
         judged = reasons[i] is None or force
         per = {name: float(s[i]) for name, s in scores.items()}
-        combined = float(np.mean(list(per.values())))
-        fake = combined >= threshold
+        verdicts = {name: per[name] >= limits[name] for name in per}
+        fake = combine(verdicts, per, limits, rule)
+        chances = {name: None if p is None else float(p[i]) for name, p in calibrated.items()}
+        known = [p for p in chances.values() if p is not None]
+        probability = float(np.mean(known)) if known and len(known) == len(chances) else None
         record = {
-            "file": display_name(path), "p_fake": round(combined, 6) if judged else None,
+            "file": display_name(path),
+            "p_fake": _round(np.mean(list(per.values()))) if judged else None,
+            "probability": _round(probability) if judged else None,
             "verdict": ("fake" if fake else "real") if judged else OUT_OF_DOMAIN,
-            "threshold": round(threshold, 6), "threshold_rule": rule_name,
-            "scores": {k: round(v, 6) if judged else None for k, v in per.items()},
+            # thresholds unrounded: one just above 1 (nothing is fake) must not read as 1
+            "threshold": None if several else float(limits[next(iter(limits))]),
+            "threshold_rule": rule_name,
+            "thresholds": {k: float(v) for k, v in limits.items()},
+            "scores": {k: _round(v) if judged else None for k, v in per.items()},
+            "probabilities": {k: _round(v) if judged else None for k, v in chances.items()},
+            "verdicts": {k: ("fake" if v else "real") if judged else None for k, v in verdicts.items()},
+            "disagree": len(set(verdicts.values())) > 1 if judged else None,
+            "combine": rule,
             # the source is asked only of images judged fake: which generator is likeliest
             "source": (sources[i] if fake else "real") if sources and judged else None,
             "in_domain": reasons[i] is None, "domain_reason": reasons[i],
             "provenance_tag": _parse(batch.tags[i]),
+            "error": None,
         }
         # ``resized`` warns that a judged image was conformed; an unjudged one was not used
-        entries.append(Entry(batch.indices[i], record, resized=batch.conformed[i] and judged, path=path))
+        size = list(batch.sizes[i]) if batch.sizes else None
+        entries.append(Entry(batch.indices[i], record, resized=batch.conformed[i] and judged, path=path,
+                             size=size))
     return entries
 
 

@@ -30,7 +30,9 @@ from forensics.shard import Shard
 from forensics.text import strict_dumps
 
 FORMAT = "forensics-detect-part"
-VERSION = 2  # 2: records say in_domain, domain_reason, threshold_rule; the header the options
+VERSION = 3  # 2: records say in_domain, domain_reason, threshold_rule; the header the options
+# 3: records hold each detector's verdict, threshold and probability, disagree, combine, error;
+#    skipped entries their file
 
 
 @dataclass(frozen=True)

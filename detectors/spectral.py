@@ -20,8 +20,10 @@ from forensics.measures import radial_spectrum
 CLASSIFIERS = ("logreg", "svm")
 
 
-def linear_classifier(classifier: str = "logreg", C: float = 1.0, seed: int = 0):
-    """StandardScaler → logistic regression, or a linear SVM with sigmoid-calibrated output."""
+def linear_classifier(classifier: str = "logreg", C: float = 1.0, seed: int = 0,
+                      balance: bool = True):
+    """StandardScaler → logistic regression, or a linear SVM with sigmoid-calibrated output;
+    ``balance``: classes weighted inversely to their counts (scikit-learn's "balanced")."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -32,10 +34,12 @@ def linear_classifier(classifier: str = "logreg", C: float = 1.0, seed: int = 0)
         raise ForensicsError(f"classifier must be one of {', '.join(CLASSIFIERS)}")
     if C <= 0:
         raise ForensicsError("C must be positive")
+    weight = "balanced" if balance else None
     if classifier == "logreg":
-        model = LogisticRegression(C=C, max_iter=2000)
+        model = LogisticRegression(C=C, max_iter=2000, class_weight=weight)
     else:
-        model = CalibratedClassifierCV(LinearSVC(C=C, random_state=seed), method="sigmoid", cv=3)
+        model = CalibratedClassifierCV(LinearSVC(C=C, random_state=seed, class_weight=weight),
+                                       method="sigmoid", cv=3)
     return make_pipeline(StandardScaler(), model)
 
 
@@ -45,13 +49,15 @@ class FeatureDetector(Detector):
     classifier = "logreg"
     C = 1.0
     seed = 0
+    balance = True
+    balances = True
 
     def features(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> FeatureDetector:
         real, fake = self._start_fit(real, fake)
-        model = linear_classifier(self.classifier, self.C, self.seed)
+        model = linear_classifier(self.classifier, self.C, self.seed, self.balance)
         x = np.concatenate([self.features(real), self.features(fake)])
         y = np.r_[np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)]
         self.pipeline_ = model.fit(x, y)
@@ -75,8 +81,9 @@ class SpectralFFT(FeatureDetector):
     """Durall et al. 2020: azimuthal average of the log power spectrum + linear classifier."""
 
     def __init__(self, *, n_bins: int | None = None, classifier: str = "logreg", C: float = 1.0,
-                 eps: float = 1e-8, seed: int = 0) -> None:
+                 eps: float = 1e-8, seed: int = 0, balance: bool = True) -> None:
         self.n_bins = n_bins
+        self.balance = balance
         self.classifier = classifier
         self.C = C
         self.eps = eps

@@ -13,6 +13,14 @@ rule is the default and the only one for real-only detectors (``needs_fakes = Fa
 The real validation scores' quantiles are kept so another rate can be derived later
 (:func:`threshold_at_fpr`, ``detect --threshold fpr:RATE``). A
 :class:`forensics.domain.Domain` is fitted on the real train/val images too.
+
+The raw score is not a probability. With fakes, Platt's rule is fitted on the plain
+validation images (:func:`fit_platt`: P(fake) = sigmoid(a · logit(score) + b), real and
+fake weighted equally, so it is the probability under equal priors) and stored as
+``probability`` beside the threshold; verdicts still compare the raw score with the
+threshold. The report gives, on test, the balanced accuracy, TPR and FPR at the saved
+threshold, the TPR of each fake source and, for attribution, each class's recall, and
+``class_balance``: the training counts per class and whether the loss was balanced.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector, as_batch
+from detectors.base import Detector, as_batch, score_logit
 from detectors.registry import create
 from forensics.data import split_parts, stable_seed
 from forensics.domain import Domain, process
@@ -112,13 +120,48 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
     real_scores = detector.predict_proba(reals)
     thresholds: dict[str, float | None] = {"fpr": fpr_threshold(real_scores, target_fpr),
                                            "target_fpr": float(target_fpr), "youden": None}
+    probability = None
     if fakes_val:
         images, labels = _labelled(real_val, fakes_val)
-        thresholds["youden"] = youden_threshold(labels, detector.predict_proba(images))
+        scores = detector.predict_proba(images)
+        thresholds["youden"] = youden_threshold(labels, scores)
+        probability = fit_platt(scores, labels)
     detector.threshold_ = float(thresholds[rule])
     detector.calibration_ = {"thresholds": thresholds, "threshold_rule": rule,
                              "real_val_scores": score_quantiles(real_scores)}
+    if probability is not None and probability["a"] > 0:  # a score that falls with fakeness is no rule
+        detector.calibration_["probability"] = probability
     return detector.threshold_
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Platt's rule on validation scores: ``a``, ``b`` of sigmoid(a · logit(score) + b).
+
+    Fitted by weighted log-loss with Platt's smoothed targets ((N₊ + 1)/(N₊ + 2) and
+    1/(N₋ + 2), which keep a and b finite on separable scores), each class weighing the
+    same in total: the result is P(fake) when real and fake are equally likely a priori.
+    """
+    from scipy.optimize import minimize
+
+    x, y = score_logit(scores), np.asarray(labels, dtype=np.float64)
+    positives, negatives = float(y.sum()), float(len(y) - y.sum())
+    if positives == 0 or negatives == 0:
+        raise ForensicsError("Platt calibration needs real and fake validation images")
+    target = np.where(y == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    weight = np.where(y == 1, len(y) / (2 * positives), len(y) / (2 * negatives))
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        z = params[0] * x + params[1]
+        # log(1 + e^z) − t z, stable for large |z|
+        value = weight * (np.logaddexp(0.0, z) - target * z)
+        gradient = weight * (1.0 / (1.0 + np.exp(-z)) - target)
+        return float(value.sum()), np.array([(gradient * x).sum(), gradient.sum()])
+
+    found = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    a, b = (float(v) for v in found.x)
+    return {"method": "platt", "a": a, "b": b, "prior": "equal (real and fake weighted equally)",
+            "fitted_on": {"real": int(negatives), "fake": int(positives),
+                          "what": "plain validation images"}}
 
 
 def real_fpr(detector: Detector, real: np.ndarray, threshold: float, seed: int = 1) -> dict[str, float]:
@@ -136,10 +179,11 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     """Fit ``kind`` on train, set ``threshold_`` on val by ``rule``, and report test metrics.
 
     Report keys: ``auc``, ``accuracy`` (at the calibrated threshold),
-    ``balanced_accuracy``, ``best_accuracy``, ``threshold``, ``threshold_rule``,
-    ``thresholds``, ``real_fpr`` (test reals called fake, plain and processed),
-    ``per_source_auc`` and the image counts ``n``; a real-only detector trained without
-    fakes reports only what needs no fakes. The detector's ``metrics_`` is set to it and
+    ``balanced_accuracy``, ``tpr`` and ``fpr`` (at the threshold), ``best_accuracy``,
+    ``threshold``, ``threshold_rule``, ``thresholds``, ``real_fpr`` (test reals called
+    fake, plain and processed), ``per_source_auc``, ``per_source_tpr``, ``class_balance``
+    and the image counts ``n``; a real-only detector trained without fakes reports only
+    what needs no fakes. The detector's ``metrics_`` is set to it and
     its ``domain_`` fitted on the real train/val images.
     """
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
@@ -175,7 +219,8 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
                           rule=rule, target_fpr=target_fpr, seed=seed)
     calibration = detector.calibration_
     common = {"threshold": threshold, "threshold_rule": rule, "thresholds": calibration["thresholds"],
-              "real_fpr": real_fpr(detector, real["test"], threshold, seed), "seed": seed}
+              "real_fpr": real_fpr(detector, real["test"], threshold, seed), "seed": seed,
+              "class_balance": class_balance(detector, real["train"], train_fakes)}
     if not split:
         report = {**common, "n": {part: {"real": len(real[part])} for part in PARTS}}
         detector.threshold_ = threshold
@@ -184,20 +229,24 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     images, labels = _labelled(real["test"], [parts["test"] for parts in split.values()])
     scores = detector.predict_proba(images)
     real_scores, fake_scores = scores[: len(real["test"])], scores[len(real["test"]):]
-    per_source, start = {}, 0
+    per_source, per_source_tpr, start = {}, {}, 0
     for source, parts in split.items():
         own = fake_scores[start : start + len(parts["test"])]
         start += len(own)
         per_source[source] = float(roc_auc_score(
             np.r_[np.zeros(len(real_scores)), np.ones(len(own))], np.r_[real_scores, own]))
+        per_source_tpr[source] = float(np.mean(own >= threshold))
     predicted = scores >= threshold
     report = {
         "auc": float(roc_auc_score(labels, scores)),
         "accuracy": float(np.mean(predicted == labels)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+        "tpr": float(np.mean(fake_scores >= threshold)),
+        "fpr": float(np.mean(real_scores >= threshold)),
         "best_accuracy": best_threshold_accuracy(labels, scores)[0],
         **common,
         "per_source_auc": per_source,
+        "per_source_tpr": per_source_tpr,
         "n": {part: {"real": len(real[part]),
                      **{source: len(parts[part]) for source, parts in split.items()}}
               for part in PARTS},
@@ -205,11 +254,33 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     if detector.multiclass:  # attribution: which source made each test image
         matrix, names = detector.confusion_matrix(
             {"real": real["test"], **{source: parts["test"] for source, parts in split.items()}})
+        recall = np.diag(matrix) / np.maximum(matrix.sum(1), 1)
         report["confusion_matrix"] = {"labels": names, "rows_true_columns_predicted": matrix.tolist(),
-                                      "accuracy": float(np.trace(matrix) / matrix.sum())}
+                                      "accuracy": float(np.trace(matrix) / matrix.sum()),
+                                      "recall": dict(zip(names, map(float, recall), strict=True)),
+                                      "balanced_accuracy": float(recall.mean())}
     detector.threshold_ = threshold
     detector.metrics_ = report
     return detector, report
+
+
+#: A training set whose largest class outnumbers its smallest by more than this is reported.
+IMBALANCE = 3.0
+
+
+def class_balance(detector: Detector, real: np.ndarray, fakes: dict[str, np.ndarray]
+                  ) -> dict[str, Any]:
+    """The training counts per class (per source for a multi-class detector, else real vs
+    fake), their largest-to-smallest ratio, and whether training balanced them."""
+    if detector.multiclass:
+        counts = {"real": len(real), **{source: len(images) for source, images in fakes.items()}}
+    else:
+        counts = {"real": len(real), **({"fake": sum(map(len, fakes.values()))} if fakes else {})}
+    sizes = [n for n in counts.values() if n > 0]
+    balanced = bool(detector.get_params().get("balance")) if detector.balances else None
+    return {"counts": counts, "ratio": float(max(sizes) / min(sizes)) if sizes else 1.0,
+            "balanced": balanced,
+            "method": "class-weighted loss (N / (K n_k) per class)" if balanced else None}
 
 
 def save_detector(detector: Detector, folder: str | Path, extra: dict[str, Any] | None = None,

@@ -22,6 +22,7 @@ from forensics.domain import original_shape
 from forensics.images import (
     ImageReadError,
     conform,
+    display_name,
     iter_image_files,
     opencv,
     read_image_with_text,
@@ -53,6 +54,10 @@ class Batch:
     #: (:func:`forensics.domain.original_shape`): what a detector's domain is judged on
     shapes: list[tuple[int, int, int]] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    #: the display name of each problem's path (parallel to ``problems``)
+    problem_files: list[str] = field(default_factory=list)
+    #: each file's own ``(H, W, C)`` as decoded (what a conform warning names)
+    sizes: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def resized(self) -> int:
@@ -115,20 +120,23 @@ class ImageFiles(IterableDataset):
         others: dict[tuple[int, int, int], list[np.ndarray]] = {s: [] for s in self.also}
         kept: list[tuple[int, Path, str | None, bool]] = []
         problems: list[tuple[int, str]] = []
+        problem_files: list[str] = []
         for index, path, problem in chunk:
             image, text, problem = decode_entry(path, problem)
             if problem is not None:
                 problems.append((index, problem))
+                problem_files.append(display_name(path))
                 continue
             images.append(conform(image, size, channels))
             for s, conformed in others.items():
                 conformed.append(conform(image, s[1], s[0]))
             kept.append((index, path, text.get(PROVENANCE_KEY), image.shape != (size, size, channels),
-                         original_shape(image)))
+                         original_shape(image), tuple(int(v) for v in image.shape)))
         return Batch(_stack(images, self.shape), [k[1] for k in kept],
                      {s: _stack(v, s) for s, v in others.items()}, indices=[k[0] for k in kept],
                      tags=[k[2] for k in kept], conformed=[k[3] for k in kept],
-                     shapes=[k[4] for k in kept], problems=problems)
+                     shapes=[k[4] for k in kept], problems=problems, problem_files=problem_files,
+                     sizes=[k[5] for k in kept])
 
 
 def decode_entry(path: Path, problem: str | None = None

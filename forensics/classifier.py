@@ -33,13 +33,19 @@ class DigitClassifier:
     def __init__(self, net) -> None:
         self.net = net.eval()
 
+    def to(self, device) -> DigitClassifier:
+        """Run the network on ``device`` (a torch device or its name) from now on."""
+        self.net.to(device)
+        return self
+
     def _run(self, images: np.ndarray, upto: int | None) -> np.ndarray:
         import torch
 
         x = torch.as_tensor(_as_mnist(images))
         layers = self.net[:upto] if upto else self.net
+        device = next(self.net.parameters()).device
         with torch.no_grad():
-            return torch.cat([layers(b) for b in x.split(1024)]).numpy()
+            return torch.cat([layers(b.to(device)).cpu() for b in x.split(1024)]).numpy()
 
     def features(self, images: np.ndarray) -> np.ndarray:
         return self._run(images, 8).astype(np.float64)

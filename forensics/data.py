@@ -58,7 +58,8 @@ BUILTIN = {
     "mnist": "torchvision MNIST, 70,000 images (28×28 gray); needs --data-root or --download",
     "fashion-mnist": "torchvision Fashion-MNIST, 70,000 images (28×28 gray); local or --download",
     "cifar10": "torchvision CIFAR-10, 60,000 images (32×32 RGB); local or --download",
-    "folder:PATH": "every PNG/JPEG under PATH, conformed to one size (see forensics.images)",
+    "folder:PATH": "every PNG/JPEG under PATH, brought to one size (shorter side resized to "
+                   "the most common one, centre-cropped); labels from first-level sub-folders",
 }
 
 

@@ -124,9 +124,18 @@ def declared(*packages: str) -> dict[str, dict[str, Any]]:
 
 
 def _class_literals(node: ast.ClassDef) -> tuple[list[str], dict[str, Any]]:
-    """A class's base names and its class-level ``NAME = literal`` assignments."""
+    """A class's base names, its class-level ``NAME = literal`` assignments and, as
+    ``init_defaults``, the literal defaults of its ``__init__``'s keyword-only options."""
     values: dict[str, Any] = {}
     for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            defaults = {}
+            for arg, default in zip(item.args.kwonlyargs, item.args.kw_defaults, strict=True):
+                try:
+                    defaults[arg.arg] = ast.literal_eval(default) if default is not None else None
+                except ValueError:
+                    pass
+            values["init_defaults"] = defaults
         target = (item.targets[0] if isinstance(item, ast.Assign) and len(item.targets) == 1
                   else item.target if isinstance(item, ast.AnnAssign) and item.value is not None
                   else None)

@@ -36,28 +36,35 @@ class AEOptions(Options):
     linear: bool = False
     code_dim: int = 32
     hidden: int = 512
-    lam: float = 0.0  # λ of the sparse / contractive penalty (0 → variant's default)
-    corruption: str = "gaussian"  # denoising: gaussian | mask
-    noise: float = 0.5  # denoising: Gaussian σ, or the share of masked pixels
+    lam: float | None = None  # λ of the sparse / contractive penalty (unset: the variant's default)
+    corruption: str | None = None  # denoising: gaussian (default) | mask
+    noise: float | None = None  # denoising: Gaussian σ, or the share of masked pixels (0.5)
     code_prior: str = "gmm"  # sample mode: gaussian | gmm (10 components)
     lr: float = 1e-3
     batch_size: int = 64
 
+    by_variant = {"lam": {"sparse": 1e-3, "contractive": 1e-2},
+                  "corruption": {"denoising": "gaussian"}, "noise": {"denoising": 0.5}}
+
     def validate(self) -> None:
         super().validate()
+        from forensics.errors import ForensicsError
+
         self.check_choice("variant", ("plain", "sparse", "denoising", "contractive"))
-        self.check_choice("corruption", ("gaussian", "mask"))
+        if self.corruption is not None:
+            self.check_choice("corruption", ("gaussian", "mask"))
         self.check_choice("code_prior", ("gaussian", "gmm"))
         if self.code_dim < 1 or self.hidden < 1:
-            from forensics.errors import ForensicsError
-
             raise ForensicsError("code_dim and hidden must be positive")
+        if self.lam is not None and self.lam < 0:
+            raise ForensicsError("lam must be 0 (no penalty) or positive")
+        if self.noise is not None and self.noise < 0:
+            raise ForensicsError("noise must be 0 or positive")
 
     @property
     def penalty(self) -> float:
-        if self.lam > 0:
-            return self.lam
-        return {"sparse": 1e-3, "contractive": 1e-2}.get(self.variant, 0.0)
+        """λ of this variant's penalty as it trains (0: none)."""
+        return self.lam or 0.0
 
 
 def quadratic_loss(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -36,8 +36,18 @@ class Options:
     batch_size: int = 64
     lr: float = 1e-3
 
+    #: options that apply to some variants only: ``{option: {variant: default}}``, the variant
+    #: being the value of the field :attr:`variant_field`. Such an option is ``None`` (unset)
+    #: until :meth:`from_dict` gives it the variant's default; for any other variant it stays
+    #: ``None`` (config.json then says it played no part) and :meth:`refuse_inapplicable`
+    #: refuses it when a user sets it.
+    by_variant: ClassVar[dict[str, dict[str, Any]]] = {}
+    variant_field: ClassVar[str] = "variant"
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Options:
+        """The options of ``values`` (text or typed), validated, with every default that
+        depends on the variant filled in: what ``config.json`` records is what ran."""
         hints = typing.get_type_hints(cls)
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -49,8 +59,31 @@ class Options:
         for key, value in values.items():
             parsed[key] = coerce(key, value, hints[key])
         options = cls(**parsed)
+        options.settle()
         options.validate()
         return options
+
+    def settle(self) -> None:
+        """Give each variant-dependent option left unset its variant's default (or ``None``
+        where it does not apply)."""
+        variant = getattr(self, self.variant_field, None)
+        for key, defaults in self.by_variant.items():
+            if variant not in defaults:
+                setattr(self, key, None)
+            elif getattr(self, key) is None:
+                setattr(self, key, defaults[variant])
+
+    @classmethod
+    def refuse_inapplicable(cls, values: dict[str, Any]) -> None:
+        """One line for an option ``values`` set that the chosen variant does not use."""
+        variant = values.get(cls.variant_field)
+        if variant is None:
+            field = next((f for f in dataclasses.fields(cls) if f.name == cls.variant_field), None)
+            variant = field.default if field is not None else None
+        for key, defaults in cls.by_variant.items():
+            if values.get(key) is not None and variant not in defaults:
+                raise ForensicsError(f"option {key} applies only to {cls.variant_field} "
+                                     f"{' or '.join(defaults)}, not {variant}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,6 +116,8 @@ class Generator:
     has_latent_space: ClassVar[bool] = False
     #: the latent codes ``explore`` varies one at a time (``traverse(code, rng)``)
     traversable_codes: ClassVar[tuple[str, ...]] = ()
+    #: ``explore`` draws straight lines between draws of the prior (``interpolate_prior``)
+    interpolates_prior: ClassVar[bool] = False
 
     @classmethod
     def variant_of(cls, options: dict[str, Any]) -> str:
@@ -159,6 +194,11 @@ class Generator:
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         raise ForensicsError(f"{self.name} cannot reconstruct images (no encoder)")
+
+    def interpolate_prior(self, rng: torch.Generator, rows: int = 5, steps: int = 10) -> torch.Tensor:
+        """``rows`` × ``steps`` images: each row decodes the straight line between two draws
+        of the generator's input (for classes with ``interpolates_prior``)."""
+        raise ForensicsError(f"{self.name} has no prior to interpolate in")
 
     def preview(self, rng: torch.Generator) -> torch.Tensor:
         """Images for the per-epoch sample grid (100 by default)."""

@@ -57,6 +57,7 @@ class GAN(Generator):
     default_epochs = 40
     tiny_options = {"width": 8, "noise_dim": 8, "batch_size": 64}
     has_discriminator = True
+    interpolates_prior = True
 
     @classmethod
     def variant_of(cls, options: dict[str, Any]) -> str:
@@ -137,6 +138,16 @@ class GAN(Generator):
         codes = self.draw_codes(n, rng)
         images = self.nets["G"](self.code_vector(codes).to(self.device)).cpu()
         return images, {key: value.numpy() for key, value in codes.items()}
+
+    @torch.no_grad()
+    def interpolate_prior(self, rng: torch.Generator, rows: int = 5, steps: int = 10) -> torch.Tensor:
+        """Row r: G((1 − t)·a_r + t·b_r) for t = 0 … 1, a_r and b_r two draws of G's input."""
+        self.nets.eval()
+        a = self.code_vector(self.draw_codes(rows, rng))
+        b = self.code_vector(self.draw_codes(rows, rng))
+        t = torch.linspace(0, 1, steps)[None, :, None]
+        line = (1 - t) * a[:, None] + t * b[:, None]
+        return self.nets["G"](line.flatten(0, 1).to(self.device)).cpu()
 
     @torch.no_grad()
     def real_probability(self, x: torch.Tensor) -> torch.Tensor:

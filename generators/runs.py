@@ -66,6 +66,21 @@ def save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int)
     record_contents(out)  # every file's sha256, for `forensics verify`
 
 
+def saved_epoch(out: str | Path) -> int:
+    """The last epoch the run folder's checkpoint holds (0: none finished yet)."""
+    from safetensors import safe_open
+
+    path = Path(out) / CHECKPOINT
+    if not path.is_file():
+        return 0
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            skeleton = json.loads((handle.metadata() or {})["skeleton"])
+        return int(dict(skeleton["__items__"])["epoch"])
+    except Exception:  # a damaged checkpoint: --resume says what is wrong with it
+        return 0
+
+
 def clear_temporaries(out: Path) -> None:
     """Remove the temporary files a killed run left half-written (we hold the lock)."""
     for name in (CONFIG, WEIGHTS, CHECKPOINT, METRICS, "samples.png", "contents.json"):

@@ -138,7 +138,8 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
 def _on_failure(action: Callable[[Path], None], out: Path):
     """An exit callback running ``action(out)`` when the block fails (the error goes on)."""
     def exit_(kind, *_) -> bool:
-        if kind is not None:
+        # Ctrl-C keeps what was written: the command says what is saved (config.json alone)
+        if kind is not None and not issubclass(kind, KeyboardInterrupt):
             try:
                 action(out)
             except OSError:
@@ -173,9 +174,11 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
         config = read_json(out / CONFIG)
         if epochs is not None:
             config["epochs"] = epochs
+        _refuse_changed_options(config, options, out)
     else:
         if (out / CONFIG).exists():
             raise ForensicsError(f"{out} already holds a run (use --resume, or another --out)")
+        get(name).Options.refuse_inapplicable(options)
         config = {"generator": name, "options": options, "dataset": dataset,
                   "epochs": epochs or get(name).default_epochs, "seed": seed,
                   "data_root": data_root, "download": download}
@@ -183,6 +186,20 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
     config["precision"] = check_precision(precision or config.get("precision") or "fp32")
     config["compile"] = bool(config.get("compile", False) if compile is None else compile)
     return config
+
+
+def _refuse_changed_options(config: dict[str, Any], given: dict[str, Any], out: Path) -> None:
+    """A resumed run keeps its recorded options: refuse, in one line, any given that differ."""
+    check_config(config, out / CONFIG, keys=("generator", "options"))
+    if not given:
+        return
+    cls = get(config["generator"]).Options
+    recorded = cls.from_dict(config["options"]).to_dict()
+    asked = cls.from_dict({**config["options"], **given}).to_dict()
+    changed = [key for key in given if asked.get(key) != recorded.get(key)]
+    if changed:
+        shown = ", ".join(f"{key} {asked.get(key)!r} (recorded: {recorded.get(key)!r})" for key in changed)
+        raise ForensicsError(f"--resume continues {out} with its recorded options; not {shown}")
 
 
 def _model(config: dict[str, Any], data, out: Path, resume: bool) -> tuple[Generator, int]:

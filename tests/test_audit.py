@@ -101,7 +101,14 @@ def test_reports_are_written(real_audit) -> None:
         assert (out / name).read_bytes().startswith(b"\x89PNG")
     page = (out / "audit.html").read_text()
     assert page.count("data:image/png;base64,") == len(PLOTS) and "src='audit/" not in page
-    assert "not Inception" in (out / "audit.md").read_text()
+    report = (out / "audit.md").read_text()
+    assert "not Inception" in report
+    # units and chance levels beside each section
+    assert "chance level 0.1" in report and "c1 accuracy (Hungarian-matched to digit; chance 0.1)" in report
+    assert "(x·y / 128 + 1)³" in report and "squared feature units" in report
+    assert "near-copies by construction" in report and "1 % of" in report
+    assert "Missing digits: no image at all" in report and "Rare digits: made" in report
+    assert "chance level 0.1" in page
     stages = [event["stage"] for event in result["_events"]]
     assert stages[0] == "reference" and stages[-1] == "done"
 

@@ -463,6 +463,8 @@ LAST_DETECTOR_TYPO = '\n[detectors.cnn]\nkind = "cnn"\noptions = { epochz = 2 }\
      'options = { run = "runs/gan" }\n', ["run", "itself"]),
     (HEAD + VAE + DETECTORS + '\n[detectors.d]\nkind = "discriminator"\n', ["no gan"]),
     (HEAD.replace('"digits"', '"digitz"') + GENERATORS + DETECTORS, ["digitz"]),
+    (HEAD + GENERATORS + '\n[generators.ae]\nkind = "ae"\noptions = { lam = 0.1 }\n' + DETECTORS,
+     ["[generators.ae]", "lam applies only to variant sparse or contractive, not plain"]),
 ])
 def test_invalid_suite_fails_before_training(tmp_path, body, fragments):
     suite = tmp_path / "bad.toml"
@@ -593,3 +595,23 @@ def test_jpeg_matches_a_real_jpeg_save_of_rgb_images():
 def test_unknown_perturbation_name():
     with pytest.raises(ValueError, match="sharpen"):
         apply("sharpen", 1.0, images(1))
+
+
+def test_two_generators_train_leave_one_out_once(bench):
+    """With gan and vae, "all but gan" is "vae": one detector serves both experiments."""
+    results = results_of(bench["out"])
+    for d in ("pixel-logreg", "spectral-fft", "attribution"):
+        trained = sorted(p.name.rsplit("-", 1)[0] for p in (bench["cache"] / "detectors").iterdir()
+                         if p.name.startswith(f"{d}-"))
+        assert trained == [f"{d}-all", f"{d}-gan", f"{d}-vae"], trained
+        for g, h in (("gan", "vae"), ("vae", "gan")):
+            assert results["leave_one_out"][d][g]["auc"] == pytest.approx(results["cross_generator"][d][h][g])
+
+
+def test_heatmap_has_one_scale_and_a_colour_bar_per_panel(bench):
+    from PIL import Image
+
+    with Image.open(bench["out"] / "cross_generator_auc.png") as image:
+        width, height = image.size
+    assert width > 4 * 300 and height > 300  # four panels, each with its colour bar
+    assert "0.5 = chance" in (bench["out"] / "report.md").read_text()

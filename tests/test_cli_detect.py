@@ -52,7 +52,7 @@ def world(tmp_path_factory):
         out = root / "detectors" / kind
         result = invoke("train-detector", kind, "--real", "digits", "--fake", fakes, "--out", out)
         assert result.exit_code == 0, result.output
-        assert "test AUC" in result.stdout
+        assert "balanced accuracy" in result.stdout
         detectors[kind] = out
     return {"root": root, "run": run, "fakes": fakes, "detectors": detectors}
 
@@ -79,6 +79,93 @@ def test_train_detector_writes_a_calibrated_detector(world, kind):
         assert (folder / name).is_file()
 
 
+def _numbers(line: str) -> dict[str, float]:
+    """``name value`` pairs of a printed report line (``TPR 0.9500`` → {"TPR": 0.95})."""
+    import re
+
+    return {name: float(value) for name, value in re.findall(r"([A-Za-z][\w -]*?) (\d\.\d+)", line)}
+
+
+def test_train_detector_prints_the_json_metrics_at_the_threshold(world):
+    """The printed balanced accuracy, TPR, FPR and per-source TPR are detector.json's metrics;
+    the imbalance (digits ~1,400 reals : 160 fakes in training) is warned about, and balanced."""
+    folder = world["detectors"]["pixel-logreg"]
+    header = json.loads((folder / "detector.json").read_text())
+    metrics = header["metrics"]
+    result = invoke("train-detector", "pixel-logreg", "--real", "digits", "--fake", world["fakes"],
+                    "--out", folder, "--force")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("test at the threshold"))
+    printed = _numbers(line)
+    assert printed["balanced accuracy"] == pytest.approx(metrics["balanced_accuracy"], abs=1e-4)
+    assert printed["TPR"] == pytest.approx(metrics["tpr"], abs=1e-4)
+    assert printed["FPR"] == pytest.approx(metrics["fpr"], abs=1e-4)
+    assert "accuracy 0." not in line.replace("balanced accuracy", "")
+    assert f"TPR gan {metrics['per_source_tpr']['gan']:.3f}" in result.stdout
+    assert "fpr rule" in result.stdout
+    # the metrics themselves: recomputed from the test counts they describe
+    n = metrics["n"]["test"]
+    assert metrics["balanced_accuracy"] == pytest.approx((metrics["tpr"] + 1 - metrics["fpr"]) / 2)
+    assert metrics["fpr"] == metrics["real_fpr"]["plain"] and n["gan"] == 20
+    balance = metrics["class_balance"]
+    assert balance["counts"] == {"real": metrics["n"]["train"]["real"], "fake": 160}
+    assert balance["balanced"] is True and balance["ratio"] > 3
+    assert header["options"]["balance"] is True
+    warning = [x for x in result.stderr.splitlines() if x.startswith("warning: imbalanced")]
+    assert len(warning) == 1 and "balanced by class weights" in warning[0]
+
+
+def test_train_detector_stores_a_platt_calibration(world):
+    """Platt's a, b sit beside the threshold; they map the raw validation-calibrated score
+    monotonically, and a verdict (raw score vs threshold) is unchanged by them."""
+    from detectors import load_detector
+    from forensics.data import load_split
+
+    header = json.loads((world["detectors"]["spectral-fft"] / "detector.json").read_text())
+    probability = header["probability"]
+    assert probability["method"] == "platt" and probability["a"] > 0
+    assert probability["fitted_on"]["real"] > 0 and probability["fitted_on"]["fake"] == 20
+    detector = load_detector(world["detectors"]["spectral-fft"])
+    scores = detector.predict_proba(load_split("digits", "test").images[:50])
+    calibrated = detector.probability(scores)
+    assert calibrated.shape == scores.shape and np.all((calibrated >= 0) & (calibrated <= 1))
+    order = np.argsort(scores)
+    assert np.all(np.diff(calibrated[order]) >= -1e-12)
+
+
+def test_train_detector_no_balance_epochs_device(world, tmp_path):
+    """--no-balance is recorded (and no longer claims balancing); --epochs and --device reach
+    a torch detector; --epochs on a detector without epochs is one line."""
+    out = tmp_path / "cnn"
+    result = invoke("train-detector", "cnn", "--real", "digits", "--fake", world["fakes"], "--out", out,
+                    "--epochs", 2, "--device", "cpu", "--no-balance", "--set", "width=4")
+    assert result.exit_code == 0, result.output
+    header = json.loads((out / "detector.json").read_text())
+    assert header["options"]["epochs"] == 2 and header["options"]["device"] == "cpu"
+    assert header["options"]["balance"] is False
+    assert header["metrics"]["class_balance"]["balanced"] is False
+    assert "not balanced" in result.stderr
+    result = invoke("train-detector", "pixel-logreg", "--real", "digits", "--fake", world["fakes"],
+                    "--out", tmp_path / "p", "--epochs", 3)
+    assert_one_line_error(result, 2, "--epochs", "pixel-logreg")
+
+
+def test_train_detector_attribution_prints_recall_per_class(world, tmp_path):
+    """Attribution: each class's recall (a class never predicted shows 0.000) next to JSON's."""
+    out = tmp_path / "attr"
+    result = invoke("train-detector", "attribution", "--real", "digits", "--fake", world["fakes"],
+                    "--out", out, "--epochs", 1, "--device", "cpu", "--set", "width=4")
+    assert result.exit_code == 0, result.output
+    confusion = json.loads((out / "detector.json").read_text())["metrics"]["confusion_matrix"]
+    matrix = np.array(confusion["rows_true_columns_predicted"])
+    recall = np.diag(matrix) / matrix.sum(1)
+    assert confusion["recall"] == pytest.approx(dict(zip(confusion["labels"], recall, strict=True)))
+    assert confusion["balanced_accuracy"] == pytest.approx(recall.mean())
+    line = next(x for x in result.stdout.splitlines() if x.startswith("attribution recall per class"))
+    for name, value in confusion["recall"].items():
+        assert f"{name} {value:.3f}" in line
+
+
 def test_train_detector_refuses_existing_folder(world):
     result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", world["fakes"],
                     "--out", world["detectors"]["spectral-fft"])
@@ -92,31 +179,50 @@ def test_train_detector_unknown_kind(world, tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_train_detector_real_fake_layout(world, tmp_path):
-    """``0_real/`` + ``1_fake/``: the extra real images join the real splits."""
-    layout = tmp_path / "bench"
+def _real_fake_layout(world, root: Path, n_real: int = 100) -> Path:
+    """``0_real/`` (28×28 mnist5k test digits) + ``1_fake/`` (the world's 8×8 fakes)."""
+    from forensics.data import load_split
+
+    layout = root / "bench"
     (layout / "0_real").mkdir(parents=True)
     shutil.copytree(world["fakes"], layout / "1_fake")
     (layout / "1_fake" / "manifest.json").unlink()
-    from forensics.data import load_split
-
-    extra = load_split("mnist5k", "test").images[:100]  # 28×28: conformed to 8×8
-    for i, image in enumerate(extra):
+    for i, image in enumerate(load_split("mnist5k", "test").images[:n_real]):
         (layout / "0_real" / f"r{i:03d}.png").write_bytes(
             png_bytes((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)))
+    return layout
+
+
+def test_train_detector_real_fake_layout(world, tmp_path):
+    """``0_real/`` + ``1_fake/``: the 0_real images *are* the real data (not added to mnist5k),
+    split 80/10/10, at their own size; detector.json records both sides' names, counts, hashes."""
+    layout = _real_fake_layout(world, tmp_path)
     out = tmp_path / "det"
-    result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", layout,
-                    "--out", out)
+    result = invoke("train-detector", "spectral-fft", "--fake", layout, "--out", out)
     assert result.exit_code == 0, result.output
     header = json.loads((out / "detector.json").read_text())
     assert 0.0 <= header["threshold"] <= 1.0
+    assert header["input_shape"] == [1, 28, 28]  # the real images' size; the 8×8 fakes conformed
     assert header["data"]["fakes"]["bench"]["n"] == N_FAKES
+    assert len(header["data"]["fakes"]["bench"]["sha256"]) == 16
+    real = header["data"]["real"]
+    assert real["name"] == f"folder:{layout / '0_real'}" and len(real["sha256"]) == 16
+    assert real["n"] == {"train": 80, "val": 10, "test": 10}
     counts = header["metrics"]["n"]
-    digits_counts = {part: len(load_split("digits", part)) for part in ("train", "val", "test")}
-    # 100 extra real images split 80/10/10 on top of digits' own split
-    assert counts["train"]["real"] == digits_counts["train"] + 80
-    assert counts["val"]["real"] == digits_counts["val"] + 10
-    assert counts["test"]["real"] == digits_counts["test"] + 10
+    assert [counts[part]["real"] for part in ("train", "val", "test")] == [80, 10, 10]
+
+
+def test_train_detector_refuses_real_with_a_real_fake_layout(world, tmp_path):
+    layout = _real_fake_layout(world, tmp_path, n_real=20)
+    result = invoke("train-detector", "spectral-fft", "--real", "digits", "--fake", layout,
+                    "--out", tmp_path / "det")
+    assert_one_line_error(result, 2, "0_real")
+    second = tmp_path / "second"
+    shutil.copytree(layout, second)
+    result = invoke("train-detector", "spectral-fft", "--fake", layout, "--fake", second,
+                    "--out", tmp_path / "det")
+    assert_one_line_error(result, 2, "0_real")
+    assert not (tmp_path / "det").exists()
 
 
 def test_train_detector_ignores_non_manifest_pngs_of_a_generate_folder(world, tmp_path):
@@ -164,7 +270,9 @@ def test_detect_single_png_table(world):
     assert result.exit_code == 0, result.output
     assert "img_000003.png" in result.stdout
     assert "gan" in result.stdout  # the provenance tag column
-    assert "(fpr)" in result.stdout  # the caption names the threshold's rule
+    threshold = json.loads((world["detectors"]["spectral-fft"] / "detector.json").read_text())["threshold"]
+    # the title names the threshold and its rule
+    assert f"fake when score ≥ {threshold:.4g} (fpr rule)" in result.stdout
 
 
 def test_detect_score_matches_the_library(world):
@@ -205,8 +313,11 @@ def test_detect_folder_csv(world):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == N_FAKES
+    # the columns of earlier versions first, in their order, then the new ones
     assert list(rows[0]) == ["file", "p_fake", "verdict", "source", "p_fake_spectral-fft", "threshold",
-                             "threshold_rule", "in_domain", "domain_reason", "provenance_tag"]
+                             "threshold_rule", "in_domain", "domain_reason", "provenance_tag",
+                             "probability", "combine", "disagree", "verdict_spectral-fft",
+                             "threshold_spectral-fft", "probability_spectral-fft", "error"]
     for row in rows:
         assert row["in_domain"] in ("true", "false")
         if row["in_domain"] == "true":
@@ -241,22 +352,29 @@ def test_detect_real_images_mostly_real(world, tmp_path):
 # -- detect: bad input --------------------------------------------------------------------------
 
 
-def test_detect_missing_path_only(world, tmp_path):
+def test_detect_missing_path_is_a_usage_error(world, tmp_path):
+    """A path that does not exist: exit 2, one line, nothing on stdout (alone or beside a good one)."""
     missing = tmp_path / "nowhere.png"
-    result = invoke("detect", missing, "--detector", world["detectors"]["spectral-fft"], "--json")
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert "nowhere.png" in result.stderr
-    assert "0 scored, 1 skipped" in result.stderr
-    assert result.stdout.strip() == ""
+    for args in ([missing], [missing, fake_png(world)], [fake_png(world), missing]):
+        result = invoke("detect", *args, "--detector", world["detectors"]["spectral-fft"], "--json")
+        assert_one_line_error(result, 2, "no such file or folder", "nowhere.png")
+        assert result.stdout == ""
 
 
-def test_detect_missing_path_beside_good_one(world, tmp_path):
-    result = invoke("detect", tmp_path / "nowhere.png", fake_png(world), "--detector",
-                    world["detectors"]["spectral-fft"], "--json")
-    assert result.exit_code == 0, result.output
-    assert len(records(result)) == 1
-    assert "nowhere.png" in result.stderr
+def test_detect_empty_folder_says_no_images_found(world, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    result = invoke("detect", tmp_path / "empty", "--detector", world["detectors"]["spectral-fft"])
+    assert result.exit_code == 1
+    assert "no images found" in result.stderr and "Traceback" not in result.output
+    assert "0 scored, 0 skipped" in result.stderr
+
+
+def test_detect_json_and_csv_together_is_an_error(world):
+    result = invoke("detect", fake_png(world), "--detector", world["detectors"]["spectral-fft"],
+                    "--json", "--csv")
+    assert_one_line_error(result, 2, "--json", "--csv")
+    assert result.stdout == ""
 
 
 def test_detect_bad_file_in_folder(world, tmp_path):
@@ -268,10 +386,20 @@ def test_detect_bad_file_in_folder(world, tmp_path):
     result = invoke("detect", folder, "--detector", world["detectors"]["spectral-fft"], "--json")
     assert result.exit_code == 0, result.output
     rows = records(result)
-    assert sorted(Path(row["file"]).name for row in rows) == [f"good{i}.png" for i in range(4)]
+    # every input has a record: the bad file's says why, its other fields empty
+    assert [Path(row["file"]).name for row in rows] == [f"good{i}.png" for i in range(4)] + ["notes.png"]
+    assert all(row["error"] is None for row in rows[:4])
+    bad = rows[4]
+    assert "notes.png" in bad["error"] and bad["verdict"] is None and bad["p_fake"] is None
+    assert set(bad) == set(rows[0])
     skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == 1 and "notes.png" in skipped[0]
     assert "4 scored, 1 skipped" in result.stderr
+    table = list(csv.DictReader(io.StringIO(invoke(
+        "detect", folder, "--detector", world["detectors"]["spectral-fft"], "--csv").stdout)))
+    assert [Path(row["file"]).name for row in table][-1] == "notes.png"
+    assert "notes.png" in table[-1]["error"] and table[-1]["verdict"] == ""
+    assert all(row["error"] == "" for row in table[:4])
 
 
 def test_detect_folder_of_only_bad_files(world, tmp_path):
@@ -303,36 +431,212 @@ def test_detect_conforms_other_sizes(world, tmp_path):
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1
     assert "1 image(s) were not 8x8 with 1 channel(s); conformed" in warning[0]
+    assert warning[0].endswith("big_rgb.png (28×28×3)")  # which file, from what size
 
 
-def test_detect_two_detectors_combined(world):
-    dets = world["detectors"]
-    result = invoke("detect", world["fakes"], "--detector", dets["spectral-fft"], "--detector",
-                    dets["pixel-logreg"], "--json", "--force")
+def test_detect_conform_warning_names_a_capped_list(world, tmp_path):
+    """Seven conformed files: the warning names the first five with their sizes, then counts."""
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(7):
+        (folder / f"s{i}.png").write_bytes(png_bytes(rng.integers(0, 256, (9 + i, 12, 1), np.uint8)))
+    (folder / "evil\x1b[31m.png").write_bytes(png_bytes(rng.integers(0, 256, (16, 16, 1), np.uint8)))
+    result = invoke("detect", folder, "--detector", world["detectors"]["spectral-fft"], "--json",
+                    "--force")
     assert result.exit_code == 0, result.output
-    rows = records(result)
-    assert len(rows) == N_FAKES
-    thresholds = [json.loads((dets[k] / "detector.json").read_text())["threshold"]
-                  for k in ("spectral-fft", "pixel-logreg")]
-    for row in rows:
-        assert set(row["scores"]) == {"spectral-fft", "pixel-logreg"}
-        assert all(0.0 <= v <= 1.0 for v in row["scores"].values())
-        assert row["p_fake"] == pytest.approx(np.mean(list(row["scores"].values())), abs=2e-6)
-        assert row["threshold"] == pytest.approx(np.mean(thresholds), abs=2e-6)
-        assert row["verdict"] == ("fake" if row["p_fake"] >= row["threshold"] else "real")
-    table = invoke("detect", fake_png(world), "--detector", dets["spectral-fft"], "--detector",
-                   dets["pixel-logreg"])
+    [warning] = [line.replace(f"{folder}/", "") for line in result.stderr.splitlines()
+                 if line.startswith("warning:")]
+    assert warning.startswith("warning: 8 image(s) were not 8x8")
+    assert "evil\\x1b[31m.png (16×16×1)" in warning and "\x1b" not in warning
+    assert "s0.png (9×12×1), s1.png (10×12×1), s2.png (11×12×1), s3.png (12×12×1)" in warning
+    assert warning.endswith("and 3 more")
+
+
+def _always_fake(world, tmp_path) -> Path:
+    """A copy of the spectral-fft detector whose threshold is 0: every image it judges is fake."""
+    folder = tmp_path / "always"
+    shutil.copytree(world["detectors"]["spectral-fft"], folder)
+    header = json.loads((folder / "detector.json").read_text())
+    (folder / "detector.json").write_text(json.dumps({**header, "threshold": 0.0}))
+    return folder
+
+
+def _real_digits(tmp_path, n: int = 40) -> Path:
+    from forensics.data import load_split
+
+    folder = tmp_path / "real"
+    folder.mkdir(parents=True)
+    for i, image in enumerate(load_split("digits", "test").images[:n]):
+        (folder / f"real{i:03d}.png").write_bytes(
+            png_bytes((image.transpose(1, 2, 0) * 255).round().astype(np.uint8)))
+    return folder
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p))
+
+
+def test_detect_two_detectors_each_verdict_and_the_rules(world, tmp_path):
+    """Each detector's verdict at its own threshold; disagree; any / majority / mean as documented."""
+    dets = world["detectors"]
+    always = _always_fake(world, tmp_path)
+    inputs = [_real_digits(tmp_path), *[fake_png(world, i) for i in range(10)]]
+    found = {}
+    for rule in ("any", "majority", "mean"):
+        result = invoke("detect", *inputs, "--detector", dets["spectral-fft"], "--detector", always,
+                        "--json", "--force", "--combine", rule)
+        assert result.exit_code == 0, result.output
+        found[rule] = rows = records(result)
+        assert len(rows) == 50
+        for row in rows:
+            assert row["combine"] == rule and row["threshold"] is None
+            assert row["thresholds"] == {"spectral-fft": pytest.approx(
+                json.loads((dets["spectral-fft"] / "detector.json").read_text())["threshold"], abs=1e-6),
+                "always": 0.0}
+            verdicts = {n: "fake" if row["scores"][n] >= row["thresholds"][n] else "real"
+                        for n in row["scores"]}
+            assert row["verdicts"] == verdicts and verdicts["always"] == "fake"
+            assert row["disagree"] is (len(set(verdicts.values())) > 1)
+            votes = sum(v == "fake" for v in verdicts.values())
+            margin = np.mean([_logit(row["scores"][n]) - _logit(row["thresholds"][n]) for n in verdicts])
+            expected = {"any": votes >= 1, "majority": votes > 1, "mean": margin >= 0}[rule]
+            assert row["verdict"] == ("fake" if expected else "real")
+            assert row["p_fake"] == pytest.approx(np.mean(list(row["scores"].values())), abs=2e-6)
+    # real digits: spectral-fft says real for most, the always-fake copy fake: they disagree
+    split = [row for row in found["any"] if row["disagree"]]
+    assert len(split) >= 20
+    assert all(row["verdict"] == "fake" for row in split)  # any: the one that fires decides
+    assert all(row["verdict"] == "real" for row in found["majority"] if row["disagree"])  # 1 of 2
+    table = invoke("detect", fake_png(world), _real_digits(tmp_path / "t", 3), "--detector",
+                   dets["spectral-fft"], "--detector", always, "--force")
     assert table.exit_code == 0
-    assert "combined" in table.stdout
+    assert "combined by any" in table.stdout and "disagree" in table.stdout
+    assert "always: fake when score ≥ 0 (fpr rule)" in table.stdout
+
+
+def test_detect_one_detector_every_rule_is_its_verdict(world):
+    verdicts = {}
+    for rule in ("any", "majority", "mean"):
+        result = invoke("detect", world["fakes"], "--detector", world["detectors"]["pixel-logreg"],
+                        "--json", "--force", "--combine", rule)
+        verdicts[rule] = [(r["verdict"], r["verdicts"]["pixel-logreg"], r["disagree"])
+                          for r in records(result)]
+    assert verdicts["any"] == verdicts["majority"] == verdicts["mean"]
+    assert all(v == each and disagree is False for v, each, disagree in verdicts["any"])
+    result = invoke("detect", fake_png(world), "--detector", world["detectors"]["pixel-logreg"],
+                    "--combine", "vote")
+    assert_one_line_error(result, 2, "--combine", "any, majority, mean")
 
 
 def test_detect_two_detectors_csv_columns(world):
     dets = world["detectors"]
     result = invoke("detect", fake_png(world), fake_png(world, 1), "--detector",
-                    dets["spectral-fft"], "--detector", dets["pixel-logreg"], "--csv")
+                    dets["spectral-fft"], "--detector", dets["pixel-logreg"], "--csv", "--force")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 2
-    assert {"p_fake_spectral-fft", "p_fake_pixel-logreg"} <= set(rows[0])
+    for name in ("spectral-fft", "pixel-logreg"):
+        assert {f"{what}_{name}" for what in ("p_fake", "verdict", "threshold", "probability")} \
+            <= set(rows[0])
+    for row in rows:
+        assert row["combine"] == "any" and row["threshold"] == ""
+        each = [row[f"verdict_{n}"] for n in ("spectral-fft", "pixel-logreg")]
+        assert row["disagree"] == str(len(set(each)) > 1).lower()
+        assert row["verdict"] == ("fake" if "fake" in each else "real")
+
+
+def test_detect_calibrated_probability_beside_the_raw_score(world):
+    """P(fake) = sigmoid(a · logit(score) + b) with detector.json's Platt numbers; the verdict
+    still compares the raw score with the threshold; the table shows both."""
+    det = world["detectors"]["pixel-logreg"]
+    header = json.loads((det / "detector.json").read_text())
+    a, b = header["probability"]["a"], header["probability"]["b"]
+    from detectors import load_detector
+    from forensics.images import to_float
+
+    files = [fake_png(world, i) for i in range(20)]
+    rows = records(invoke("detect", *files, "--detector", det, "--json", "--force"))
+    scores = load_detector(det).predict_proba(np.concatenate([to_float(read_image(f)[None]) for f in files]))
+    for row, score in zip(rows, scores, strict=True):
+        assert row["p_fake"] == pytest.approx(score, abs=1e-6)
+        assert row["probability"] == pytest.approx(1 / (1 + np.exp(-(a * _logit(score) + b))), abs=2e-6)
+        assert row["probabilities"] == {"pixel-logreg": row["probability"]}
+        assert row["verdict"] == ("fake" if score >= header["threshold"] else "real")
+    table = invoke("detect", fake_png(world, 5), "--detector", det, "--force")
+    assert "P(fake)" in table.stdout and "score" in table.stdout
+
+
+def test_detect_old_detector_without_calibration_shows_a_score(world, tmp_path):
+    """A folder trained before calibration loads; its records say probability null and the
+    table has no P(fake) column."""
+    old = tmp_path / "old"
+    shutil.copytree(world["detectors"]["pixel-logreg"], old)
+    header = json.loads((old / "detector.json").read_text())
+    header.pop("probability")
+    (old / "detector.json").write_text(json.dumps(header))
+    rows = records(invoke("detect", fake_png(world), "--detector", old, "--json", "--force"))
+    assert rows[0]["probability"] is None and rows[0]["probabilities"] == {"old": None}
+    table = invoke("detect", fake_png(world), "--detector", old, "--force")
+    assert table.exit_code == 0 and "P(fake)" not in table.stdout and "score" in table.stdout
+
+
+def test_detect_threshold_override_is_shown(world):
+    """--threshold VALUE and fpr:RATE replace the saved thresholds and say so in every output."""
+    from detectors import load_detector
+    from detectors.training import threshold_at_fpr
+
+    det = world["detectors"]["pixel-logreg"]
+    rows = records(invoke("detect", world["fakes"], "--detector", det, "--json", "--force",
+                          "--threshold", "0.5"))
+    assert all(r["threshold"] == 0.5 and r["threshold_rule"] == "value"
+               and r["verdict"] == ("fake" if r["p_fake"] >= 0.5 else "real") for r in rows)
+    expected = threshold_at_fpr(load_detector(det).calibration_["real_val_scores"], 0.05)
+    rows = records(invoke("detect", world["fakes"], "--detector", det, "--json", "--force",
+                          "--threshold", "fpr:0.05"))
+    assert all(r["threshold_rule"] == "fpr:0.05" and r["threshold"] == pytest.approx(expected, abs=1e-6)
+               for r in rows)
+    table = invoke("detect", fake_png(world), "--detector", det, "--force", "--threshold", "0.25")
+    assert "fake when score ≥ 0.25 (value rule)" in table.stdout
+    result = invoke("detect", fake_png(world), "--detector", det, "--threshold", "1.5")
+    assert_one_line_error(result, 2, "--threshold")
+
+
+def test_detect_table_at_80_columns_stays_readable(world, tmp_path, monkeypatch):
+    """Three detectors at COLUMNS=80: no line is wider than 80, each image's row holds every
+    detector's score and verdict on one line, and the full names and thresholds follow."""
+    dets = world["detectors"]
+    long = tmp_path / "a-detector-with-a-very-long-name"
+    shutil.copytree(dets["pixel-logreg"], long)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):
+        shutil.copy(fake_png(world, i), inputs / f"image_{i}.png")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["detect", "in", "--force", "--detector", str(dets["spectral-fft"]),
+                                 "--detector", str(dets["pixel-logreg"]), "--detector", str(long)],
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    lines = lines[: next(i for i, line in enumerate(lines) if line.startswith("spectral-fft: "))]
+    assert max(len(line) for line in lines) <= 80, result.stdout  # the table (reasons follow whole)
+    import re
+
+    rows = [line for line in lines if "image_" in line]
+    assert len(rows) == 4, result.stdout
+    for line in rows:
+        assert len(re.findall(r"\d\.\d{3} (?:fake|real)", line)) == 3, line
+    assert "a-detecto…" in result.stdout  # the header: the name cut to fit
+    assert "a-detector-with-a-very-long-name: fake when score ≥" in result.stdout
+
+
+def test_detect_device_option(world):
+    result = invoke("detect", fake_png(world), "--detector", world["detectors"]["pixel-logreg"],
+                    "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    result = invoke("detect", fake_png(world), "--detector", world["detectors"]["pixel-logreg"],
+                    "--device", "tpu")
+    assert_one_line_error(result, 2, "tpu")
 
 
 def test_detect_explain_writes_one_png_per_image(world, tmp_path):
@@ -449,3 +753,19 @@ def test_detect_detector_given_as_current_folder(world, monkeypatch):
     assert result.exit_code == 0, result.output
     [record] = records(result)
     assert list(record["scores"]) == ["pixel-logreg"]
+
+
+def test_explain_title_names_the_threshold(world):
+    """--explain's figure title: score against the threshold used, the calibrated P(fake), verdict."""
+    from detectors.explain import explain_title
+
+    det = world["detectors"]["pixel-logreg"]
+    [record] = records(invoke("detect", fake_png(world), "--detector", det, "--json", "--force",
+                              "--threshold", "0.3"))
+    title = explain_title(record)
+    assert f"score {record['p_fake']:.4g} vs threshold 0.3" in title
+    assert f"P(fake) {record['probability']:.3f}" in title and title.endswith(f"→ {record['verdict']}")
+    [two] = records(invoke("detect", fake_png(world), "--detector", det, "--detector",
+                           world["detectors"]["spectral-fft"], "--json", "--force"))
+    votes = sum(v == "fake" for v in two["verdicts"].values())
+    assert explain_title(two) == f"{votes} of 2 say fake (any) → {two['verdict']}"

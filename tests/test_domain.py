@@ -156,7 +156,7 @@ def test_photographs_are_out_of_domain_never_fake(photos, tmp_path):
 
     table = invoke("detect", *files[:2])
     rule = json.loads((DEFAULT_DETECTOR / "detector.json").read_text()).get("threshold_rule", "saved")
-    assert table.exit_code == 0 and "out-of-domain" in table.stdout and f"({rule})" in table.stdout
+    assert table.exit_code == 0 and "out-of-domain" in table.stdout and f"({rule} rule)" in table.stdout
 
 
 def test_gray_photograph_of_another_size_names_its_size(photos, tmp_path):

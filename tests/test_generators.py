@@ -132,9 +132,52 @@ def test_explore_writes_its_figures(name, trained_run, tmp_path):
         assert "latent_space.png" in names
     if name == "infogan":
         assert {"traverse_c1.png", "traverse_c2.png", "traverse_c3.png"} <= names
+    if get(name).interpolates_prior:
+        assert "latent_interpolation.png" in names
     for path in written:
         with Image.open(path) as image:
-            assert image.size[0] > 8 and image.size[1] > 8
+            # a figure (title, axes) around the grid, its title also in the PNG's text
+            assert image.size[0] > 300 and image.size[1] > 200
+            assert image.text.get("Title", "").startswith(name)
+
+
+def _texts(fig) -> dict[str, object]:
+    ax = fig.axes[0]
+    return {"title": ax.get_title(), "x": ax.get_xlabel(), "y": ax.get_ylabel(),
+            "columns": [t.get_text() for t in ax.get_xticklabels()],
+            "rows": [t.get_text() for t in ax.get_yticklabels()]}
+
+
+def test_infogan_traversals_say_what_they_vary(trained_run):
+    import matplotlib.pyplot as plt
+
+    from generators.explore import figures
+    from generators.training import load_run
+
+    drawn = {name: fig for name, _, fig in figures(load_run(trained_run("infogan")), seed=0)}
+    c1 = _texts(drawn["traverse_c1.png"])
+    assert c1["rows"] == [str(c) for c in range(10)] and c1["y"] == "c1"
+    assert "one value per row" in c1["title"] and "z fixed per row" not in c1["title"]
+    c2 = _texts(drawn["traverse_c2.png"])
+    assert c2["columns"][0] == "-2" and c2["columns"][-1] == "2" and c2["x"] == "c2"
+    assert "from −2 to 2" in c2["title"] and "c1, c3" in c2["y"]
+    line = _texts(drawn["latent_interpolation.png"])
+    assert line["columns"][0] == "0" and line["columns"][-1] == "1"
+    for fig in drawn.values():
+        plt.close(fig)
+
+
+def test_gan_latent_interpolation_is_a_straight_line(trained_run):
+    from generators.base import seeded
+    from generators.training import load_run
+
+    model = load_run(trained_run("gan")).model
+    images = model.interpolate_prior(seeded(0, 2), rows=2, steps=5)
+    assert images.shape == (10, *model.image_shape)
+    # the ends of row r are G of the two draws themselves
+    a = model.code_vector(model.draw_codes(2, seeded(0, 2)))
+    with torch.no_grad():
+        assert torch.allclose(images[0], model.nets["G"](a[:1])[0], atol=1e-5)
 
 
 # -- autoencoders ---------------------------------------------------------------------------

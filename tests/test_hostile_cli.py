@@ -48,11 +48,18 @@ def skipped_lines(stderr: str) -> list[str]:
 
 
 def check_report(stdout: str, stderr: str, cases: dict[str, tuple[str, object]]) -> None:
-    """One JSON record per valid case, one skipped line per bad case, nothing else odd."""
+    """One JSON record per case (a bad one's with its ``error``), one skipped line per bad case,
+    nothing else odd."""
     assert "Traceback" not in stdout + stderr
-    records = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    every = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    records = [r for r in every if r["error"] is None]
     valid = {shown for shown, expected in cases.values() if not is_bad(expected)}
     assert sorted(r["file"] for r in records) == sorted(valid)
+    errors = {r["file"]: r for r in every if r["error"] is not None}
+    for shown, fragment in (item for item in cases.values() if is_bad(item[1])):
+        assert fragment in errors[shown]["error"] and errors[shown]["verdict"] is None
+        assert errors[shown]["error"].isprintable()
+    assert len(errors) == sum(is_bad(item[1]) for item in cases.values())
     for record in records:  # judged, or (odd sizes and colours) abstained on with the reason
         if record["in_domain"]:
             assert 0.0 <= record["p_fake"] <= 1.0 and record["verdict"] in ("real", "fake")
@@ -83,14 +90,16 @@ def test_detect_scores_the_valid_and_skips_the_bad(corpus):
     assert "outside the detector's domain" in result.stderr
     forced = invoke("detect", corpus["mixed"], "--json", "--force")
     assert forced.exit_code == 0 and "warning: " in forced.stderr
-    assert all(json.loads(line)["p_fake"] is not None for line in forced.stdout.splitlines() if line)
+    assert all(json.loads(line)["p_fake"] is not None for line in forced.stdout.splitlines()
+               if line and json.loads(line)["error"] is None)
 
 
 def test_detect_on_only_bad_files_exits_1(corpus):
     result = invoke("detect", corpus["bad"], "--json")
     assert result.exit_code == 1, (result.stderr, result.exception)
     assert isinstance(result.exception, SystemExit)
-    assert result.stdout.strip() == ""
+    # only error records: every input is there, none scored
+    assert all(json.loads(line)["error"] for line in result.stdout.splitlines())
     check_report(result.stdout, result.stderr, corpus["bad_cases"])
 
 

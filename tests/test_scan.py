@@ -198,7 +198,10 @@ def test_merge_of_only_bad_files_exits_1(detector, tmp_path):
     parts = shard_parts(bad, detector, tmp_path, 2)  # a shard without images is still a part
     merged = invoke("merge", *parts, "--json")
     assert merged.exit_code == 1
-    assert merged.stdout_bytes == whole.stdout_bytes == b""
+    assert merged.stdout_bytes == whole.stdout_bytes  # every input, as a record with its error
+    errors = [json.loads(line) for line in whole.stdout.splitlines()]
+    assert [Path(e["file"]).name for e in errors] == ["a.png", "b.png", "c.png"]
+    assert all(e["error"] and e["verdict"] is None for e in errors)
     assert skipped(merged) == skipped(whole)
 
 

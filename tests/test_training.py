@@ -108,7 +108,10 @@ def test_resume_drops_metrics_of_epochs_that_were_never_saved(tmp_path):
 def test_resume_to_more_epochs_keeps_the_options(tmp_path):
     out = tmp_path / "run"
     _train("ae", out, options=tiny_options("ae", code_dim=3), epochs=1)
-    run = _train("ae", out, options={"code_dim": 9}, epochs=2, resume=True)
+    # an option that differs from the recorded one is refused, not silently dropped
+    with pytest.raises(ForensicsError, match="recorded options; not code_dim 9 \\(recorded: 3\\)"):
+        _train("ae", out, options={"code_dim": 9}, epochs=2, resume=True)
+    run = _train("ae", out, options={"code_dim": "3"}, epochs=2, resume=True)
     assert run.model.options.code_dim == 3
     assert json.loads((out / CONFIG).read_text())["epochs"] == 2
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from forensics.plots import show_grid  # noqa: F401 (re-exported: the course figures use it)
+
 #: images kept in the tiny configuration (train, test)
 TINY_SIZES = (256, 100)
 
@@ -108,26 +110,9 @@ def endless_batches(images, batch: int, seed: int, stream: int):
 
 
 def plt():
-    import matplotlib
+    from forensics.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
-def show_grid(ax, images, nrow: int, title: str = "") -> None:
-    """Draw ``(N, 1, H, W)`` images in [0, 1] as one grid on ``ax``."""
-    import torch
-    from torchvision.utils import make_grid
-
-    tensor = torch.as_tensor(np.asarray(images, dtype=np.float32)).clamp(0, 1)
-    grid = make_grid(tensor, nrow=nrow, padding=2, pad_value=0.5)[0].numpy()
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
+    return pyplot()
 
 
 def quadratic_error(x, r) -> float:

@@ -394,7 +394,10 @@ def _flags(result: dict) -> list[str]:
         flags.append(f"memorisation: Z_U = {mem['zu']:.1f} < -3, generated images sit closer to "
                      "the training set than held-out real images")
     if modes["missing"]:
-        flags.append(f"mode collapse: no image classified as digit(s) {modes['missing']}")
+        flags.append(f"missing digits: no image classified as digit(s) {modes['missing']}")
+    if modes["rare"]:
+        flags.append(f"rare digits: digit(s) {modes['rare']} made by fewer than {RARE_SHARE:.0%} "
+                     "of images each (uniform: 10 %)")
     if quality["fd"] > 2 * quality["fd_floor"] + 1:
         flags.append(f"quality: Fréchet distance {quality['fd']:.2f} is over twice the "
                      f"real-vs-real floor {quality['fd_floor']:.2f}")
@@ -419,9 +422,15 @@ def _plot_histogram(modes: dict):
     digits = np.arange(len(modes["generated"]["share"]))
     ax.bar(digits - 0.2, modes["generated"]["share"], 0.4, label="generated")
     ax.bar(digits + 0.2, modes["real_test"]["share"], 0.4, label="real test")
-    ax.axhline(1 / len(digits), color="gray", lw=0.8, ls="--", label="uniform")
-    ax.set(xticks=digits, xlabel="digit (classifier argmax)", ylabel="share",
-           title="Digit histogram")
+    ax.axhline(1 / len(digits), color="gray", lw=0.8, ls="--", label=f"uniform ({1 / len(digits):g})")
+    ax.axhline(modes["rare_share"], color="orange", lw=0.8, ls=":",
+               label=f"rare below {modes['rare_share']:g}")
+    for digit in modes["generated"]["missing"]:
+        ax.text(digit, 0.005, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="red")
+    for digit in modes["generated"]["rare"]:
+        ax.text(digit, 0.005, "rare", rotation=90, ha="center", va="bottom", fontsize=7, color="orange")
+    ax.set(xticks=digits, xlabel="digit (classifier argmax)", ylabel="share of images",
+           title="Digit histogram (missing: no image; rare: under the dotted line)")
     ax.legend(fontsize=8)
     return fig
 
@@ -458,7 +467,8 @@ def _plot_pairs(pairs: dict):
                     ha="right", va="center", fontsize=8)
     axes[1, 0].text(-0.1, 0.5, "nearest train", transform=axes[1, 0].transAxes, rotation=90,
                     ha="right", va="center", fontsize=8)
-    fig.suptitle("Closest generated / training pairs (pixel L2)", fontsize=10)
+    fig.suptitle("Closest generated / training pairs (d: pixel L2, √Σ(x − y)² over [0, 1] pixels)",
+                 fontsize=10)
     return fig
 
 
@@ -472,6 +482,51 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+#: how to read each section: its units, its scale and its chance level (printed under it)
+NOTES = {
+    "Quality": "Fréchet distance: distance between Gaussians fitted to the classifier's 128-d "
+               "features (squared feature units; 0 = same mean and covariance). KID: unbiased "
+               "MMD² with the kernel k(x, y) = (x·y / 128 + 1)³ on the same features, mean ± std "
+               "over {subsets} subsets of {size} images (0 = same distribution; it can dip below "
+               "0 by chance). Both are only comparable with the real-vs-real floor beside them.",
+    "Diversity": "Each in [0, 1] except density (around 1 for matching sets, can exceed 1): "
+                 "precision = share of generated images inside the real manifold, recall = share "
+                 "of real images inside the generated one, coverage = share of real images with a "
+                 "generated image among their k nearest neighbours.",
+    "Memorisation": "Distances are pixel L2, √Σ(x − y)² over images in [0, 1]. A near-copy is a "
+                    "generated image closer to its nearest training image than {pct:g} % of "
+                    "held-out real test images are to theirs (threshold {threshold:.3g}); so "
+                    "{pct:g} % of held-out real images are near-copies by construction, and that "
+                    "is the share to compare with. Z_U ≈ 0 for a generator that does not copy; "
+                    "below −3 it sits closer to the training images than unseen real data does.",
+    "Mode coverage": "Missing digits: no image at all is classified as that digit (a mode the "
+                     "generator never makes). Rare digits: made, but by fewer than {rare:.0%} of "
+                     "images (uniform: 10 % each). KL to uniform is 0 for a uniform histogram and "
+                     "ln 10 ≈ 2.30 nats when every image is one digit.",
+    "InfoGAN codes": "c1 accuracy: the share of images whose c1, after the best one-to-one "
+                     "matching of the 10 c1 values to the 10 digits (Hungarian), equals the "
+                     "classifier's digit; chance level 0.1 (an unrelated c1 scores slightly above "
+                     "0.1 on a finite sample, the matching picking the best assignment). NMI: 0 = "
+                     "independent, 1 = c1 determines the digit. Spearman ρ in [−1, 1]: 0 = no "
+                     "monotone relation between the code and the property.",
+    "Spectrum": "L2 distance between the mean azimuthally averaged log power spectra (natural "
+                "log, one value per spatial frequency bin); the floor is what real train vs real "
+                "test gives.",
+}
+
+
+def _note(title: str, result: dict) -> str:
+    """The reading note of the section ``title`` (see :data:`NOTES`)."""
+    key = next((k for k in NOTES if title.startswith(k)), None)
+    if key is None:
+        return ""
+    q, m = result["quality"], result["memorisation"]
+    return NOTES[key].format(subsets=q.get("kid_subsets", KID_SUBSETS),
+                             size=q.get("kid_subset_size", KID_SUBSET_SIZE),
+                             pct=NEAR_COPY_PERCENTILE, threshold=m.get("near_copy_threshold", 0.0),
+                             rare=RARE_SHARE)
 
 
 def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -489,7 +544,7 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         (f"Quality (digit-domain, n = {q['n']} vs real train)",
          ["metric", "generated", "real-vs-real floor"], [
             ["Fréchet distance", _fmt(q["fd"]), _fmt(q["fd_floor"])],
-            ["KID", f"{_fmt(q['kid'])} ± {_fmt(q['kid_std'], 2)}",
+            ["KID (MMD², cubic kernel)", f"{_fmt(q['kid'])} ± {_fmt(q['kid_std'], 2)}",
              f"{_fmt(q['kid_floor'])} ± {_fmt(q['kid_floor_std'], 2)}"],
         ]),
     ]
@@ -504,7 +559,7 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                        ["min NN distance", _fmt(quant_g["0.0"]), _fmt(quant_t["0.0"])],
                        ["median NN distance", _fmt(quant_g["0.5"]), _fmt(quant_t["0.5"])],
                        ["near-copy share", _fmt(m["near_copy_share"]),
-                        f"{NEAR_COPY_PERCENTILE / 100:g} (by construction)"],
+                        f"{NEAR_COPY_PERCENTILE / 100:g} (by construction: see below)"],
                        ["Z_U (Meehan et al., simple variant)", _fmt(m["zu"]), "≈ 0"],
                    ]))
     gen, real = modes["generated"], modes["real_test"]
@@ -518,7 +573,8 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     ]))
     codes = result["codes"]
     if codes and "c1_hungarian_accuracy" in codes:
-        rows = [["c1 accuracy (Hungarian-matched to digit)", _fmt(codes["c1_hungarian_accuracy"])],
+        rows = [["c1 accuracy (Hungarian-matched to digit; chance 0.1)",
+                 _fmt(codes["c1_hungarian_accuracy"])],
                 ["c1 NMI with digit", _fmt(codes["c1_nmi"])],
                 ["manifest rows matched", str(codes["matched"])]]
         for code, props in codes.get("continuous", {}).get("spearman", {}).items():
@@ -542,6 +598,8 @@ def _markdown(result: dict) -> str:
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
                   for row in rows]
         lines.append("")
+        if _note(title, result):
+            lines += [f"*{_note(title, result)}*", ""]
     lines += ["## Plots", ""] + [f"![{name}]({name})" for name in PLOTS] + [""]
     return "\n".join(lines)
 
@@ -562,6 +620,8 @@ def _html(result: dict, plots: dict[str, bytes]) -> str:
         parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>"
                   for row in rows]
         parts.append("</table>")
+        if _note(title, result):
+            parts.append(f"<p><small>{esc(_note(title, result))}</small></p>")
     parts.append("<h2>Plots</h2>")
     for name, data in plots.items():
         encoded = base64.b64encode(data).decode("ascii")

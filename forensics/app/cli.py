@@ -18,6 +18,18 @@ import typer
 from typer.core import TyperGroup
 
 from forensics import __version__
+from forensics.app.options import (
+    BatchSize,
+    Compile,
+    DataRoot,
+    Dataset,
+    Device,
+    Download,
+    Epochs,
+    Force,
+    Precision,
+    Seed,
+)
 from forensics.errors import ForensicsError
 from forensics.paths import check_writable, os_error_line
 
@@ -55,21 +67,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded with the output).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
-PrecisionOpt = Annotated[str | None, typer.Option(
-    "--precision", help="fp32 (default) or bf16: bf16 autocast of the networks' forward passes "
-    "(for GPUs with bf16; on a CPU it is usually slower).")]
-CompileOpt = Annotated[bool, typer.Option(
-    "--compile", help="torch.compile the networks (pays off on a GPU for long runs).")]
-DatasetOpt = Annotated[str, typer.Option(
-    "--dataset", help="mnist5k (default), digits, folder:PATH, mnist, fashion-mnist, cifar10.")]
-DataRootOpt = Annotated[str | None, typer.Option(
-    "--data-root", help="Where torchvision data sets live (default ~/.cache/forensics).")]
-DownloadOpt = Annotated[bool, typer.Option(
-    "--download", help="Allow downloading a torchvision data set (needs internet).")]
-
 
 def _known(package: str) -> dict[str, dict]:
     """The registered models of ``package`` (and plug-ins) as their sources declare them,
@@ -129,9 +126,9 @@ def launch_rank() -> int:
 
 
 def console():
-    from rich.console import Console
+    from forensics.app.progress import console as progress_console
 
-    return Console(stderr=True)
+    return progress_console()
 
 
 def opened_on_first_call(stack: ExitStack, open_display: Callable) -> Callable:
@@ -160,14 +157,26 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return options
 
 
-@app.command()
-def datasets() -> None:
-    """List the named data sets with their sizes and shapes."""
+datasets_app = typer.Typer(
+    help="List the named data sets (no command), or export one part of one as PNG files.",
+    rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets(ctx: typer.Context) -> None:
+    """List the named data sets with their sizes, image shapes and the one split every command uses.
+
+    `forensics datasets export NAME --split test --out DIR` writes a part as PNG files.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
 
     from forensics.data import BUILTIN, SPLIT_SEED, load, split_indices
 
-    table = Table(title=f"data sets (split: stratified 80/10/10, seed {SPLIT_SEED})")
+    table = Table(title=f"data sets (split: stratified 80/10/10 train/val/test, seed {SPLIT_SEED})")
     for column in ("name", "images", "shape (C, H, W)", "train/val/test", "about"):
         table.add_column(column)
     for name, about in BUILTIN.items():
@@ -183,46 +192,102 @@ def datasets() -> None:
     Console().print(table)
 
 
-@app.command()
+@datasets_app.command("export")
+def datasets_export(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A data set `forensics datasets` lists "
+                                             "(mnist5k, digits, folder:PATH, mnist, …).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist, "
+                                                    "unless --force).")],
+    split: Annotated[str, typer.Option(
+        "--split", help="train, val, test (the held-out images every command scores on) "
+        "or all.")] = "test",
+    force: Force = False,
+    data_root: DataRoot = None,
+    download: Download = False,
+) -> None:
+    """Write one part of a data set as PNG files, labels.csv and manifest.json.
+
+    The images are exactly those the toolkit trains on (train), calibrates on (val) or
+    holds out (test), so other tools can be run on the same ones; `forensics verify DIR`
+    checks the folder against its manifest, and `forensics detect DIR` reads it.
+    """
+    try:
+        from forensics.app.progress import count_progress
+        from forensics.data import SPLITS
+        from forensics.export import export_split
+
+        if split not in SPLITS:
+            raise ForensicsError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+        with ExitStack() as stack:
+            bar: list = []
+
+            def counted(k: int, total: int) -> None:
+                if not bar:  # opened once the data set has loaded (its errors come bare)
+                    bar.append(stack.enter_context(
+                        count_progress(console(), f"exporting {name} {split}", total)))
+                bar[0](k)
+
+            manifest = export_split(name, split, out, force=force, root=data_root,
+                                    download=download, callback=counted)
+    except ForensicsError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was written", 130)
+    typer.echo(f"wrote {manifest['header']['n']} images of {name} ({split}), labels.csv and "
+               f"manifest.json → {out}")
+
+
+def _epochs_by_generator() -> str:
+    return ", ".join(f"{name} {info.get('default_epochs', 20)}" for name, info in GENERATORS.items())
+
+
+@app.command(epilog=f"Default epochs: {_epochs_by_generator()}.")
 def train(
-    generator: Annotated[str, typer.Argument(help=f"{', '.join(GENERATORS)}.")],
-    dataset: DatasetOpt = "mnist5k",
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default per generator: " + ", ".join(
-        f"{name} {info.get('default_epochs', 20)}" for name, info in GENERATORS.items()) + ").")] = None,
-    seed: SeedOpt = 0,
+    generator: Annotated[str, typer.Argument(metavar="GENERATOR", help=f"{', '.join(GENERATORS)}.")],
+    dataset: Dataset = "mnist5k",
+    epochs: Epochs = None,
+    seed: Seed = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/GENERATOR).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume/--no-resume", metavar="", help="Continue the run in --out with its recorded "
+        "options.")] = False,
     variant: Annotated[str | None, typer.Option(
-        "--variant", help="ae: plain, sparse, denoising or contractive.")] = None,
-    linear: Annotated[bool, typer.Option("--linear", help="ae: linear encoder and decoder.")] = False,
+        "--variant", help="ae: plain (default), sparse, denoising or contractive.")] = None,
+    linear: Annotated[bool, typer.Option(
+        "--linear/--no-linear", metavar="", help="ae: linear encoder and decoder.")] = False,
     loss: Annotated[str | None, typer.Option(
-        "--loss", help="gan/infogan: minimax or non-saturating.")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="gan/infogan: D steps per G step.")] = None,
+        "--loss", help="gan/infogan: minimax or non-saturating (default).")] = None,
+    k: Annotated[int | None, typer.Option(
+        "--k", help="gan/infogan: D steps per G step (default 1).")] = None,
     lam: Annotated[float | None, typer.Option(
-        "--lam", help="ae: λ of the sparse or contractive penalty.")] = None,
-    latent_dim: Annotated[int | None, typer.Option("--latent-dim", help="vae: size of z.")] = None,
+        "--lam", help="ae sparse/contractive: λ of the penalty (default 1e-3 sparse, 1e-2 "
+        "contractive; 0: no penalty).")] = None,
+    latent_dim: Annotated[int | None, typer.Option(
+        "--latent-dim", help="vae: size of z (default 16).")] = None,
     corruption: Annotated[str | None, typer.Option(
-        "--corruption", help="ae denoising: gaussian or mask.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
-    sets: Annotated[list[str], typer.Option(
-        "--set", help="Any other model option as KEY=VALUE (repeatable), e.g. --set code_dim=16.")] = None,
-    device: DeviceOpt = "auto",
-    data_root: DataRootOpt = None,
-    download: DownloadOpt = False,
-    precision: PrecisionOpt = None,
-    compile: CompileOpt = False,
+        "--corruption", help="ae denoising: gaussian (default) or mask.")] = None,
+    batch_size: BatchSize = None,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", help="Learning rate (default: the model's own).")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", help="Any other model option (repeatable), e.g. "
+        "--set code_dim=16; README lists them.")] = None,
+    device: Device = "auto",
+    data_root: DataRoot = None,
+    download: Download = False,
+    precision: Precision = None,
+    compile: Compile = None,
 ) -> None:
     """Train a generator; the run folder gets weights, metrics and a sample grid every epoch.
 
+    Options a variant does not use (--lam with plain, --corruption with sparse) are refused.
     Runs unchanged under `torchrun --nproc-per-node N` (DistributedDataParallel; --batch-size
     stays the global batch; rank 0 writes the run folder); see the README.
     """
-    if sets is None:
-        sets = []
     named = {"variant": variant, "linear": linear or None, "loss": loss, "k": k, "lam": lam,
              "latent_dim": latent_dim, "corruption": corruption, "batch_size": batch_size,
              "lr": lr}
+    out = out or Path("runs") / generator
     try:
         options = {key: value for key, value in named.items() if value is not None}
         options.update(parse_sets(sets or []))
@@ -233,7 +298,6 @@ def train(
         get(generator)
         if epochs is not None and epochs < 1:
             raise ForensicsError("--epochs must be positive")
-        out = out or Path("runs") / generator
         if not resume:
             check_writable(out)
         with ExitStack() as stack:
@@ -241,11 +305,11 @@ def train(
             run = run_training(generator, options, out=out, dataset=dataset, epochs=epochs,
                                seed=seed, device=device, resume=resume, data_root=data_root,
                                download=download, precision=precision,
-                               compile=compile or None, callback=callback)
+                               compile=compile, callback=callback)
     except ForensicsError as error:
         fail_error(error)
     except KeyboardInterrupt:
-        fail("interrupted; the last finished epoch is saved (continue with --resume)", 130)
+        fail(_interrupted(out), 130)
     if launch_rank() == 0:
         if run.config["data"].get("note"):
             typer.echo(run.config["data"]["note"], err=True)
@@ -254,18 +318,32 @@ def train(
                    + (f" ({processes} processes)" if processes > 1 else ""))
 
 
+def _interrupted(out: Path) -> str:
+    """What an interrupted ``train`` left: the last saved epoch, or that none is saved."""
+    from generators.runs import CONFIG, saved_epoch
+
+    epoch = saved_epoch(out)
+    if epoch:
+        return f"interrupted; epoch {epoch} is saved in {out} (continue with --resume)"
+    if (out / CONFIG).is_file():
+        return (f"interrupted before the first epoch finished; no epoch is saved ({out} holds "
+                "only the config: start over with --resume)")
+    return "interrupted before training started; nothing was written"
+
+
 @app.command()
 def generate(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `forensics train`.")],
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="RUN_DIR", help="A run folder written by `forensics train`.")],
     n: Annotated[int, typer.Option("--n", help="Number of images.")] = 1000,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Output folder (default RUN_DIR/synthetic).")] = None,
-    seed: SeedOpt = 0,
+    seed: Seed = 0,
     mode: Annotated[str, typer.Option(
         "--mode", help="sample (from the prior / code distribution) or reconstruct (re-render "
         "held-out real images; ae and vae).")] = "sample",
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
-    device: DeviceOpt = "auto",
+    force: Force = False,
+    device: Device = "auto",
 ) -> None:
     """Write N PNG images and a manifest with the provenance of each."""
     try:
@@ -293,40 +371,61 @@ def generate(
 
 @app.command()
 def explore(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `forensics train`.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the figures.")] = None,
-    seed: SeedOpt = 0,
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="RUN_DIR", help="A run folder written by `forensics train`.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the figures (default RUN_DIR/explore).")] = None,
+    seed: Seed = 0,
+    device: Device = "auto",
 ) -> None:
-    """Write the course's pictures: reconstructions, latent space, interpolations, traversals."""
+    """Write the course's pictures: samples, reconstructions, latent space, interpolations,
+    code traversals (what the run's generator has), each titled and labelled."""
     try:
         from generators.explore import explore as draw
         from generators.training import load_run
 
         check_writable(out or run_dir / "explore")
-        written = draw(load_run(run_dir), out or run_dir / "explore", seed=seed)
+        written = draw(load_run(run_dir, device=device), out or run_dir / "explore", seed=seed)
     except ForensicsError as error:
         fail(str(error))
     for path in written:
         typer.echo(str(path))
 
 
-@app.command("train-detector")
+def _epochs_by_detector() -> str:
+    return ", ".join(f"{name} {info['init_defaults']['epochs']}" for name, info in DETECTORS.items()
+                     if "epochs" in info.get("init_defaults", {}))
+
+
+@app.command("train-detector", epilog=f"Default epochs (the detectors that train in epochs): "
+                                      f"{_epochs_by_detector()}.")
 def train_detector(
     kind: Annotated[str, typer.Argument(help=f"{', '.join(DETECTORS)}.")],
     out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
-    fake: Annotated[list[Path], typer.Option(
-        "--fake", help="A folder of fakes (a `forensics generate` output, any image folder, or "
-        "0_real/ + 1_fake/); repeatable. Not needed by real-only detectors.")] = None,
-    real: Annotated[str, typer.Option("--real", help="Real data set (its seeded split).")] = "mnist5k",
-    seed: SeedOpt = 0,
+    fake: Annotated[list[Path] | None, typer.Option(
+        "--fake", metavar="FOLDER", help="A folder of fakes (a `forensics generate` output, any "
+        "image folder, or 0_real/ + 1_fake/, whose 0_real/ is then the real data); repeatable. "
+        "Not needed by real-only detectors.")] = None,
+    real: Annotated[str | None, typer.Option(
+        "--real", help="Real data set (its seeded split); default mnist5k, or the 0_real/ of a "
+        "--fake folder (giving both is refused).")] = None,
+    seed: Seed = 0,
+    epochs: Epochs = None,
+    device: Device = "auto",
+    balance: Annotated[bool, typer.Option(
+        "--balance/--no-balance", metavar="", help="Weigh real and fake (each source, for "
+        "attribution) equally in the training loss, whatever their counts; recorded in "
+        "detector.json.")] = True,
     run: Annotated[Path | None, typer.Option(
-        "--run", help="discriminator: the gan/infogan run folder whose D is used.")] = None,
-    sets: Annotated[list[str], typer.Option(
-        "--set", help="Detector option as KEY=VALUE (repeatable), e.g. --set epochs=8.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing detector folder.")] = False,
-    data_root: DataRootOpt = None,
-    precision: PrecisionOpt = None,
-    compile: CompileOpt = False,
+        "--run", help="discriminator: the gan/infogan run folder whose D is used (default: none; "
+        "the discriminator family needs it).")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Detector option as KEY=VALUE (repeatable), e.g. --set epochs=8.")] = None,
+    force: Force = False,
+    data_root: DataRoot = None,
+    precision: Precision = None,
+    compile: Compile = None,
     threshold_rule: Annotated[str, typer.Option(
         "--threshold-rule", help="fpr (default): the lowest threshold calling at most --target-fpr of "
         "the real validation images (plain and processed) fake; youden: max TPR − FPR (needs fakes). "
@@ -336,10 +435,21 @@ def train_detector(
 ) -> None:
     """Train a real-vs-fake detector; calibrate its threshold on validation; report on test.
 
-    The detector also records its domain (the real data's shape and typicality), so
-    `forensics detect` abstains on images of another domain. Real-only detectors train
-    with --real alone. The torch detectors (cnn, attribution, discriminator) also train
-    under `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves and reports).
+    Prints, on held-out test images, the balanced accuracy, the TPR
+    (fakes called fake) and the FPR (reals called fake) at the saved
+    threshold, each fake source's TPR, and for attribution each class's
+    recall; warns when one class outnumbers another more than 3:1 in
+    training (classes are balanced in the loss unless --no-balance).
+    With fakes, the raw score is also calibrated (Platt's rule on
+    validation, equal priors) into the P(fake) `forensics detect` shows;
+    verdicts compare the raw score with the threshold.
+
+    The detector also records its domain (the real data's shape and
+    typicality), so `forensics detect` abstains on images of another
+    domain. Real-only detectors train with --real alone. The torch
+    detectors (cnn, attribution, discriminator) also train under
+    `torchrun --nproc-per-node N` (DistributedDataParallel; rank 0 saves
+    and reports).
     """
     if sets is None:
         sets = []
@@ -352,6 +462,7 @@ def train_detector(
         from detectors.registry import get, option_names
         from detectors.training import save_detector
         from detectors.training import train_detector as fit
+        from forensics.app.progress import status
         from forensics.text import printable
 
         family = get(kind)
@@ -371,6 +482,18 @@ def train_detector(
             options["run"] = str(run)
         if "seed" in option_names(kind):
             options.setdefault("seed", str(seed))
+        if epochs is not None:
+            if "epochs" not in option_names(kind):
+                trained = [k for k, i in DETECTORS.items() if "epochs" in i.get("init_defaults", {})]
+                raise ForensicsError(f"--epochs is for the detectors that train in epochs "
+                                     f"({', '.join(trained)}), not {kind}")
+            if epochs < 1:
+                raise ForensicsError("--epochs must be positive")
+            options["epochs"] = str(epochs)
+        if "device" in option_names(kind):
+            options.setdefault("device", device)
+        if family.balances:
+            options.setdefault("balance", str(balance))
         for name, value in (("precision", precision), ("compile", compile or None)):
             if value is not None:
                 if not get(kind).torch_based:
@@ -383,7 +506,7 @@ def train_detector(
         for line in data.problems.lines if main else ():
             typer.echo(f"skipped: {printable(line)}", err=True)
         with _session(options.get("device", "auto")), \
-                console().status(escape(printable(
+                status(console(), escape(printable(
                     f"training {kind} on {', '.join(data.fakes) or 'real images only'}"))) \
                 if main else nullcontext():
             detector, report = fit(kind, data.real["train"], data.real["val"], data.real["test"],
@@ -395,25 +518,56 @@ def train_detector(
                                             "command": ["forensics", *sys.argv[1:]]}, force=force)
     except ForensicsError as error:
         fail_error(error)
-    fpr = report["real_fpr"]
-    typer.echo(f"threshold {report['threshold']:.4f} ({report['threshold_rule']} rule; target FPR "
-               f"{report['thresholds']['target_fpr']:g}); test reals called fake: {fpr['plain']:.3f} plain, "
-               f"{fpr['processed']:.3f} processed")
-    if "auc" in report:
-        per = ", ".join(f"{k} {v:.3f}" for k, v in report["per_source_auc"].items())
-        typer.echo(f"test AUC {report['auc']:.4f}, accuracy {report['accuracy']:.4f} at threshold "
-                   f"{report['threshold']:.4f} (best {report['best_accuracy']:.4f}); per source: {per}")
-    if "confusion_matrix" in report:
-        _print_confusion(report["confusion_matrix"])
+    _print_training_report(report, detector.calibration_.get("probability"))
     typer.echo(f"saved → {out}")
+
+
+def _print_training_report(report: dict, probability: dict | None) -> None:
+    """The test numbers at the saved threshold, one fact a line (the same as detector.json's metrics)."""
+    from forensics.text import printable
+
+    balance = report["class_balance"]
+    if balance["ratio"] > 3.0:
+        counts = " : ".join(f"{printable(k)} {v}" for k, v in balance["counts"].items())
+        done = ("balanced by class weights (--no-balance turns it off)" if balance["balanced"]
+                else "not balanced" if balance["balanced"] is False else "this detector does not balance")
+        typer.echo(f"warning: imbalanced training classes ({counts}, {balance['ratio']:.1f}:1); {done}",
+                   err=True)
+    rules = {"fpr": f"fpr rule: at most {report['thresholds']['target_fpr']:g} of real validation images "
+                    "called fake, plain and processed",
+             "youden": "youden rule: max TPR − FPR on validation"}
+    rule = rules.get(report["threshold_rule"], report["threshold_rule"])
+    never = " — above every score: nothing is called fake" if report["threshold"] > 1.0 else ""
+    typer.echo(f"threshold {report['threshold']:.6g}{never} ({rule})"
+               + ("; score calibrated to P(fake) (Platt, equal priors)" if probability
+                  else "; the score is not a probability (no fakes to calibrate it on)"))
+    fpr = report["real_fpr"]
+    if "auc" in report:
+        n = report["n"]["test"]
+        fakes = sum(v for k, v in n.items() if k != "real")
+        typer.echo(f"test at the threshold: balanced accuracy {report['balanced_accuracy']:.4f}, "
+                   f"TPR {report['tpr']:.4f} ({fakes} fakes), FPR {report['fpr']:.4f} ({n['real']} reals; "
+                   f"{fpr['processed']:.4f} after processing); AUC {report['auc']:.4f}")
+        per = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_tpr"].items())
+        auc = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_auc"].items())
+        typer.echo(f"per source: TPR {per}; AUC {auc}")
+    else:
+        typer.echo(f"test reals called fake at the threshold: {fpr['plain']:.4f} plain, "
+                   f"{fpr['processed']:.4f} processed (no fakes: no TPR)")
+    if "confusion_matrix" in report:
+        confusion = report["confusion_matrix"]
+        recall = ", ".join(f"{printable(k)} {v:.3f}" for k, v in confusion["recall"].items())
+        typer.echo(f"attribution recall per class: {recall} "
+                   f"(balanced accuracy {confusion['balanced_accuracy']:.4f})")
+        _print_confusion(confusion)
 
 
 def _print_confusion(confusion: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"attribution on held-out test images (accuracy {confusion['accuracy']:.3f}); "
-                        "rows: true source, columns: predicted")
+    table = Table(title=f"attribution on held-out test images (balanced accuracy "
+                        f"{confusion['balanced_accuracy']:.3f}); rows: true source, columns: predicted")
     table.add_column("")
     for name in confusion["labels"]:
         table.add_column(name, justify="right")
@@ -430,11 +584,15 @@ DETECT_WORKERS = 0
 @app.command()
 def detect(
     paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
-    detector: Annotated[list[Path], typer.Option(
-        "--detector",
+    detector: Annotated[list[Path] | None, typer.Option(
+        "--detector", metavar="DIR",
         help="A detector folder (repeatable); default: the one shipped with forensics.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per image on stdout.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per image, on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON record per input on stdout (a skipped file: a record with its "
+        "error); not with --csv.")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", help="CSV, one row per input, on stdout (a skipped file: its error column); "
+        "not with --json.")] = False,
     explain: Annotated[Path | None, typer.Option(
         "--explain", help="Write a PNG per image: the image, its spectrum vs real data, saliency.")] = None,
     workers: Annotated[int, typer.Option(
@@ -448,33 +606,54 @@ def detect(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
         "instead of stdout; temporaries of FILE a killed run left (over an hour old) are removed.")] = None,
     threshold: Annotated[str | None, typer.Option(
-        "--threshold", help="Override the saved threshold: a P(fake) VALUE in [0, 1], or fpr:RATE "
-        "(derived from the detector's recorded real validation scores).")] = None,
+        "--threshold", help="Override the saved thresholds: a raw-score VALUE in [0, 1] for every "
+        "detector, or fpr:RATE (each detector's threshold at that false-positive rate, from its "
+        "recorded real validation scores). Shown in every output.")] = None,
+    combine: Annotated[str, typer.Option(
+        "--combine", help="How several detectors' verdicts combine: any (fake when one says fake), "
+        "majority (more than half; a tie is real), mean (mean of logit(score) − logit(threshold) "
+        "≥ 0).")] = "any",
+    device: Device = "auto",
     force: Annotated[bool, typer.Option(
         "--force", help="Score images outside the detectors' domain too (the record still says "
         "in_domain: false).")] = False,
 ) -> None:
-    """Score images: P(fake), verdict at the calibrated threshold, attributed source, provenance tag.
+    """Score images: raw score, calibrated P(fake), verdict at each detector's threshold, source.
+
+    Each detector says fake when its raw score reaches its threshold (shown in every
+    output); the calibrated P(fake) is shown for detectors that store one. With several
+    detectors, --combine decides (default any) and `disagree` marks split verdicts.
 
     An image unlike the detector's real training data (another size or channel count, or
     atypical content: a photograph for a digit detector) is not judged: its verdict is
-    out-of-domain, with the reason, and no score (--force scores it anyway). Exit status:
-    0 when every readable image was scored or found out of domain (out-of-domain images
-    are not errors; unreadable files are reported and skipped), 1 when no image could be
-    read, 2 for usage errors. Under torchrun, each process scans its share and the first
-    prints the merged output.
+    out-of-domain, with the reason, and no score (--force scores it anyway).
+
+    Exit status: 0 when every readable image was scored or found out of domain
+    (out-of-domain images are not errors; unreadable files are reported, in --json and
+    --csv as records with an error, and skipped); 1 when no image could be read (an
+    empty folder: "no images found"); 2 for usage errors (a path that does not exist,
+    --json with --csv, a bad option). Under torchrun, each process scans its share and
+    the first prints the merged output.
     """
     if detector is None:
         detector = []
     try:
         from detectors import shards
-        from detectors.scan import DEFAULT_DETECTOR, resolve_threshold, scan
+        from detectors.scan import COMBINE_RULES, DEFAULT_DETECTOR, resolve_threshold, scan
         from forensics import distributed
         from forensics.app import detect as detect_app
         from forensics.app.progress import count_progress
         from forensics.shard import Shard
 
         part = Shard.parse(shard) if shard is not None else None
+        if as_json and as_csv:
+            raise ForensicsError("--json and --csv exclude each other: choose one")
+        if combine not in COMBINE_RULES:
+            raise ForensicsError(f"--combine must be one of {', '.join(COMBINE_RULES)}, not {combine!r}")
+        detect_app.check_inputs(paths)
+        from forensics.runtime import pick_device
+
+        pick_device(device)  # an unknown device is a usage error before anything is loaded
         if workers < 0:
             raise ForensicsError("--workers must be 0 or more")
         if batch_size < 1:
@@ -492,12 +671,13 @@ def detect(
         with ExitStack() as stack:
             if distributed.launched():
                 stack.enter_context(distributed.session("cpu"))
-            named = distributed.checked(lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR))
+            named = distributed.checked(
+                lambda: detect_app.load_detectors(folders, DEFAULT_DETECTOR, device=device))
             loaded = {name: d for name, (d, _) in named.items()}
             rule = resolve_threshold(loaded, threshold)
             mine = Shard(distributed.rank(), distributed.size()) if distributed.launched() else part
             batches = scan(paths, loaded, workers=workers, shard=mine or Shard(),
-                           batch_size=batch_size, force=force, threshold=rule)
+                           batch_size=batch_size, force=force, threshold=rule, rule=combine)
             if distributed.size() > 1:
                 entries = shards.gathered(batches)  # every rank takes part; rank 0 gets them all
                 if not distributed.is_main():
@@ -510,7 +690,8 @@ def detect(
             if part is not None:
                 head = shards.header(paths, {n: f for n, (_, f) in named.items()},
                                      {n: d.input_shape_ for n, d in loaded.items()}, part, walk,
-                                     options={"force": force, "threshold": list(rule)})
+                                     options={"force": force, "threshold": list(rule),
+                                              "combine": combine})
                 writer = shards.PartWriter(detect_app.open_out(stack, out), head)
             else:
                 writer = detect_app.records_writer(stack, out, as_json, as_csv, list(loaded))
@@ -527,7 +708,7 @@ def detect(
         fail("interrupted", 130)
     except OSError as error:  # a full disk or read-only folder while writing --out or --explain
         fail(os_error_line(error, str(out or "")))
-    detect_app.warn_resized(counts[2], next(iter(loaded.values())).input_shape_)
+    detect_app.warn_resized(counts, next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
         typer.echo(f"explanations: {writers[-1].count} PNGs → {explain}", err=True)
@@ -539,12 +720,15 @@ def detect(
 @app.command()
 def merge(
     parts: Annotated[list[Path], typer.Argument(
+        metavar="PART...",
         help="The N part files of `forensics detect --shard I/N --out PART`, in any order.")],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per image on stdout.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per image, on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", metavar="", help="One JSON record per image on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", metavar="", help="CSV, one row per image, on stdout.")] = False,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the records to FILE (atomically; JSON Lines, or CSV with --csv) "
-        "instead of stdout.")] = None,
+        "instead of stdout (the default).")] = None,
 ) -> None:
     """Join the parts of a sharded `forensics detect`: the output of one unsharded run, exactly.
 
@@ -567,7 +751,7 @@ def merge(
         fail("interrupted", 130)
     except OSError as error:
         fail(os_error_line(error, str(out or "")))
-    detect_app.warn_resized(counts[2], head["detectors"][0]["input_shape"])
+    detect_app.warn_resized(counts, head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
 
@@ -576,13 +760,16 @@ def merge(
 def benchmark(
     suite: Annotated[str, typer.Option("--suite", help="A suite in benchmarks/suites/ (quick, full) "
                                        "or a path to a suite .toml.")] = "quick",
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/quick"),
-    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option(
+        "--out", help="Report folder (reports/SUITE for another suite).")] = Path("reports/quick"),
+    seed: Seed = 0,
     cache: Annotated[Path | None, typer.Option(
         "--cache", help="Artefact cache (default ~/.cache/forensics/bench or $FORENSICS_CACHE).")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Retrain everything the suite names.")] = False,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh/--no-fresh", metavar="", help="Retrain everything the suite names.")] = False,
     workers: Annotated[int, typer.Option(
         "--workers", help="Processes reading the synthetic sets (0: read them in this process).")] = 0,
+    device: Device = "auto",
 ) -> None:
     """Train the suite's generators and detectors; measure every detector against every generator."""
     try:
@@ -590,6 +777,7 @@ def benchmark(
         from benchmarks.runner import run_benchmark
         from benchmarks.suite import load_suite
         from forensics.app.progress import stage_progress
+        from forensics.runtime import pick_device
 
         if workers < 0:
             raise ForensicsError("--workers must be 0 or more")
@@ -599,7 +787,8 @@ def benchmark(
         check_writable(out)
         with stage_progress(console()) as progress:
             results = run_benchmark(loaded, out, seed=seed, cache=cache or default_root(),
-                                    fresh=fresh, progress=progress, workers=workers)
+                                    fresh=fresh, progress=progress, workers=workers,
+                                    device=str(pick_device(device)))
     except ForensicsError as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -629,16 +818,23 @@ def _print_summary(results: dict) -> None:
 
 @app.command()
 def audit(
-    folder: Annotated[Path, typer.Argument(help="A folder of generated images (any source).")],
+    folder: Annotated[Path, typer.Argument(
+        metavar="FOLDER", help="A folder of generated images (any source).")],
     real: Annotated[str, typer.Option("--real", help="The real data set to compare with.")] = "mnist5k",
     out: Annotated[Path | None, typer.Option("--out", help="Report folder, outside FOLDER "
                                              "(default audits/NAME, NAME: FOLDER's name).")] = None,
-    seed: SeedOpt = 0,
+    seed: Seed = 0,
+    device: Device = "auto",
 ) -> None:
     """Judge generated images: quality (FD, KID), diversity, memorisation, modes, codes, spectra."""
     try:
         from forensics.app.audit import output_folder, run_audit
         from forensics.app.progress import stage_progress
+        from forensics.classifier import load_digit_classifier
+        from forensics.runtime import pick_device
+
+        # the audit's features come from this (cached) classifier: it runs on --device
+        load_digit_classifier().to(pick_device(device))
 
         out = output_folder(folder, out)  # checked before the progress display opens
         with stage_progress(console()) as progress:
@@ -661,10 +857,10 @@ def verify(
     folder: Annotated[Path, typer.Argument(help="A synthetic data set, detector or run folder.")],
     digest: Annotated[Path | None, typer.Option(
         "--digest", help="Once verified, keep the folder's digest (every file's sha256) in FILE, "
-        "outside the folder; check against it later with --expect.")] = None,
+        "outside the folder; check against it later with --expect. Default: none kept.")] = None,
     expect: Annotated[Path | None, typer.Option(
         "--expect", help="Also check against a digest FILE written by --digest: shows a folder "
-        "whose own records were rewritten along with its files.")] = None,
+        "whose own records were rewritten along with its files. Default: none.")] = None,
 ) -> None:
     """Check every file of a folder against its records; list missing, extra or altered files.
 

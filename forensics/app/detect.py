@@ -19,15 +19,26 @@ from forensics.errors import ForensicsError
 from forensics.text import printable
 
 
-def load_detectors(folders: list[Path], default: Path) -> dict[str, tuple]:
-    """``{name: (detector, folder)}``, named after their folders (``default`` for the shipped one)."""
+def load_detectors(folders: list[Path], default: Path, device: str = "auto") -> dict[str, tuple]:
+    """``{name: (detector, folder)}``, named after their folders (``default`` for the shipped one);
+    torch detectors on ``device`` (auto: CUDA when present)."""
     from detectors.base import load_detector
 
     named: dict[str, tuple] = {}
     for folder in folders:
         name = "default" if folder == default else folder.resolve().name  # "." too
-        named[name if name not in named else str(folder)] = (load_detector(folder), folder)
+        named[name if name not in named else str(folder)] = (load_detector(folder, device=device), folder)
     return named
+
+
+def check_inputs(paths: list[Path]) -> None:
+    """A path that does not exist is a usage error (one line), not a skipped file."""
+    import os
+
+    missing = [path for path in paths if not os.path.lexists(path)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ForensicsError(f"no such file or folder: {printable(str(missing[0]))}{more}")
 
 
 def explanations(detectors: dict, folder: Path, out: Path):
@@ -43,6 +54,8 @@ def records_writer(stack: ExitStack, out: Path | None, as_json: bool, as_csv: bo
     """The writer of ``detect`` and ``merge``: JSON Lines, CSV or a table, to stdout or ``out``."""
     from detectors.output import CsvRows, JsonLines, Table
 
+    if as_json and as_csv:
+        raise ForensicsError("--json and --csv exclude each other: choose one")
     stream = sys.stdout if out is None else open_out(stack, out)
     if as_json:
         return JsonLines(stream)
@@ -77,12 +90,19 @@ def open_out(stack: ExitStack, out: Path):
         raise ForensicsError(f"--out {out}: cannot write there ({error.strerror or error})") from None
 
 
-def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, int, int]:
-    """Hand every entry to the writers, reporting skipped files; (scored, skipped, resized, out of domain).
+#: How many conformed files the warning names (the count says how many more there were).
+NAMED_CONFORMED = 5
 
-    "scored" counts every record, out-of-domain ones included (they were read and assessed).
+
+def write_entries(entries, writers: list, advance: Callable) -> tuple:
+    """Hand every entry to the writers, reporting skipped files.
+
+    Returns (scored, skipped, resized, out of domain, the first :data:`NAMED_CONFORMED`
+    conformed files as ``(name, [H, W, C] or None)``). "scored" counts every record,
+    out-of-domain ones included (they were read and assessed).
     """
     scored = skipped = resized = outside = 0
+    conformed: list[tuple[str, list | None]] = []
     for entry in entries:
         if entry.record is None:
             skipped += 1
@@ -90,18 +110,28 @@ def write_entries(entries, writers: list, advance: Callable) -> tuple[int, int, 
         else:
             scored += 1
             resized += entry.resized
+            if entry.resized and len(conformed) < NAMED_CONFORMED:
+                conformed.append((entry.record["file"], entry.size))
             outside += entry.record.get("in_domain") is False
             advance(1)
         for writer in writers:
             writer.add(entry)
-    return scored, skipped, resized, outside
+    return scored, skipped, resized, outside, conformed
 
 
-def warn_resized(resized: int, shape) -> None:
-    if resized:
-        typer.secho(printable(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
-                              f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
-                    "channels converted) as in training"), err=True, fg="yellow")
+def warn_resized(counts: tuple, shape) -> None:
+    """One line naming the conformed files (the first few) and their own sizes."""
+    resized = counts[2]
+    if not resized:
+        return
+    named = [f"{name} ({'×'.join(map(str, size[:2])) + f'×{size[2]}' if size else 'size unknown'})"
+             for name, size in (counts[4] if len(counts) > 4 else [])]
+    more = resized - len(named)
+    listed = ", ".join(named) + (f" and {more} more" if named and more > 0 else "")
+    typer.secho(printable(f"warning: {resized} image(s) were not {shape[1]}x{shape[2]} with "
+                          f"{shape[0]} channel(s); conformed (shorter side resized, centre-cropped, "
+                          "channels converted) as in training" + (f": {listed}" if listed else "")),
+                err=True, fg="yellow")
 
 
 def note_out_of_domain(counts: tuple[int, ...], forced: bool = False) -> None:
@@ -113,7 +143,13 @@ def note_out_of_domain(counts: tuple[int, ...], forced: bool = False) -> None:
                     fg="yellow")
 
 
-def finish(counts: tuple[int, ...], empty_fails: bool = True) -> None:
+def finish(counts: tuple, empty_fails: bool = True) -> None:
+    """The closing count on stderr; exit 1 when no image could be read (``empty_fails``)."""
+    if not counts[0] and not counts[1]:
+        from forensics.images import IMAGE_SUFFIXES
+
+        typer.secho(f"no images found (files ending in {', '.join(IMAGE_SUFFIXES)})" if empty_fails
+                    else "no images in this shard", err=True, fg="yellow")
     typer.echo(f"{counts[0]} scored, {counts[1]} skipped", err=True)
     if not counts[0] and empty_fails:
         raise typer.Exit(1)

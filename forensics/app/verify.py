@@ -35,7 +35,7 @@ NO_RECORD = (f"no folder digest recorded ({contents.RECORD}; written by earlier 
 RUN_FILES = re.compile(r"(config\.json|model\.safetensors|checkpoint\.safetensors|metrics\.jsonl"
                        r"|samples\.png|samples/epoch_\d+\.png)")
 #: the figures of ``forensics explore`` (for a run's ``explore/`` without a record)
-EXPLORE_FILES = re.compile(r"explore/(samples|reconstructions|interpolation|latent_space"
+EXPLORE_FILES = re.compile(r"explore/(samples|reconstructions|interpolation|latent_interpolation|latent_space"
                            r"|traverse_\w+)\.png")
 
 
@@ -53,7 +53,9 @@ class Report:
 
 def kind_of(folder: Path) -> str:
     if (folder / MANIFEST).is_file():
-        return "synthetic data set"
+        # `forensics datasets export` writes a real data set in the same format
+        real = read_manifest(folder).header.get("kind") == "real"
+        return "exported real data set" if real else "synthetic data set"
     if (folder / "detector.json").is_file():
         return "detector"
     if (folder / "config.json").is_file():
@@ -72,8 +74,8 @@ def verify(folder: str | Path, expect: str | Path | None = None) -> Report:
     listing = contents.scan(folder)
     report = Report(kind)
     problems: dict[str, str] = {}
-    check = {"synthetic data set": _synthetic, "detector": _detector, "training run": _run,
-             "folder": lambda *_: {}}[kind]
+    check = {"synthetic data set": _synthetic, "exported real data set": _synthetic,
+             "detector": _detector, "training run": _run, "folder": lambda *_: {}}[kind]
     problems.update(check(folder, listing, problems))
     try:
         recorded = contents.read_record(folder)
@@ -161,8 +163,9 @@ def _synthetic(folder: Path, listing: contents.Listing, _: dict) -> dict[str, st
     if isinstance(n, int) and not isinstance(n, bool) and n != len(manifest.rows):
         problems[f"#{MANIFEST}:n"] = (f"{MANIFEST}: its header says n: {n} but it lists "
                                       f"{len(manifest.rows)} image(s) (rows removed or added)")
-    problems.update(_extras(listing, lambda name: name == MANIFEST or name in listed,
-                            "the manifest"))
+    exported = manifest.header.get("kind") == "real"  # with its labels.csv beside the manifest
+    problems.update(_extras(listing, lambda name: name == MANIFEST or name in listed
+                            or exported and name == "labels.csv", "the manifest"))
     return problems
 
 

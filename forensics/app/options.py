@@ -1,0 +1,44 @@
+"""The options several commands share, each declared once: the same name, default and help
+on every command that takes it (``forensics train --seed`` and ``forensics audit --seed`` are
+one option).
+
+A command declares ``seed: Seed = 0``; the default value sits in the signature (Typer's
+rule), and each option's help says what an unset (``None``) default means, so ``--help``
+shows every default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+#: flags show as ``--flag/--no-flag`` with no ``<bool>`` metavar
+FLAG = ""
+
+Seed = Annotated[int, typer.Option(
+    "--seed", help="Random seed (recorded with the output).")]
+Device = Annotated[str, typer.Option(
+    "--device", help="Where torch runs: auto (CUDA when present), cpu or cuda.")]
+Epochs = Annotated[int | None, typer.Option(
+    "--epochs", help="Training epochs (default: the model's own).")]
+BatchSize = Annotated[int | None, typer.Option(
+    "--batch-size", help="Images per training batch (default: the model's own).")]
+Precision = Annotated[str | None, typer.Option(
+    "--precision", help="fp32 or bf16: bf16 autocast of the networks' forward passes (for GPUs "
+    "with bf16; on a CPU it is usually slower). Default fp32; a resumed run keeps its own.")]
+Compile = Annotated[bool | None, typer.Option(
+    "--compile/--no-compile", metavar=FLAG,
+    help="torch.compile the networks (pays off on a GPU for long runs). Default: no; a resumed "
+    "run keeps its own.")]
+Dataset = Annotated[str, typer.Option(
+    "--dataset", help="mnist5k, digits, folder:PATH, mnist, fashion-mnist or cifar10 "
+    "(`forensics datasets` lists them).")]
+DataRoot = Annotated[str | None, typer.Option(
+    "--data-root", help="Where the torchvision data sets live (default ~/.cache/forensics, "
+    "or $FORENSICS_DATA).")]
+Download = Annotated[bool, typer.Option(
+    "--download/--no-download", metavar=FLAG,
+    help="Allow downloading a torchvision data set (needs internet).")]
+Force = Annotated[bool, typer.Option(
+    "--force/--no-force", metavar=FLAG, help="Replace an existing output folder.")]
