@@ -378,7 +378,7 @@ def _cell(text: str) -> str:
 
 def _attacks_markdown(a: dict) -> list[str]:
     lines = ["## Attacks by class (`benchmarks/attacks.py`)", "",
-             f"Measured {a['created']} (load average {a['reference']['load_average_1m_before']} before, "
+             f"Measured {a['created']} (load average {a['reference']['load_average_1m_before']:.2f} before, "
              f"{a['load_average_1m_after']:.2f} after): {a['seconds']} s for the section, "
              f"{a['seconds_over_reference']}× the reference workload ({a['reference']['seconds']} s, "
              "`benchmarks.reference.measure()` in the same process). Each attack is a real "
