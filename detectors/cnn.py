@@ -1,12 +1,15 @@
 """CNN detector (Wang et al. 2020): a small CNN trained on real vs fake with blur/JPEG augmentation.
 
 The network keeps full resolution in its first layer, where up-sampling
-artefacts live, then pools twice and averages globally; ~23k parameters at the
-default width (16), so inference is fast on a CPU.
+artefacts live, then pools once per stride-2 stage of the image side
+(:func:`forensics.nets.down_stages`: twice at 28×28, 3 times at 32, 4 at 64; never
+fewer than the original design's two) and averages globally; ~23k parameters at
+the default width (16) at 28×28, so inference is fast on a CPU.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -17,27 +20,44 @@ from torch import nn
 from detectors.base import Detector, class_weights
 from detectors.registry import register
 from forensics.errors import ForensicsError
+from forensics.nets import down_stages
 
 INFERENCE_BATCH = 2048
 
 
-class ConvNet(nn.Module):
-    """conv(w) → pool → conv(2w) → pool → conv(4w) → global average → linear(outputs)."""
+#: pooling stages of a detector saved before the stages followed the side (and the least ever used)
+LEAST_STAGES = 2
+#: the CNN's widths stop doubling at this multiple of ``width``
+MAX_WIDTH_FACTOR = 8
 
-    def __init__(self, channels: int, outputs: int, width: int = 16) -> None:
+
+def pool_stages(side: int) -> int:
+    """The CNN's pooling stages for images of this side (28 → 2, 32 → 3, 64 → 4, 8 → 2)."""
+    return max(LEAST_STAGES, down_stages(side))
+
+
+class ConvNet(nn.Module):
+    """conv(w) → pool → conv(2w) → pool → conv(4w) [→ pool → conv(8w) …] → global average → linear.
+
+    ``stages`` pools (default 2, the 28×28 design); widths double per stage up to 8w.
+    """
+
+    def __init__(self, channels: int, outputs: int, width: int = 16,
+                 stages: int = LEAST_STAGES) -> None:
         super().__init__()
 
         def block(cin: int, cout: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
                     nn.ReLU()]
 
-        self.features = nn.Sequential(
-            *block(channels, width), nn.MaxPool2d(2),
-            *block(width, 2 * width), nn.MaxPool2d(2),
-            *block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.head = nn.Linear(4 * width, outputs)
+        widths = [width * min(2**i, MAX_WIDTH_FACTOR) for i in range(stages + 1)]
+        layers = block(channels, widths[0])
+        for cin, cout in pairwise(widths):
+            layers += [nn.MaxPool2d(2), *block(cin, cout)]
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(widths[-1], outputs)
         self.outputs = outputs
+        self.stages = stages
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x * 2.0 - 1.0))
@@ -159,9 +179,9 @@ class NetDetector(Detector):
         self.robust = robust  # augmentation also resizes and adds noise (detectors.augment.robust)
         self.balance = balance  # class-weighted loss: each class weighs the same (base.class_weights)
 
-    def build_net(self, channels: int, outputs: int) -> nn.Module:
-        """The network this family trains (a module with an ``outputs`` attribute)."""
-        return ConvNet(channels, outputs, self.width)
+    def build_net(self, channels: int, outputs: int, side: int) -> nn.Module:
+        """The network this family trains for images of ``side`` (a module with ``outputs``)."""
+        return ConvNet(channels, outputs, self.width, pool_stages(side))
 
     def _pseudo(self, real: np.ndarray) -> np.ndarray | None:
         """``pseudo_fakes × len(real)`` re-rendered real images, or None at 0 (nothing drawn)."""
@@ -177,8 +197,8 @@ class NetDetector(Detector):
     def _train(self, images: np.ndarray, targets: np.ndarray, outputs: int, loss_fn) -> None:
         if self.width < 1:
             raise ForensicsError("width must be positive")
-        channels = images.shape[1]
-        self.net_ = seeded_module(self.seed, lambda: self.build_net(channels, outputs))
+        channels, side = images.shape[1], min(images.shape[2:])
+        self.net_ = seeded_module(self.seed, lambda: self.build_net(channels, outputs, side))
         self.history_ = train_net(self.net_, images, targets, loss_fn, epochs=self.epochs,
                                   batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                                   augment=self.augment, device=self._device(),
@@ -204,12 +224,14 @@ class NetDetector(Detector):
 
     def _state(self) -> tuple[dict, None, dict[str, Any]]:
         return self.net_.state_dict(), None, {"channels": self.input_shape_[0],
-                                               "outputs": self.net_.outputs}
+                                               "outputs": self.net_.outputs,
+                                               "side": min(self.input_shape_[1:])}
 
     def _restore(self, tensors: dict | None, sklearn: Any | None, state: dict[str, Any]) -> None:
         if tensors is None:
             raise ValueError("no network weights")
-        net = self.build_net(int(state["channels"]), int(state["outputs"]))
+        # a detector saved before the networks followed the side was built for 28×28 (2 stages)
+        net = self.build_net(int(state["channels"]), int(state["outputs"]), int(state.get("side", 28)))
         net.load_state_dict(tensors)
         self.net_ = net.to(self._device()).eval()
 

@@ -67,7 +67,8 @@ class NPRDetector(CNNDetector):
                          augment=augment, device=device, precision=precision, compile=compile,
                          pseudo_fakes=pseudo_fakes, robust=robust, balance=balance)
 
-    def build_net(self, channels: int, outputs: int) -> nn.Module:
+    def build_net(self, channels: int, outputs: int, side: int) -> nn.Module:
+        # local by design: one pool on the up-sampling grid and a mean of patch logits, at any side
         return NPRNet(channels, outputs, self.width)
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> NPRDetector:

@@ -1,7 +1,8 @@
 """Reconstruction-error detector, after AEROBLADE (Ricker et al., CVPR 2024) and the course's autoencoders.
 
 A small convolutional autoencoder (stride-2 encoder, a narrow bottleneck of
-``code`` channels at 1/4 resolution, nearest ×2 + conv decoder) is trained on
+``code`` channels at 1/4 resolution, nearest ×2 + conv decoder; more stages
+for larger sides, see :class:`ConvAE`) is trained on
 the real training images only. Per image, the reconstruction error in one or
 two spaces (option ``space``):
 
@@ -23,6 +24,7 @@ score is two-sided (see :mod:`detectors.oneclass`).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detectors.cnn import INFERENCE_BATCH, seeded_module, train_net
+from detectors.cnn import (
+    INFERENCE_BATCH,
+    LEAST_STAGES,
+    MAX_WIDTH_FACTOR,
+    pool_stages,
+    seeded_module,
+    train_net,
+)
 from detectors.oneclass import RealOnlyDetector
 from detectors.registry import register
 from forensics.errors import ForensicsError
@@ -40,25 +49,37 @@ EPS = 1e-8
 
 
 class ConvAE(nn.Module):
-    """conv s2 (w) → conv s2 (2w) → 1×1 (code) │ 1×1 (2w) → up → conv (w) → up → conv (C) → sigmoid."""
+    """conv s2 (w) → conv s2 (2w) → 1×1 (code) │ 1×1 (2w) → up → conv (w) → up → conv (C) → sigmoid.
 
-    def __init__(self, channels: int, width: int = 16, code: int | None = 4) -> None:
+    That is the 28×28 design (``stages=2``); with more stages (32 px: 3, 64 px: 4, see
+    :func:`detectors.cnn.pool_stages`) the widths double per stage (up to 8w) and the
+    bottleneck gets 4× the channels per extra stage, so it keeps the same number of
+    values per pixel (a code of ``code`` channels at 1/4 of the side) at every side.
+    """
+
+    def __init__(self, channels: int, width: int = 16, code: int | None = 4,
+                 stages: int = LEAST_STAGES) -> None:
         super().__init__()
+        self.multiple = 2**stages
+        widths = [width * min(2**i, MAX_WIDTH_FACTOR) for i in range(stages)]
+        code = code * 4 ** (stages - LEAST_STAGES) if code else None
         # code=None: no 1×1 bottleneck (the pseudo-fakes' re-rendering autoencoder)
-        squeeze = [nn.Conv2d(2 * width, code, 1)] if code else []
-        unsqueeze = [nn.Conv2d(code, 2 * width, 1), nn.ReLU()] if code else []
-        self.encoder = nn.Sequential(
-            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), *squeeze)
-        self.decoder = nn.Sequential(
-            *unsqueeze,
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * width, width, 3, padding=1),
-            nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(width, channels, 3, padding=1))
+        squeeze = [nn.Conv2d(widths[-1], code, 1)] if code else []
+        unsqueeze = [nn.Conv2d(code, widths[-1], 1), nn.ReLU()] if code else []
+        down: list[nn.Module] = []
+        for cin, cout in pairwise([channels, *widths]):
+            down += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU()]
+        self.encoder = nn.Sequential(*down, *squeeze)
+        up: list[nn.Module] = []
+        for cin, cout in pairwise([*reversed(widths), channels]):
+            up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1),
+                   nn.ReLU()]
+        self.decoder = nn.Sequential(*unsqueeze, *up[:-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        padded = F.pad(x, (0, -width % 4, 0, -height % 4), mode="replicate")
+        m = self.multiple
+        padded = F.pad(x, (0, -width % m, 0, -height % m), mode="replicate")
         return torch.sigmoid(self.decoder(self.encoder(padded * 2 - 1)))[..., :height, :width]
 
 
@@ -118,8 +139,8 @@ class ReconstructionDetector(RealOnlyDetector):
 
     def _train(self, images: np.ndarray) -> None:
         self._check_options()
-        channels = images.shape[1]
-        self.net_ = seeded_module(self.seed, lambda: ConvAE(channels, self.width, self.code))
+        channels, stages = images.shape[1], pool_stages(min(images.shape[2:]))
+        self.net_ = seeded_module(self.seed, lambda: ConvAE(channels, self.width, self.code, stages))
         self.history_ = train_net(self.net_, images, images, F.mse_loss, epochs=self.epochs,
                                   batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                                   augment=False, device=self._device(), precision=self.precision,
@@ -148,13 +169,16 @@ class ReconstructionDetector(RealOnlyDetector):
 
     def _state(self) -> tuple[dict, None, dict[str, Any]]:
         return self.net_.state_dict(), None, {"channels": self.input_shape_[0],
+                                               "side": min(self.input_shape_[1:]),
                                                **self._calibration_state()}
 
     def _restore(self, tensors: dict | None, sklearn: Any | None, state: dict[str, Any]) -> None:
         if tensors is None:
             raise ValueError("no network weights")
         self._check_options()
-        net = ConvAE(int(state["channels"]), self.width, self.code)
+        # a detector saved before the networks followed the side was built for 28×28 (2 stages)
+        stages = pool_stages(int(state.get("side", 28)))
+        net = ConvAE(int(state["channels"]), self.width, self.code, stages)
         net.load_state_dict(tensors)
         self.net_ = net.to(self._device()).eval()
         self._restore_calibration(state)

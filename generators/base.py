@@ -116,6 +116,10 @@ class Generator:
     has_latent_space: ClassVar[bool] = False
     #: the latent codes ``explore`` varies one at a time (``traverse(code, rng)``)
     traversable_codes: ClassVar[tuple[str, ...]] = ()
+    #: options ``generate`` / ``explore`` may change on a trained model (``--sampler``, ``--steps``)
+    sampling_options: ClassVar[tuple[str, ...]] = ()
+    #: ``explore`` draws the reverse chain (``trajectory(n, rng, keep)``) of a diffusion model
+    has_trajectory: ClassVar[bool] = False
     #: ``explore`` draws straight lines between draws of the prior (``interpolate_prior``)
     interpolates_prior: ClassVar[bool] = False
 
@@ -194,6 +198,19 @@ class Generator:
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         raise ForensicsError(f"{self.name} cannot reconstruct images (no encoder)")
+
+    def sampling(self) -> dict[str, Any]:
+        """How ``sample`` draws images now, as manifests record it (``{}``: one way only)."""
+        return {}
+
+    def set_sampling(self, **changes: Any) -> None:
+        """Change ``sampling_options`` of a trained model (given as values or as text)."""
+        unknown = sorted(set(changes) - set(self.sampling_options))
+        if unknown:
+            takes = ", ".join(self.sampling_options) or "none"
+            raise ForensicsError(f"{self.name} has no sampling option {', '.join(unknown)} "
+                                 f"(it takes: {takes})")
+        self.options = type(self.options).from_dict({**self.options.to_dict(), **changes})
 
     def interpolate_prior(self, rng: torch.Generator, rows: int = 5, steps: int = 10) -> torch.Tensor:
         """``rows`` × ``steps`` images: each row decodes the straight line between two draws

@@ -1,8 +1,15 @@
-"""DCGAN-style networks (Radford et al. 2016) and the GAN losses of the course.
+"""DCGAN networks (Radford et al. 2016) scaled to the image side, and the GAN losses of the course.
 
-G: code → Linear → (2c, s/4, s/4) → ConvT ×2 → image in [0, 1] (sigmoid; the
-affine twin of DCGAN's tanh on [−1, 1]). D: Conv(4, 2) ×2 with LeakyReLU 0.2 →
-features → one logit, D(x) = sigmoid(logit) = P(x is real).
+The number of stride-2 stages follows the image side (:mod:`forensics.nets`: 28 → 7 in
+2 stages, 32 → 4 in 3, 64 → 4 in 4); widths double at each stage down from ``width``,
+as in DCGAN (64 px: 64, 128, 256, 512).
+
+G: code → Linear → BatchNorm → ReLU → (width·2^(n−1), b, b), then n transposed
+convolutions (4, 2, 1), each but the last followed by BatchNorm and ReLU, the last by a
+sigmoid: images in [0, 1] (the affine twin of DCGAN's tanh on [−1, 1]).
+D's body: n convolutions (4, 2, 1) with LeakyReLU 0.2, BatchNorm on every one but the
+first (DCGAN: no BatchNorm on D's input layer) → flattened features; D's head is one
+linear logit, D(x) = sigmoid(logit) = P(x is real).
 """
 
 from __future__ import annotations
@@ -12,27 +19,37 @@ import torch.nn.functional as F
 from torch import nn
 
 from forensics.errors import ForensicsError
+from forensics.nets import base_side, down_stages
 
 
-def _side(image_shape: tuple[int, int, int]) -> int:
-    channels, height, width = image_shape
-    if height != width or height % 4:
-        raise ForensicsError(f"DCGAN needs square images with a side divisible by 4, got {height}x{width}")
-    return height // 4
+def _stages(image_shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(number of stride-2 stages, base side) for a square image; refuses what has none."""
+    _, height, width = image_shape
+    if height != width or down_stages(height) < 1:
+        raise ForensicsError(f"DCGAN needs square images whose side halves at least once to ≥ 4 "
+                             f"px (e.g. 8, 28, 32, 64), got {height}x{width}")
+    return down_stages(height), base_side(height)
+
+
+def _widths(width: int, stages: int) -> list[int]:
+    """Feature widths from the image side down: width, 2·width, …, width·2^(stages−1)."""
+    return [width * 2**i for i in range(stages)]
 
 
 class DCGenerator(nn.Module):
     def __init__(self, in_dim: int, image_shape: tuple[int, int, int], width: int = 64) -> None:
         super().__init__()
-        s = _side(image_shape)
+        stages, b = _stages(image_shape)
+        widths = _widths(width, stages)[::-1]  # from the base side up
         self.project = nn.Sequential(
-            nn.Linear(in_dim, 2 * width * s * s), nn.BatchNorm1d(2 * width * s * s), nn.ReLU(),
-            nn.Unflatten(1, (2 * width, s, s)),
+            nn.Linear(in_dim, widths[0] * b * b), nn.BatchNorm1d(widths[0] * b * b), nn.ReLU(),
+            nn.Unflatten(1, (widths[0], b, b)),
         )
-        self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, image_shape[0], 4, 2, 1), nn.Sigmoid(),
-        )
+        layers: list[nn.Module] = []
+        for wide, narrow in zip(widths, widths[1:], strict=False):
+            layers += [nn.ConvTranspose2d(wide, narrow, 4, 2, 1), nn.BatchNorm2d(narrow), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(widths[-1], image_shape[0], 4, 2, 1), nn.Sigmoid()]
+        self.upsample = nn.Sequential(*layers)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.project(code))
@@ -43,22 +60,27 @@ class DCBody(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: int = 64) -> None:
         super().__init__()
-        s = _side(image_shape)
-        self.features = nn.Sequential(
-            nn.Conv2d(image_shape[0], width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
-            nn.Flatten(),
-        )
-        self.out_dim = 2 * width * s * s
+        stages, b = _stages(image_shape)
+        widths = _widths(width, stages)
+        layers: list[nn.Module] = [nn.Conv2d(image_shape[0], widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+        for narrow, wide in zip(widths, widths[1:], strict=False):
+            layers += [nn.Conv2d(narrow, wide, 4, 2, 1), nn.BatchNorm2d(wide), nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.out_dim = widths[-1] * b * b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """−(1/m) Σ [log D(x) + log(1 − D(G(z)))]: descending it ascends V(D, G)."""
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                       real_label: float = 1.0) -> torch.Tensor:
+    """−(1/m) Σ [log D(x) + log(1 − D(G(z)))]: descending it ascends V(D, G).
+
+    ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016): the real
+    term becomes −[a log D(x) + (1 − a) log(1 − D(x))]; 1 is exactly the course's V.
+    """
     return F.binary_cross_entropy_with_logits(
-        real_logits, torch.ones_like(real_logits)
+        real_logits, torch.full_like(real_logits, real_label)
     ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 

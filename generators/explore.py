@@ -3,7 +3,7 @@ latent space and code traversals, each a figure with its title, axis labels and 
 it varies drawn on it.
 
 Which figures a run gets follows its class's capabilities (``modes``, ``has_latent_space``,
-``interpolates_prior``, ``traversable_codes``), so a new generator gets the figures its
+``interpolates_prior``, ``traversable_codes``, ``has_trajectory``), so a new generator gets the figures its
 class declares without a change here.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,11 +26,17 @@ SPAN = 2.0
 STEPS = 10
 
 
-def explore(run: Run, out: str | Path, *, seed: int = 0) -> list[Path]:
-    """Write every figure that fits this run's generator; return their paths."""
+def explore(run: Run, out: str | Path, *, seed: int = 0,
+            sampling: dict[str, Any] | None = None) -> list[Path]:
+    """Write every figure that fits this run's generator; return their paths.
+
+    ``sampling``: the model's sampling options changed for these figures (as ``generate``'s).
+    """
     from forensics.atomic import staging_dir
     from forensics.paths import replaceable
 
+    if sampling:
+        run.model.set_sampling(**sampling)
     out = Path(out)
     replaceable(out, lambda name: name.endswith(".png") or name == digest.RECORD, "explore: --out")
     names: list[str] = []
@@ -80,6 +87,21 @@ def figures(run: Run, *, seed: int = 0) -> Iterator[tuple[str, str, object]]:
         yield "latent_space.png", f"{label}: latent space", _latent_plot(model, x, test.labels, label)
     for code in model.traversable_codes:
         yield (f"traverse_{code}.png", *_traversal(model, code, seeded(seed, 1), label))
+    if model.has_trajectory:
+        yield ("trajectory.png", *_trajectory(model, seeded(seed, 2), label))
+
+
+def _trajectory(model, rng: torch.Generator, label: str, rows: int = 6) -> tuple[str, object]:
+    """x_t along the reverse chain of a few samples: one row each, t falling to the right."""
+    kept, states = model.trajectory(rows, rng, keep=STEPS)
+    how = model.sampling()
+    title = (f"{label}: the denoising trajectory x_t, from x_T ~ N(0, I) to x_0, "
+             f"{how['sampler'].upper()} in {how['steps']} steps; one sample per row")
+    return title, grid_figure(states.transpose(0, 1).flatten(0, 1), nrow=len(kept), title=title,
+                              column_labels=[f"t={t}" for _, t in kept],
+                              row_labels=[f"{i + 1}" for i in range(rows)],
+                              xlabel="t (" + ", ".join(str(k) for k, _ in kept) + " reverse steps taken)",
+                              ylabel="sample")
 
 
 def _traversal(model, code: str, rng: torch.Generator, label: str) -> tuple[str, object]:

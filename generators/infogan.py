@@ -28,7 +28,15 @@ from generators.registry import register
 
 @dataclasses.dataclass
 class InfoGANOptions(GANOptions):
+    """Chen et al.'s MNIST recipe (paper, appendix C.1, and the official code): 62-d noise,
+    batch 128, Adam with G at 1e-3 and D/Q at 2e-4, λ = 1 for the categorical code and
+    a smaller λ for the continuous ones (the paper: "λ smaller for continuous codes so that
+    the term has the same scale as the GAN loss")."""
+
     noise_dim: int = 62
+    batch_size: int = 128
+    lr: float = 2e-4
+    lr_g: float = 1e-3
     categories: int = 10
     continuous: int = 2
     lambda_disc: float = 1.0
@@ -67,9 +75,12 @@ class QHead(nn.Module):
 @register("infogan")
 class InfoGAN(GAN):
     Options = InfoGANOptions
+    # 35 epochs × 32 batches of 128 ≈ 1,120 steps (the former default's images seen; ≈ 150 s on
+    # 2 quiet cores, over issue #13's 90 s). 18 epochs (≈ 75 s) were measured at 39.4 %
+    # confident samples and c1 agreement 28 % (seed 0), below the former default's 59 %.
     default_epochs = 35
     traversable_codes = ("c1", "c2", "c3")
-    tiny_options = {"width": 8, "noise_dim": 8, "batch_size": 64}
+    tiny_options = {"width": 8, "noise_dim": 8, "batch_size": 64, "ema": 0.9}
 
     def discriminator(self) -> tuple[nn.Module, nn.Module]:
         return self.nets["body"], self.nets["D_head"]
@@ -87,6 +98,7 @@ class InfoGAN(GAN):
         self.optimizers["D"] = adam(params, options)
         self.optimizers["G"] = adam(self.nets["G"].parameters(), options, options.lr_g)
         self._pending = []
+        self._init_ema()
 
     @property
     def code_dim(self) -> int:
@@ -123,7 +135,7 @@ class InfoGAN(GAN):
             fake, codes = self.fake(len(x))
             fake = fake.detach()
             real_logits, fake_logits, q_out = self.logits(x), self.logits(fake), self.q(fake)
-        adv = discriminator_loss(real_logits.float(), fake_logits.float())
+        adv = discriminator_loss(real_logits.float(), fake_logits.float(), self.options.real_label)
         loss = adv + self._info(q_out, codes)
         minimise(self.optimizers["D"], loss)
         return adv.item()
@@ -135,6 +147,7 @@ class InfoGAN(GAN):
         adv = generator_loss(logits.float(), self.options.loss)
         info = self._info(q_out, codes)
         minimise(self.optimizers["G"], adv + info)
+        self.average()
         return {"G_loss": adv.item(), "info_loss": info.item()}
 
     @torch.no_grad()
@@ -146,6 +159,7 @@ class InfoGAN(GAN):
         ``"c2"``/``"c3"``: the continuous code goes from −span to span.
         """
         self.nets.eval()
+        self.sampler.eval()
         o = self.options
         base = self.draw_codes(rows, rng)
         images = []
@@ -155,7 +169,7 @@ class InfoGAN(GAN):
                 codes["c1"][:] = j
             else:
                 codes["c_cont"][:, int(which[1]) - 2] = -span + 2 * span * j / (steps - 1)
-            images.append(self.nets["G"](self.code_vector(codes).to(self.device)).cpu())
+            images.append(self.sampler(self.code_vector(codes).to(self.device)).cpu())
         # c1: one row per digit; c2/c3: one row per noise draw, the code along the row
         return torch.stack(images, 0 if which == "c1" else 1).flatten(0, 1)
 

@@ -29,21 +29,27 @@ CHUNK = 256
 
 
 def generate(run: Run, n: int, out: str | Path, *, seed: int = 0, mode: str = "sample",
-             source_split: str = "test", force: bool = False,
+             source_split: str = "test", force: bool = False, sampling: dict[str, Any] | None = None,
              callback: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Write ``n`` images made by ``run`` to ``out``; return the manifest."""
+    """Write ``n`` images made by ``run`` to ``out``; return the manifest.
+
+    ``sampling``: the model's sampling options changed for this set (e.g. a diffusion model's
+    ``sampler`` and ``steps``); the header records how the images were drawn (``sampling``).
+    """
     if n < 1:
         raise ForensicsError("--n must be a positive number of images")
     if mode not in run.model.modes:
         raise ForensicsError(
             f"{run.config['generator']} cannot --mode {mode}; it supports {', '.join(run.model.modes)}"
         )
+    if sampling:
+        run.model.set_sampling(**sampling)
     header = {
         "generator": run.config["generator"],
         "variant": type(run.model).variant_of(run.config["options"]), "mode": mode,
         "run": str(run.path), "run_config_hash": provenance.config_hash(run.config),
         "checkpoint_sha256": provenance.sha256_file(run.path / WEIGHTS),
-        "dataset": run.config["dataset"], "seed": seed, "n": n,
+        "dataset": run.config["dataset"], "seed": seed, "n": n, "sampling": run.model.sampling(),
         "image_shape": list(run.model.image_shape), "versions": provenance.versions(),
         "created": provenance.now(),
     }

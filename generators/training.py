@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from forensics import atomic, distributed, loop, provenance
 from forensics.checkpoint import load_tree, read_json
@@ -226,19 +226,39 @@ def _wrapper(device: torch.device, compile: bool) -> Callable[[torch.nn.Module],
     return lambda net: distributed.wrap(net, device, compile=compile)
 
 
+#: the smallest minibatch a step trains on (BatchNorm's batch statistics need two images)
+MIN_BATCH = 2
+
+
+def epoch_batches(indices: list[int], batch: int) -> list[list[int]]:
+    """An epoch's index order cut into minibatches that use every index once.
+
+    The last batch keeps the remainder when it holds at least :data:`MIN_BATCH`
+    images; a smaller remainder joins the batch before it (issue #15: every epoch
+    uses every image; a one-image batch would break BatchNorm).
+    """
+    batches = [indices[i:i + batch] for i in range(0, len(indices), batch)]
+    if len(batches) > 1 and len(batches[-1]) < MIN_BATCH:
+        tail = batches.pop()
+        batches[-1] = batches[-1] + tail
+    return batches
+
+
 def _batches(images: torch.Tensor, batch: int, seed: int, epoch: int) -> DataLoader:
     """This process's minibatches of one epoch: DistributedSampler over the training set.
 
     The sampler's permutation is seeded by (seed, epoch); with N processes rank r
     takes every N-th index, so its k-th batch holds its share of the k-th global
-    batch (``batch`` is the per-process size, global batch / N).
+    batch (``batch`` is the per-process size, global batch / N). Every image is used
+    each epoch (:func:`epoch_batches`); with N processes the sampler repeats up to
+    N − 1 images so that every rank has as many.
     """
     dataset = TensorDataset(images)
     sampler = DistributedSampler(dataset, num_replicas=distributed.size(), rank=distributed.rank(),
-                                 shuffle=True, seed=derive_seed(seed, epoch, 1), drop_last=True)
+                                 shuffle=True, seed=derive_seed(seed, epoch, 1), drop_last=False)
     # one fetch per batch (tensor indexing, no per-image collate); a private generator,
     # so iterating leaves the global RNG, which draws the noise, untouched
-    return DataLoader(dataset, sampler=BatchSampler(sampler, batch, drop_last=True),
+    return DataLoader(dataset, sampler=epoch_batches(list(sampler), batch),
                       batch_size=None, generator=torch.Generator())
 
 

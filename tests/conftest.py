@@ -59,3 +59,42 @@ def digits_train():
     from forensics.data import load_split
 
     return torch.as_tensor(load_split("digits", "train").images)
+
+
+def photo_patches(folder: Path, count: int, shape: tuple[int, int, int], seed: int = 0) -> Path:
+    """Write ``count`` PNG patches of ``shape`` (C, H, W) cut from scikit-learn's two sample photographs.
+
+    Square patches of a random side (the image side to a third of the photograph's shorter
+    side) at random places, resized to H×W (area interpolation), gray when C is 1.
+    """
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    channels, height, width = shape
+    rng = np.random.default_rng(seed)
+    photos = list(load_sample_images().images)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        photo = photos[k % len(photos)]
+        side = int(rng.integers(height, min(photo.shape[:2]) // 3))
+        top = int(rng.integers(0, photo.shape[0] - side + 1))
+        left = int(rng.integers(0, photo.shape[1] - side + 1))
+        patch = Image.fromarray(photo[top : top + side, left : left + side])
+        patch = patch.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BOX)
+        patch.save(folder / f"patch_{k:04d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def patch_dataset(tmp_path_factory):
+    """``patch_dataset(shape)`` → ``folder:DIR`` of 96 photograph patches of that shape (made once)."""
+    cache: dict[tuple[int, int, int], str] = {}
+
+    def get(shape: tuple[int, int, int]) -> str:
+        if shape not in cache:
+            folder = tmp_path_factory.mktemp("patches_" + "x".join(map(str, shape)))
+            cache[shape] = f"folder:{photo_patches(folder, 96, shape)}"
+        return cache[shape]
+
+    return get

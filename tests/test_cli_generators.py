@@ -104,8 +104,8 @@ def test_help_does_not_import_torch():
 
 
 def test_unknown_generator(tmp_path):
-    result = invoke("train", "diffusion", "--out", tmp_path / "r")
-    assert_clean_error(result, "unknown generator 'diffusion'", "ae", "vae", "gan", "infogan")
+    result = invoke("train", "stylegan", "--out", tmp_path / "r")
+    assert_clean_error(result, "unknown generator 'stylegan'", "ae", "vae", "gan", "infogan", "diffusion")
     assert not (tmp_path / "r").exists()
 
 

@@ -269,3 +269,32 @@ def test_skops_types_off_the_allow_list_are_refused(tmp_path):
     skops.io.dump({"counts": collections.Counter(a=1)}, tmp_path / "model.skops")
     with pytest.raises(ForensicsError, match="untrusted type.*collections.Counter"):
         storage.load_sklearn(tmp_path / "model.skops")
+
+
+TORCH_FAMILIES = [name for name in list_detectors()
+                  if detectors.registry.get(name).torch_based and not detectors.registry.get(name).needs_run]
+
+
+SIZES = [(1, 28, 28), (3, 32, 32), pytest.param((3, 64, 64), marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("shape", SIZES, ids=lambda shape: "x".join(map(str, shape)))
+@pytest.mark.parametrize("name", TORCH_FAMILIES)
+def test_torch_detectors_at_other_sizes(name, shape, patch_dataset, tmp_path):
+    """Photograph patches (real) vs the same with an up-sampling checkerboard: fit, score, save, reload."""
+    from forensics.data import load
+    from forensics.nets import down_stages
+
+    images = load(patch_dataset(shape)).images
+    real, fake = images[:48], with_checkerboard(images[48:])
+    assert real.shape[1:] == shape
+    detector = build(name)
+    detector.fit(real, fake if detector.needs_fakes else None)
+    scores = detector.predict_proba(np.concatenate([real, fake]))
+    assert scores.shape == (len(images),) and np.all((scores >= 0) & (scores <= 1))
+    net = getattr(detector, "net_", None)
+    if hasattr(net, "stages"):  # the CNN family pools once per stride-2 stage of the side
+        assert net.stages == down_stages(shape[1])
+    again = load_detector(save_detector(detector, tmp_path / "det"))
+    np.testing.assert_allclose(again.predict_proba(np.concatenate([real, fake])), scores,
+                               rtol=0, atol=1e-6)

@@ -3,7 +3,7 @@
 Every run uses the same *global* batch (``--batch-size`` is global; each of the
 two processes takes half). Tolerances:
 
-- networks without BatchNorm (ae, vae): the two-process weights equal the
+- networks without BatchNorm (ae, vae, diffusion): the two-process weights equal the
   one-process weights to 1e-5 (only the order of float additions differs);
 - GAN (BatchNorm in G and D): on CPU each process normalises its own half batch
   (PyTorch's SyncBatchNorm is CUDA-only), so after one epoch the weights differ
@@ -58,7 +58,7 @@ def metrics(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, options", [("vae", {}), ("ae", {"variant": "denoising"})])
+@pytest.mark.parametrize("name, options", [("vae", {}), ("ae", {"variant": "denoising"}), ("diffusion", {})])
 def test_two_processes_train_what_one_does(tmp_path, name, options):
     one = train(name, tmp_path / "one", epochs=2, **options)
     two = train(name, tmp_path / "two", processes=2, epochs=2, **options)

@@ -30,7 +30,7 @@ def test_registry_lists_the_course_models():
 
 
 def test_unknown_generator_names_the_known_ones():
-    with pytest.raises(ForensicsError, match="known: ae, gan, infogan, vae"):
+    with pytest.raises(ForensicsError, match="known: ae, diffusion, gan, infogan, vae"):
         create("nope", image_shape=DIGITS)
 
 
@@ -45,6 +45,8 @@ def test_unknown_generator_names_the_known_ones():
         ("gan", {"loss": "wasserstein"}, "loss must be one of"),
         ("vae", {"lr": -1.0}, "lr must be positive"),
         ("vae", {"batch_size": 0}, "batch_size must be positive"),
+        ("vae", {"recon": "laplace"}, "recon must be one of"),
+        ("vae", {"width": 0}, "must be positive"),
     ],
 )
 def test_bad_options_are_refused(name, options, message):
@@ -58,23 +60,60 @@ def test_options_parse_strings_from_the_command_line():
     assert type(model.options).from_dict(model.options.to_dict()) == model.options
 
 
-def test_dcgan_refuses_sides_not_divisible_by_four():
-    with pytest.raises(ForensicsError, match="divisible by 4"):
-        create("gan", image_shape=(1, 10, 10))
+@pytest.mark.parametrize("shape", [(1, 7, 7), (1, 6, 6), (3, 32, 28)])
+def test_dcgan_refuses_sides_without_a_stage_or_not_square(shape):
+    with pytest.raises(ForensicsError, match="DCGAN needs square images"):
+        create("gan", image_shape=shape)
+
+
+@pytest.mark.parametrize(("name", "shape", "stages"),
+                         [(n, s, k) for n in ("gan", "infogan")
+                          for s, k in (((1, 28, 28), 2), ((3, 32, 32), 3), ((3, 64, 64), 4))])
+def test_gans_scale_with_the_image_side_and_train_a_step(name, shape, stages):
+    torch.manual_seed(0)
+    model = create(name, image_shape=shape, **tiny_options(name))
+    convs = [m for m in model.nets["G"].modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    body = model.discriminator()[0]
+    down = [m for m in body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == len(down) == stages
+    # DCGAN: BatchNorm after every hidden layer of G, none on D's input layer
+    first = list(body.modules()).index(down[0])
+    assert not isinstance(list(body.modules())[first + 1], torch.nn.BatchNorm2d)
+    x = torch.rand(4, *shape)
+    losses = model.train_step(x)
+    assert all(math.isfinite(v) for v in losses.values())
+    images, _ = model.sample(3, seeded(0))
+    assert images.shape == (3, *shape) and images.min() >= 0 and images.max() <= 1
+    assert model.real_probability(x).shape == (4,)
+
+
+def test_gan_samples_come_from_the_moving_average_of_g(digits_train):
+    torch.manual_seed(0)
+    model = create("gan", image_shape=DIGITS, **tiny_options("gan", ema=0.9))
+    for step in range(3):
+        model.train_step(digits_train[step * 32:(step + 1) * 32])
+    assert int(model.ema.steps) == 3
+    g = dict(model.nets["G"].named_parameters())
+    averaged = dict(model.ema.net.named_parameters())
+    assert any(not torch.equal(g[k], averaged[k]) for k in g)
+    model.nets.eval()
+    direct = model.nets["G"](torch.randn(2, model.code_dim, generator=seeded(1)))
+    assert not torch.equal(model.sample(2, seeded(1))[0], direct)
+    assert any(key.startswith("G_ema.") for key in model.weights())
+    without = create("gan", image_shape=DIGITS, **tiny_options("gan", ema=0))
+    assert without.ema is None and not any(k.startswith("G_ema.") for k in without.weights())
 
 
 # -- the contract every registered generator keeps ------------------------------------------
 
 
-@pytest.mark.parametrize("name", list_generators())
-def test_generator_contract(name, tmp_path):
+def _check_contract(name: str, dataset: str, shape: tuple[int, int, int], out) -> None:
+    """Train 1 tiny epoch on ``dataset`` (images of ``shape``); sample, save, reload, reconstruct."""
     from generators.training import load_run, train
 
-    run = train(
-        name, tiny_options(name), out=tmp_path / "run", dataset="digits", epochs=1, seed=0, device="cpu"
-    )
+    run = train(name, tiny_options(name), out=out, dataset=dataset, epochs=1, seed=0, device="cpu")
     images, codes = run.model.sample(7, seeded(5))
-    assert images.shape == (7, *DIGITS)
+    assert images.shape == (7, *shape)
     assert images.dtype == torch.float32
     assert images.min() >= 0 and images.max() <= 1
     assert torch.isfinite(images).all()
@@ -86,7 +125,7 @@ def test_generator_contract(name, tmp_path):
     assert torch.equal(images, again)
     assert not torch.equal(images, other)
 
-    loaded = load_run(tmp_path / "run")
+    loaded = load_run(out)
     assert loaded.config["generator"] == name
     assert type(loaded.model) is type(run.model)
     reloaded, reloaded_codes = loaded.model.sample(7, seeded(5))
@@ -94,7 +133,7 @@ def test_generator_contract(name, tmp_path):
     for key, value in codes.items():
         np.testing.assert_array_equal(value, reloaded_codes[key])
 
-    real = torch.as_tensor(np.random.default_rng(0).random((3, *DIGITS), dtype=np.float32))
+    real = torch.as_tensor(np.random.default_rng(0).random((3, *shape), dtype=np.float32))
     if "reconstruct" in loaded.model.modes:
         recon = loaded.model.reconstruct(real)
         assert recon.shape == real.shape and recon.dtype == torch.float32
@@ -103,6 +142,21 @@ def test_generator_contract(name, tmp_path):
     else:
         with pytest.raises(ForensicsError, match="cannot reconstruct"):
             loaded.model.reconstruct(real)
+
+
+@pytest.mark.parametrize("name", list_generators())
+def test_generator_contract(name, tmp_path):
+    _check_contract(name, "digits", DIGITS, tmp_path / "run")
+
+
+#: every generator at the sides the toolkit supports, gray and colour (photograph patches)
+SHAPES = [(1, 28, 28), (3, 32, 32), pytest.param((3, 64, 64), marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
+@pytest.mark.parametrize("name", list_generators())
+def test_generator_contract_at_other_sizes(name, shape, patch_dataset, tmp_path):
+    _check_contract(name, patch_dataset(shape), shape, tmp_path / "run")
 
 
 @pytest.mark.parametrize("name", list_generators())
@@ -174,10 +228,11 @@ def test_gan_latent_interpolation_is_a_straight_line(trained_run):
     model = load_run(trained_run("gan")).model
     images = model.interpolate_prior(seeded(0, 2), rows=2, steps=5)
     assert images.shape == (10, *model.image_shape)
-    # the ends of row r are G of the two draws themselves
+    # the ends of row r are G of the two draws themselves (the G samples are drawn from:
+    # the moving average of G's weights when the run keeps one, as the tiny options do)
     a = model.code_vector(model.draw_codes(2, seeded(0, 2)))
     with torch.no_grad():
-        assert torch.allclose(images[0], model.nets["G"](a[:1])[0], atol=1e-5)
+        assert torch.allclose(images[0], model.sampler(a[:1])[0], atol=1e-5)
 
 
 # -- autoencoders ---------------------------------------------------------------------------
@@ -369,6 +424,32 @@ def test_vae_reconstruction_nll_and_loss():
     assert terms["kl"].item() == pytest.approx(kl_divergence(mu, logvar).mean().item(), rel=1e-5)
 
 
+def test_vae_calibrated_gaussian_is_the_normal_nll_at_the_maximum_likelihood_variance():
+    from generators.vae import reconstruction_nll
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, 8, 8, generator=gen)
+    x_hat = torch.rand(5, 3, 8, 8, generator=gen)
+    sigma = (x - x_hat).pow(2).mean().sqrt()
+    expected = -torch.distributions.Normal(x_hat, sigma).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(reconstruction_nll(x, x_hat, "gaussian"), expected)
+    # any other variance explains the batch worse
+    for scale in (0.5, 2.0):
+        worse = -torch.distributions.Normal(x_hat, sigma * scale).log_prob(x).sum()
+        assert worse > expected.sum()
+
+
+@pytest.mark.parametrize(("shape", "stages"), [((1, 8, 8), 1), ((1, 28, 28), 2), ((3, 32, 32), 3),
+                                                ((3, 64, 64), 4)])
+def test_vae_stride_two_stages_follow_the_image_side(shape, stages):
+    model = create("vae", image_shape=shape, width=4, hidden=8, latent_dim=2)
+    convs = [m for m in model.nets["encoder"] if isinstance(m, torch.nn.Conv2d)]
+    deconvs = [m for m in model.nets["decoder"] if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == len(deconvs) == stages and all(c.stride == (2, 2) for c in convs)
+    x = torch.rand(2, *shape)
+    assert model.reconstruct(x).shape == x.shape
+
+
 def test_vae_interpolation_ends_at_the_posterior_means():
     torch.manual_seed(0)
     model = create("vae", image_shape=DIGITS, hidden=16, latent_dim=3)
@@ -498,7 +579,8 @@ def _optimizer_steps(model, name: str) -> int:
 def test_gan_k_discriminator_steps_per_generator_step(tmp_path, batch_size, epochs):
     from generators.training import train
 
-    steps = 1438 // batch_size  # 22, or 23: an odd number, the last iteration is partial
+    steps = math.ceil(1438 / batch_size)  # 23 (odd: the last k-iteration is partial) or 24;
+    # every image is used each epoch (the last batch holds the remaining 30 or 12 images)
     run = train(
         "gan",
         tiny_options("gan", k=2, batch_size=batch_size),
@@ -668,7 +750,8 @@ def test_lr_g_sets_only_the_generators_learning_rate(name):
     model = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4", lr_g="1e-3")
     assert model.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-3)
     assert model.optimizers["D"].param_groups[0]["lr"] == pytest.approx(2e-4)
-    same = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4")
+    same = create(name, image_shape=(1, 8, 8), width=8, lr="2e-4", lr_g="0")
     assert same.optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert same.options.lr_g == pytest.approx(2e-4)  # the effective rate is what config records
     with pytest.raises(ForensicsError, match="lr_g"):
         create(name, image_shape=(1, 8, 8), lr_g="-1")

@@ -28,7 +28,9 @@ from forensics.app.options import (
     Epochs,
     Force,
     Precision,
+    Sampler,
     Seed,
+    Steps,
 )
 from forensics.errors import ForensicsError
 from forensics.paths import check_writable, os_error_line
@@ -59,7 +61,7 @@ class Commands(TyperGroup):
 app = typer.Typer(
     cls=Commands,
     name="forensics",
-    help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN), "
+    help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN, diffusion), "
     "then detect them and report how well.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -67,6 +69,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def sampling_changes(sampler: str | None, steps: int | None) -> dict:
+    """The sampling options a command was given (``--sampler``, ``--steps``)."""
+    return {k: v for k, v in {"sampler": sampler, "steps": steps}.items() if v is not None}
+
 
 def _known(package: str) -> dict[str, dict]:
     """The registered models of ``package`` (and plug-ins) as their sources declare them,
@@ -344,8 +351,10 @@ def generate(
         "held-out real images; ae and vae).")] = "sample",
     force: Force = False,
     device: Device = "auto",
+    sampler: Sampler = None,
+    steps: Steps = None,
 ) -> None:
-    """Write N PNG images and a manifest with the provenance of each."""
+    """Write N PNG images and a manifest with the provenance of each (and how they were sampled)."""
     try:
         if n < 1:
             raise ForensicsError("--n must be a positive number of images")
@@ -361,7 +370,8 @@ def generate(
         with ExitStack() as stack:
             advance = opened_on_first_call(
                 stack, lambda: count_progress(console(), f"generating {n} images", n))
-            make(run, n, out, seed=seed, mode=mode, force=force, callback=advance)
+            make(run, n, out, seed=seed, mode=mode, force=force,
+                 sampling=sampling_changes(sampler, steps), callback=advance)
     except ForensicsError as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -377,15 +387,19 @@ def explore(
         "--out", help="Folder for the figures (default RUN_DIR/explore).")] = None,
     seed: Seed = 0,
     device: Device = "auto",
+    sampler: Sampler = None,
+    steps: Steps = None,
 ) -> None:
     """Write the course's pictures: samples, reconstructions, latent space, interpolations,
-    code traversals (what the run's generator has), each titled and labelled."""
+    code traversals, a diffusion model's denoising trajectory (what the run's generator has),
+    each titled and labelled."""
     try:
         from generators.explore import explore as draw
         from generators.training import load_run
 
         check_writable(out or run_dir / "explore")
-        written = draw(load_run(run_dir, device=device), out or run_dir / "explore", seed=seed)
+        written = draw(load_run(run_dir, device=device), out or run_dir / "explore", seed=seed,
+                       sampling=sampling_changes(sampler, steps))
     except ForensicsError as error:
         fail(str(error))
     for path in written:

@@ -42,3 +42,7 @@ Download = Annotated[bool, typer.Option(
     help="Allow downloading a torchvision data set (needs internet).")]
 Force = Annotated[bool, typer.Option(
     "--force/--no-force", metavar=FLAG, help="Replace an existing output folder.")]
+Sampler = Annotated[str | None, typer.Option(
+    "--sampler", help="diffusion: ddim (default: deterministic, few steps) or ddpm (ancestral).")]
+Steps = Annotated[int | None, typer.Option(
+    "--steps", help="diffusion: denoising steps (default: ddim 50, ddpm all T).")]

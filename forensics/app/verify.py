@@ -31,12 +31,12 @@ from forensics.manifest import MANIFEST, read_manifest, safe_member
 
 NO_RECORD = (f"no folder digest recorded ({contents.RECORD}; written by earlier versions "
              "without one): files checked against the listed hashes only")
-#: the files of a run folder (for folders without a record)
+#: the files of a run folder (for folders without a record; with one, the record lists them)
 RUN_FILES = re.compile(r"(config\.json|model\.safetensors|checkpoint\.safetensors|metrics\.jsonl"
                        r"|samples\.png|samples/epoch_\d+\.png)")
 #: the figures of ``forensics explore`` (for a run's ``explore/`` without a record)
-EXPLORE_FILES = re.compile(r"explore/(samples|reconstructions|interpolation|latent_interpolation|latent_space"
-                           r"|traverse_\w+)\.png")
+EXPLORE_FILES = re.compile(r"explore/(samples|reconstructions|interpolation|latent_interpolation"
+                           r"|latent_space|trajectory|traverse_\w+)\.png")
 
 
 @dataclass
@@ -76,12 +76,12 @@ def verify(folder: str | Path, expect: str | Path | None = None) -> Report:
     problems: dict[str, str] = {}
     check = {"synthetic data set": _synthetic, "exported real data set": _synthetic,
              "detector": _detector, "training run": _run, "folder": lambda *_: {}}[kind]
-    problems.update(check(folder, listing, problems))
     try:
         recorded = contents.read_record(folder)
     except ForensicsError as error:
         recorded = None
-        problems.setdefault(contents.RECORD, str(error))
+        problems[contents.RECORD] = str(error)
+    problems.update(check(folder, listing, recorded is not None))
     if recorded is None and contents.RECORD not in problems:
         report.notes.append(NO_RECORD)
     elif recorded is not None:
@@ -145,7 +145,7 @@ def _extras(listing: contents.Listing, expected, source: str) -> dict[str, str]:
             for name in listing.files if not expected(name)}
 
 
-def _synthetic(folder: Path, listing: contents.Listing, _: dict) -> dict[str, str]:
+def _synthetic(folder: Path, listing: contents.Listing, _: bool) -> dict[str, str]:
     manifest = read_manifest(folder)
     problems: dict[str, str] = {}
     rows: dict[str, str] = {}
@@ -169,7 +169,7 @@ def _synthetic(folder: Path, listing: contents.Listing, _: dict) -> dict[str, st
     return problems
 
 
-def _detector(folder: Path, listing: contents.Listing, _: dict) -> dict[str, str]:
+def _detector(folder: Path, listing: contents.Listing, _: bool) -> dict[str, str]:
     from detectors.storage import read_header
 
     try:
@@ -186,7 +186,7 @@ def _detector(folder: Path, listing: contents.Listing, _: dict) -> dict[str, str
     return problems
 
 
-def _run(folder: Path, listing: contents.Listing, _: dict) -> dict[str, str]:
+def _run(folder: Path, listing: contents.Listing, recorded: bool) -> dict[str, str]:
     from forensics.checkpoint import load_tree, load_weights, read_json
 
     try:
@@ -213,6 +213,7 @@ def _run(folder: Path, listing: contents.Listing, _: dict) -> dict[str, str]:
             load_run(folder, device="cpu")
         except ForensicsError as error:
             problems["#load"] = str(error)
-    problems.update(_extras(listing, lambda name: RUN_FILES.fullmatch(name)
-                            or EXPLORE_FILES.fullmatch(name), "a run folder"))
+    if not recorded:  # a run written before contents.json: the files a run folder holds
+        problems.update(_extras(listing, lambda name: RUN_FILES.fullmatch(name)
+                                or EXPLORE_FILES.fullmatch(name), "a run folder"))
     return problems

@@ -1,0 +1,228 @@
+"""Denoising diffusion (Ho et al. 2020), sampled with DDPM or DDIM (Song et al. 2021).
+
+Forward process: q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I), ᾱ_t = Π_{s≤t} (1 − β_s), with a
+linear (Ho et al.) or cosine (Nichol & Dhariwal 2021) β schedule over T steps. A U-Net
+ε_θ(x_t, t) learns the noise by the simple loss
+
+    L_simple = E_{t ~ U{1..T}, x_0, ε ~ N(0, I)} ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖²
+
+(averaged over pixels: the same minimiser, a learning rate independent of the image size).
+Sampling runs the reverse chain from x_T ~ N(0, I): DDPM's ancestral steps (σ_t² = β̃_t) or
+DDIM's deterministic ones (η = 0) on a sub-sequence of ``steps`` timesteps.
+
+The U-Net and the schedulers are ``diffusers``' (``UNet2DModel``, ``DDPMScheduler``,
+``DDIMScheduler``), imported when a model is built so that the registry's reading of this
+file and ``forensics --help`` stay torch-free. Images are mapped from [0, 1] to [−1, 1] for
+the model and back. An exponential moving average of the weights (``ema``) samples; it is a
+network of the run (``nets["ema"]``, no gradients) so it is saved, resumed and hashed with
+the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from forensics.distributed import global_noise
+from forensics.errors import ForensicsError
+from forensics.loop import minimise
+from forensics.nets import down_stages
+from generators.base import Generator, Options
+from generators.registry import register
+
+#: the schedules by name: ours → diffusers' ``beta_schedule``
+SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+SAMPLERS = ("ddim", "ddpm")
+#: DDIM's steps when ``steps`` is 0 (DDPM's default is the full chain of T steps)
+DDIM_STEPS = 50
+
+
+@dataclasses.dataclass
+class DiffusionOptions(Options):
+    width: int = 16  # channels of the U-Net's first stage; each deeper stage doubles, up to 4 × width
+    layers: int = 1  # ResNet blocks per U-Net stage (the way up has one more)
+    attention: bool = False  # self-attention at the lowest resolution (and in the middle block)
+    timesteps: int = 1000  # T
+    schedule: str = "linear"  # linear (Ho et al. 2020) | cosine (Nichol & Dhariwal 2021)
+    ema: float = 0.999  # decay of the weights' moving average that samples (0: the raw weights)
+    sampler: str = "ddim"  # ddim | ddpm (``generate --sampler``)
+    steps: int = 0  # denoising steps of sampling (``--steps``); 0: ddim 50, ddpm all T
+    lr: float = 1e-3
+    batch_size: int = 128
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_choice("schedule", tuple(SCHEDULES))
+        self.check_choice("sampler", SAMPLERS)
+        if self.width < 1 or self.layers < 1:
+            raise ForensicsError("width and layers must be positive")
+        if self.timesteps < 2:
+            raise ForensicsError("timesteps must be at least 2")
+        if not 0.0 <= self.ema < 1.0:
+            raise ForensicsError("ema must lie in [0, 1) (0: sample with the raw weights)")
+        if not 0 <= self.steps <= self.timesteps:
+            raise ForensicsError(f"steps must lie between 1 and timesteps ({self.timesteps}), "
+                                 "or be 0 for the sampler's default")
+
+
+def build_unet(image_shape: tuple[int, int, int], options: DiffusionOptions) -> nn.Module:
+    """diffusers' U-Net with one stage per stride-2 step of the image side (28: 2, 32: 3, 64: 4)."""
+    from diffusers import UNet2DModel
+
+    channels, side, width = image_shape[0], image_shape[1], options.width
+    if image_shape[1] != image_shape[2]:
+        raise ForensicsError(f"diffusion needs square images, not {side}×{image_shape[2]} "
+                             "(the data sets conform them)")
+    blocks = down_stages(side) + 1  # the last block keeps its side
+    widths = tuple(width * min(2**i, 4) for i in range(blocks))
+    down, up = ["DownBlock2D"] * blocks, ["UpBlock2D"] * blocks
+    if options.attention:
+        down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+    return UNet2DModel(sample_size=side, in_channels=channels, out_channels=channels,
+                       block_out_channels=widths, layers_per_block=options.layers,
+                       down_block_types=tuple(down), up_block_types=tuple(up),
+                       add_attention=options.attention, norm_num_groups=_groups(width),
+                       attention_head_dim=min(8, width))
+
+
+def _groups(width: int) -> int:
+    """GroupNorm's groups: up to 8, dividing ``width``, at least 2 channels each where possible
+    (a one-channel group cancels the bias before it: its gradient is rounding noise, which Adam
+    would turn into steps of the full learning rate)."""
+    return next(g for g in range(min(8, max(1, width // 2)), 0, -1) if width % g == 0)
+
+
+class MovingAverage(nn.Module):
+    """θ_ema ← d θ_ema + (1 − d) θ, with the warm-up d_n = min(d, (1 + n) / (10 + n)).
+
+    Written here rather than diffusers' ``EMAModel`` so that the average and its update count
+    are plain parameters and a buffer of the run's weights (safetensors, no pickled state).
+    """
+
+    def __init__(self, net: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.net = copy.deepcopy(net).requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        n = int(self.updates)
+        decay = min(self.decay, (1 + n) / (10 + n))
+        mine, theirs = list(self.net.parameters()), list(net.parameters())
+        torch._foreach_lerp_(mine, theirs, 1.0 - decay)
+        self.updates += 1
+
+
+@register("diffusion")
+class Diffusion(Generator):
+    Options = DiffusionOptions
+    #: 40 epochs of mnist5k's 4,000 images at batch 128: 1,240 steps, within 5 minutes on 2 cores
+    default_epochs = 40
+    tiny_options = {"width": 8, "timesteps": 20, "batch_size": 64}
+    #: ``generate --sampler/--steps`` change these without retraining
+    sampling_options = ("sampler", "steps")
+    has_trajectory = True
+
+    @classmethod
+    def variant_of(cls, options: dict[str, Any]) -> str:
+        return options.get("schedule", "linear")
+
+    def __init__(self, options: DiffusionOptions, image_shape: tuple[int, int, int]) -> None:
+        from diffusers import DDPMScheduler
+
+        super().__init__(options, image_shape)
+        self.nets["unet"] = build_unet(self.image_shape, options)
+        if options.ema > 0:
+            self.nets["ema"] = MovingAverage(self.nets["unet"], options.ema)
+        self.optimizers["unet"] = torch.optim.Adam(self.nets["unet"].parameters(), lr=options.lr)
+        self.noise = DDPMScheduler(num_train_timesteps=options.timesteps,
+                                   beta_schedule=SCHEDULES[options.schedule], prediction_type="epsilon")
+
+    # -- training ------------------------------------------------------------
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """L_simple on a batch in [0, 1]; t and ε are this rank's rows of the global draw."""
+        x0 = 2 * x - 1
+        t = global_noise(lambda shape, dtype, device: torch.randint(
+            self.options.timesteps, shape, device=device), x0[:, 0, 0, 0])
+        eps = global_noise(torch.randn, x0)
+        noisy = self.noise.add_noise(x0, eps, t)
+        with self.autocast():
+            predicted = self.live["unet"](noisy, t, return_dict=False)[0]
+        return F.mse_loss(predicted.float(), eps)
+
+    def train_step(self, x: torch.Tensor) -> dict[str, float]:
+        self.nets.train()
+        loss = self.loss(x)
+        minimise(self.optimizers["unet"], loss)
+        if "ema" in self.nets:
+            self.nets["ema"].update(self.nets["unet"])
+        return {"loss": loss.item()}
+
+    # -- sampling ------------------------------------------------------------
+    def preview(self, rng: torch.Generator) -> torch.Tensor:
+        """The per-epoch grid, kept cheap beside an epoch of training: 40 images, DDIM in 10 steps."""
+        chosen = self.options
+        self.options = dataclasses.replace(chosen, sampler="ddim", steps=min(10, chosen.timesteps))
+        try:
+            return self.sample(40, rng)[0]
+        finally:
+            self.options = chosen
+
+    def sampling(self) -> dict[str, Any]:
+        o = self.options
+        default = DDIM_STEPS if o.sampler == "ddim" else o.timesteps
+        return {"sampler": o.sampler, "steps": o.steps or min(default, o.timesteps)}
+
+    def scheduler(self):
+        """A fresh scheduler of the chosen sampler, set to its steps (trailing: from t = T)."""
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        kind = DDIMScheduler if self.options.sampler == "ddim" else DDPMScheduler
+        scheduler = kind.from_config(self.noise.config, timestep_spacing="trailing")
+        scheduler.set_timesteps(self.sampling()["steps"])
+        return scheduler
+
+    @property
+    def denoiser(self) -> nn.Module:
+        return self.nets["ema"].net if "ema" in self.nets else self.nets["unet"]
+
+    @torch.no_grad()
+    def trajectory(self, n: int, rng: torch.Generator,
+                   keep: int | None = None) -> tuple[list[tuple[int, int]], torch.Tensor]:
+        """The reverse chain of ``n`` images: ``(reverse steps taken, t)`` of each state kept,
+        x_T first and x_0 last, and the states ``(kept, n, C, H, W)`` in [0, 1]; ``keep``
+        states evenly spaced along the chain (None: all)."""
+        states = self._chain(n, rng, every=True)
+        # the state before the step at (0-based) timestep t is x_{t+1}; the last one is x_0
+        ts = [int(t) + 1 for t in self.scheduler().timesteps] + [0]
+        chosen = (range(len(states)) if keep is None
+                  else np.unique(np.linspace(0, len(states) - 1, keep).round().astype(int)))
+        return [(int(k), ts[k]) for k in chosen], torch.stack([states[k] for k in chosen])
+
+    @torch.no_grad()
+    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """``n`` images from the reverse chain (no latent codes: x_T and the chain's noise
+        follow from the seed, which the manifest records)."""
+        return self._chain(n, rng)[-1], {}
+
+    def _chain(self, n: int, rng: torch.Generator, every: bool = False) -> list[torch.Tensor]:
+        """Run the reverse chain from x_T ~ N(0, I) (drawn from ``rng``, as DDPM's step noise);
+        the final images, or every state, in [0, 1] on the CPU."""
+        self.nets.eval()
+        scheduler = self.scheduler()
+        ddim = self.options.sampler == "ddim"
+        x = torch.randn(n, *self.image_shape, generator=rng).to(self.device)
+        states = [x]
+        for t in scheduler.timesteps:
+            eps = self.denoiser(x, t.to(self.device), return_dict=False)[0]
+            step = scheduler.step(eps, t, x, eta=0.0) if ddim else scheduler.step(eps, t, x, generator=rng)
+            x = step.prev_sample
+            states = [*states, x] if every else [x]
+        return [((s.clamp(-1, 1) + 1) / 2).float().cpu() for s in states]
