@@ -14,6 +14,11 @@ Run: ``python -m benchmarks.reliability [--out benchmarks/results/reliability] [
    or a half-written leftover (``*.tmp``, ``*.partial``, a lock file) after the restart.
 3. Peak memory (``ru_maxrss`` of the child ``forensics detect`` process) on bombs and on
    normal PNGs.
+4. The tiny suite twice, each with its own cache: the same results outside timing.
+5. Attacks by class (:mod:`benchmarks.attacks`), each through a real ``forensics`` process:
+   untrusted text, hostile folders, huge images, lying detector headers, full / read-only /
+   over-long outputs, failed training, bad suites, ``verify`` tampering, the audit's output.
+   ``--only attacks`` re-runs this section alone, keeping the others' committed results.
 """
 
 from __future__ import annotations
@@ -347,6 +352,56 @@ def reproducibility(root: Path) -> dict:
                 == (root / "report_1" / "perturbations.jsonl").read_bytes()}
 
 
+# -- 5. attacks by class ------------------------------------------------------------------------
+def attacks_section() -> dict:
+    """:mod:`benchmarks.attacks`, timed beside the reference workload and the load average."""
+    from benchmarks.attacks import run_attacks
+    from benchmarks.reference import measure
+    from forensics import provenance
+
+    reference = measure()
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="attacks_") as tmp:
+        result = run_attacks(Path(tmp))
+    seconds = time.perf_counter() - began
+    result.update(seconds=round(seconds, 1), reference=reference,
+                  seconds_over_reference=round(seconds / reference["seconds"], 1),
+                  load_average_1m_after=os.getloadavg()[0], created=provenance.now(),
+                  machine=provenance.machine(), versions=provenance.versions())
+    print(f"attacks: {result['held']} of {result['tried']} held", flush=True)
+    return result
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _attacks_markdown(a: dict) -> list[str]:
+    lines = ["## Attacks by class (`benchmarks/attacks.py`)", "",
+             f"Measured {a['created']} (load average {a['reference']['load_average_1m_before']:.2f} before, "
+             f"{a['load_average_1m_after']:.2f} after): {a['seconds']} s for the section, "
+             f"{a['seconds_over_reference']}× the reference workload ({a['reference']['seconds']} s, "
+             "`benchmarks.reference.measure()` in the same process). Each attack is a real "
+             "`forensics` process; it *held* when it gave no traceback, the contract's exit "
+             "status, one `error:` line on failure, no hang (limit "
+             f"{a['timeout_s']} s), nothing a strict JSON parser, a spreadsheet or a terminal "
+             "would misread (control characters, NaN, formula cells), peak memory within "
+             f"{a['memory_budget_mib']} MiB, and (outputs) nothing half-written.", "",
+             f"**{a['held']} of {a['tried']} held**; tracebacks {a['tracebacks']}, hangs "
+             f"{a['hangs']}, misread outputs {a['misread_outputs']}, largest peak "
+             f"{a['peak_mib_max']} MiB (budget {a['memory_budget_mib']} MiB).", "",
+             "| class | tried | held |", "|---|---|---|"]
+    lines += [f"| {kind} | {row['tried']} | {row['held']} |" for kind, row in a["by_class"].items()]
+    lines += ["", "| class | attack | exit (expected) | held | s | peak MiB | what failed |",
+              "|---|---|---|---|---|---|---|"]
+    for row in a["attacks"]:
+        expected = "/".join(map(str, row["expected"]))
+        failed = "; ".join(row["failures"]) or "—"
+        lines.append(f"| {row['kind']} | {_cell(row['name'])} | {row['status']} ({expected}) | "
+                     f"{row['held']} | {row['seconds']} | {row['peak_mib']} | {_cell(failed)} |")
+    return lines + [""]
+
+
 # -- report -----------------------------------------------------------------------------------
 def _markdown(results: dict) -> str:
     h, k, m = results["hostile"], results["kills"], results["memory"]
@@ -368,6 +423,14 @@ def _markdown(results: dict) -> str:
         f"({k['killed_mid_run']} killed mid-run) | — |",
         f"| trials with data lost or leftovers after restart | {k['runs_with_data_lost']} | 0 |",
     ]
+    if "attacks" in results:
+        a = results["attacks"]
+        lines += [f"| attacks by class held, of tried ({a['created'][:10]}; section below) | "
+                  f"{a['held']} / {a['tried']} | all |",
+                  f"| … tracebacks / hangs / misread outputs | {a['tracebacks']} / {a['hangs']} / "
+                  f"{a['misread_outputs']} | 0 / 0 / 0 |",
+                  f"| … largest peak memory of any attack | {a['peak_mib_max']} MiB | ≤ "
+                  f"{a['memory_budget_mib']} MiB |"]
     for case, row in m.items():
         lines.append(f"| peak RSS on {case} ({row['file_bytes']:,} bytes): `forensics detect` / "
                      f"a process that only calls `read_image` | {row['peak_rss_mib']} / "
@@ -422,6 +485,8 @@ def _markdown(results: dict) -> str:
               f"`perturbations.jsonl` identical: {r['perturbations_jsonl_identical']}. "
               "Kill-and-restart above also checks that training is bit-identical "
               "(weights, checkpoint, sample grids) and generation byte-identical.", ""]
+    if "attacks" in results:
+        lines += _attacks_markdown(results["attacks"])
     lines += ["## Memory", "",
               "Peak resident memory (`wait4`'s `ru_maxrss`) of a whole `forensics detect FILE` "
               "process (Python, torch and the default detector included) and of a process "
@@ -437,10 +502,19 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=5, help="kill-and-restart trials per command")
     parser.add_argument("--fuzz", type=int, default=300, help="mutated image files")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=["attacks"], help="re-run this section alone; the "
+                        "others are kept from the committed results.json (with their dates)")
     args = parser.parse_args()
 
     from forensics import atomic, provenance
 
+    if args.only == "attacks":
+        results = json.loads((args.out / "results.json").read_text())
+        results["attacks"] = attacks_section()
+        atomic.write_json(args.out / "results.json", results)
+        atomic.write_text(args.out / "README.md", _markdown(results))
+        print(f"→ {args.out / 'README.md'}")
+        return
     with tempfile.TemporaryDirectory(prefix="reliability_") as tmp:
         root = Path(tmp)
         began = time.perf_counter()
@@ -452,6 +526,7 @@ def main() -> None:
               flush=True)
         results["memory"] = memory(root / "memory")
         results["reproducibility"] = reproducibility(root / "reproducibility")
+        results["attacks"] = attacks_section()
         print("benchmark twice, separate caches: differing outside timing: "
               f"{results['reproducibility']['fields_differing_outside_timing']}", flush=True)
         results.update({"seed": args.seed, "versions": provenance.versions(),

@@ -171,7 +171,9 @@ def load_suite(name_or_path: str) -> Suite:
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ForensicsError(f"{path}: not valid TOML ({error})") from None
+        raise ForensicsError(f"{path}: not valid TOML ({str(error)[:200]})") from None
+    except RecursionError:  # "x = [[[[…": nested past anything a suite holds
+        raise ForensicsError(f"{path}: TOML nested too deeply; refused") from None
     errors = validate(raw)
     if errors:  # the CLI prefixes the first line with "error: "; the others get it here
         raise ForensicsError("\nerror: ".join(f"{path}: {line}" for line in errors))

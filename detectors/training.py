@@ -298,10 +298,12 @@ def class_balance(detector: Detector, real: np.ndarray, fakes: dict[str, np.ndar
 def save_detector(detector: Detector, folder: str | Path, extra: dict[str, Any] | None = None,
                   *, force: bool = False) -> Path:
     """Write a detector folder atomically (all files or none); ``extra`` joins detector.json."""
+    from forensics import digest
     from forensics.atomic import staging_dir
 
     with staging_dir(folder, force=force) as tmp:
         detector.save(tmp, extra=extra)
+        digest.record(tmp)  # every file's sha256 (detector.json's too), for `forensics verify`
     return Path(folder)
 
 
@@ -313,7 +315,7 @@ def attach_domain(folder: str | Path, *, data_root: str | None = None) -> Domain
     files and their hashes are untouched.
     """
     from detectors.storage import HEADER, read_header
-    from forensics import atomic
+    from forensics import atomic, digest
     from forensics.checkpoint import read_json
     from forensics.data import load, split_indices
 
@@ -334,4 +336,6 @@ def attach_domain(folder: str | Path, *, data_root: str | None = None) -> Domain
                              f"{header['input_shape']}")
     path = Path(folder) / HEADER
     atomic.write_json(path, {**read_json(path), "domain": domain.to_dict()})
+    if (Path(folder) / digest.RECORD).is_file():
+        digest.record(folder)  # the header changed; a folder without a record gets none here
     return domain

@@ -26,17 +26,34 @@ def writing(path: str | Path, mode: str = "wb", **options: Any) -> Iterator[IO]:
     long output can be streamed in without ever leaving a half-written ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _parents(path.parent):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
+            with open(fd, mode, **options) as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def _parents(folder: Path) -> Iterator[None]:
+    """Make ``folder`` (and missing parents); remove the ones made here if the block fails,
+    so a failed write (a full disk) leaves no empty folders behind either."""
+    missing = [p for p in [folder, *folder.parents] if not os.path.lexists(p)]
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
-        with open(fd, mode, **options) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        yield
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for made in missing:  # deepest first
+            try:
+                os.rmdir(made)
+            except OSError:
+                break  # not empty (another writer's) or gone: leave the rest
         raise
 
 
@@ -92,8 +109,7 @@ def staging_dir(final: str | Path, *, force: bool = False) -> Iterator[Path]:
     from forensics.errors import ForensicsError
 
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(final.parent / f".{final.name}.lock", final):
+    with _parents(final.parent), _lock(final.parent / f".{final.name}.lock", final):
         trash = final.with_name(f".{final.name}.old")
         if trash.exists() and not final.exists():  # killed between the two renames below
             os.replace(trash, final)

@@ -105,7 +105,9 @@ def read_json(path: str | Path) -> dict:
     try:
         value = json.loads(path.read_text("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise ForensicsError(f"{path}: not valid JSON ({error})") from None
+        raise ForensicsError(f"{path}: not valid JSON ({str(error)[:200]})") from None
+    except RecursionError:  # "[" * 100000: nested past what any file of ours holds
+        raise ForensicsError(f"{path}: JSON nested too deeply; refused") from None
     except OSError as error:
         raise ForensicsError(f"{path}: unreadable ({error.strerror or error})") from None
     if not isinstance(value, dict):

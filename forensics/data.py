@@ -119,28 +119,64 @@ def _torchvision(name: str, root: Path, download: bool) -> Dataset:
     return Dataset(name, np.concatenate(arrays), np.concatenate(labels))
 
 
+#: a folder data set's images are at most this many pixels a side (the most common shorter
+#: side, when smaller, as before): ten 6000×6000 PNGs do not make a 6000×6000 model
+FOLDER_MAX_SIDE = 128
+#: the most values (images × channels × side²) a folder data set holds: 1 GiB as float32.
+#: Past it the side shrinks; the decoded images held meanwhile stay within a quarter of it.
+FOLDER_BUDGET = 1 << 28
+
+
 def _load_folder(path: Path, size: int | None) -> Dataset:
+    """Every readable image under ``path``, conformed to one side: ``size``, else the most
+    common shorter side, at most :data:`FOLDER_MAX_SIDE` and within :data:`FOLDER_BUDGET`.
+
+    Each image is cut to its centre square and brought within the side cap as it is read
+    (the one conform policy, :func:`forensics.images.conform`), so memory never holds a
+    folder's full-size images; an image already within the cap is kept as read, so the
+    result is the same as conforming it once.
+    """
     from forensics.batches import Problems, decoded
     from forensics.images import conform, iter_image_files, to_float
 
     if not path.is_dir():
         raise ForensicsError(f"folder data set: {path} is not a folder")
-    images, names, problems = [], [], Problems()
+    cap = min(size, FOLDER_MAX_SIDE) if size is not None else FOLDER_MAX_SIDE
+    held, sides, names, problems = [], [], [], Problems()
+    held_bytes = 0
     for file, image in decoded(iter_image_files([path]), problems):
-        images.append(image)
+        side = min(image.shape[:2])
+        held.append(conform(image, min(side, cap), image.shape[2]))
+        held_bytes += held[-1].nbytes
+        while held_bytes > FOLDER_BUDGET // 4 and cap > 1:  # shrink what is held, not the count
+            cap //= 2
+            held = [h if h.shape[0] <= cap else conform(h, cap, h.shape[2]) for h in held]
+            held_bytes = sum(h.nbytes for h in held)
+        sides.append(side)
         rel = file.relative_to(path).parts
         names.append(rel[0] if len(rel) > 1 else "")
-    if not images:
+    if not held:
         raise ForensicsError(f"folder data set: no readable image under {path}")
-    channels = 3 if any(image.shape[2] == 3 for image in images) else 1
-    if size is None:  # the most common shorter side
-        sides, counts = np.unique([min(img.shape[:2]) for img in images], return_counts=True)
-        size = int(sides[np.argmax(counts)])
-    batch = np.stack([conform(image, size, channels) for image in images])
+    channels = 3 if any(image.shape[2] == 3 for image in held) else 1
+    common = size
+    if common is None:  # the most common shorter side
+        values, counts = np.unique(sides, return_counts=True)
+        common = int(values[np.argmax(counts)])
+    fits = int(np.sqrt(FOLDER_BUDGET // (len(held) * channels)))
+    if fits < 1:
+        raise ForensicsError(f"folder data set: {len(held):,} images are more than the budget of "
+                             f"{FOLDER_BUDGET:,} values holds")
+    chosen = min(common, cap, fits)
+    batch = np.stack([conform(image, chosen, channels) for image in held])
+    del held
     classes = sorted(set(names))
     labels = np.array([classes.index(n) if classes != [""] else -1 for n in names])
     dataset = Dataset(f"folder:{path}", to_float(batch), labels.astype(np.int64))
     object.__setattr__(dataset, "skipped", problems.lines)
+    object.__setattr__(dataset, "note", (
+        f"folder data set: {len(batch)} images conformed to {chosen}×{chosen} "
+        f"{'RGB' if channels == 3 else 'gray'} (most common shorter side {common}, largest "
+        f"side cap {cap}, budget {FOLDER_BUDGET:,} values, {batch.size:,} used)"))
     return dataset
 
 
@@ -191,4 +227,7 @@ def load_split(name: str = "mnist5k", split: str = "train", **kwargs) -> Dataset
     dataset = load(name, **kwargs)
     if split == "all":
         return dataset
-    return dataset.subset(split_indices(dataset.labels)[split], split)
+    part = dataset.subset(split_indices(dataset.labels)[split], split)
+    if getattr(dataset, "note", None):
+        object.__setattr__(part, "note", dataset.note)
+    return part

@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from forensics import atomic, provenance
+from forensics import atomic, digest, provenance
 from forensics.data import SPLIT_FRACTIONS, SPLIT_SEED, SPLITS, load, split_indices
 from forensics.errors import ForensicsError
 from forensics.images import png_bytes, to_uint8
@@ -64,4 +64,5 @@ def export_split(name: str, split: str, out: str | Path, *, force: bool = False,
                 callback(len(part), len(index))
         (folder / LABELS).write_text(table.getvalue(), "utf-8")
         manifest = write_manifest(folder, header, rows)
+        digest.record(folder)  # every file's sha256 (labels.csv, the manifest), for `verify`
     return manifest

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from forensics import digest
 from forensics.plots import grid_figure, save_figure
 from generators.base import seeded
 from generators.runs import Run
@@ -31,15 +32,20 @@ def explore(run: Run, out: str | Path, *, seed: int = 0,
 
     ``sampling``: the model's sampling options changed for these figures (as ``generate``'s).
     """
+    from forensics.atomic import staging_dir
+    from forensics.paths import replaceable
+
     if sampling:
         run.model.set_sampling(**sampling)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for name, title, fig in figures(run, seed=seed):
-        save_figure(fig, out / name, title=title)
-        written.append(out / name)
-    return written
+    replaceable(out, lambda name: name.endswith(".png") or name == digest.RECORD, "explore: --out")
+    names: list[str] = []
+    with staging_dir(out, force=True) as staged:  # every figure or none (a full disk)
+        for name, title, fig in figures(run, seed=seed):
+            save_figure(fig, staged / name, title=title)
+            names.append(name)
+        digest.record(staged)  # every figure's sha256, for `forensics verify RUN`
+    return [out / name for name in names]
 
 
 def figures(run: Run, *, seed: int = 0) -> Iterator[tuple[str, str, object]]:

@@ -39,6 +39,13 @@ class Run:
     model: Generator
 
 
+def record_contents(out: Path) -> None:
+    """``contents.json`` over the run's files (its ``.lock`` and sub-folders of their own aside)."""
+    from forensics import digest
+
+    digest.record(out, strict=False)
+
+
 def save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int) -> None:
     """Write the epoch's files; the checkpoint last, as the commit point of the epoch.
 
@@ -56,6 +63,7 @@ def save_epoch(model: Generator, out: Path, epoch: int, record: dict, seed: int)
     atomic.append_line(out / METRICS, json.dumps(atomic.jsonable(record), sort_keys=True, allow_nan=False))
     save_tree(out / CHECKPOINT, {"weights": model.weights(),
                                  "optimizers": model.training_state(), "epoch": epoch})
+    record_contents(out)  # every file's sha256, for `forensics verify`
 
 
 def saved_epoch(out: str | Path) -> int:
@@ -75,7 +83,7 @@ def saved_epoch(out: str | Path) -> int:
 
 def clear_temporaries(out: Path) -> None:
     """Remove the temporary files a killed run left half-written (we hold the lock)."""
-    for name in (CONFIG, WEIGHTS, CHECKPOINT, METRICS, "samples.png"):
+    for name in (CONFIG, WEIGHTS, CHECKPOINT, METRICS, "samples.png", "contents.json"):
         for stale in out.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
     for stale in (out / "samples").glob(".epoch_*.png.*.tmp"):
@@ -124,8 +132,8 @@ def build(config: dict[str, Any], shape: tuple[int, ...], path: Path) -> Generat
     """The run's generator, or a one-line error when its options cannot build one."""
     try:
         return create(config["generator"], image_shape=tuple(shape), **config["options"])
-    except (TypeError, ValueError, KeyError) as error:
-        first = (str(error).splitlines() or [type(error).__name__])[0]
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:  # torch: RuntimeError
+        first = (str(error).splitlines() or [type(error).__name__])[0][:200]
         raise ForensicsError(f"{path}: options do not build a {config['generator']} model "
                              f"({first})") from None
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from forensics import atomic, provenance
+from forensics import atomic, digest, provenance
 from forensics.errors import ForensicsError
 from forensics.images import png_bytes, to_uint8
 from forensics.manifest import MANIFEST, write_manifest  # noqa: F401 (MANIFEST: re-exported)
@@ -82,6 +82,7 @@ def generate(run: Run, n: int, out: str | Path, *, seed: int = 0, mode: str = "s
             if callback:
                 callback(count)
         manifest = write_manifest(folder, header, rows)
+        digest.record(folder)  # every file's sha256 (the manifest's too), for `forensics verify`
     return manifest
 
 

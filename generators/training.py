@@ -18,6 +18,8 @@ kind of run folder (and, for networks without BatchNorm, the same numbers).
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
@@ -96,9 +98,14 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
     from forensics.runtime import pick_device
 
     out = Path(out)
+    created = not os.path.lexists(out)
     with distributed.session(pick_device(device)) as dev, ExitStack() as stack:
         main = distributed.is_main()
+        if main and created:  # runs last, once the lock is released
+            stack.push(_on_failure(_rmdir, out))
         distributed.checked(lambda: main and stack.enter_context(atomic.locked(out)))
+        if main and created:  # runs first, under the lock
+            stack.push(_on_failure(_clear_unfinished, out))
         if main:
             clear_temporaries(out)
         config = distributed.checked(lambda: _config(
@@ -109,6 +116,8 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
         config["options"] = model.options.to_dict()
         config["data"] = {"name": data.name, "sha256": data.fingerprint(), "size": len(data),
                           "shape": list(data.shape)}
+        if getattr(data, "note", None):  # a folder data set: which size it chose, and why
+            config["data"]["note"] = data.note
         config["versions"] = provenance.versions()
         config.setdefault("created", provenance.now())
         config["device"] = str(dev)
@@ -124,6 +133,35 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
         with model.parallel(wrap) if wrap else nullcontext():
             _fit(model, images, config, start, out, callback if main else None)
         return Run(out, config, model)
+
+
+def _on_failure(action: Callable[[Path], None], out: Path):
+    """An exit callback running ``action(out)`` when the block fails (the error goes on)."""
+    def exit_(kind, *_) -> bool:
+        # Ctrl-C keeps what was written: the command says what is saved (config.json alone)
+        if kind is not None and not issubclass(kind, KeyboardInterrupt):
+            try:
+                action(out)
+            except OSError:
+                pass  # cleaning up is a courtesy: the error that got us here is the one to show
+        return False
+
+    return exit_
+
+
+def _clear_unfinished(out: Path) -> None:
+    """A run folder this call created, failed before its first epoch was saved (a bad option,
+    a full disk): its files go, so no run folder without a run is left behind."""
+    if (out / CHECKPOINT).exists():
+        return
+    for entry in out.iterdir():
+        if entry.name != ".lock":
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def _rmdir(out: Path) -> None:
+    """Remove ``out`` if empty (another process may have taken it meanwhile: then it is not)."""
+    os.rmdir(out)
 
 
 def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epochs: int | None,

@@ -46,7 +46,8 @@ def fakes(made, tmp_path) -> Path:
 
 
 def problem_lines(result) -> list[str]:
-    return [line for line in result.stdout.splitlines() if line.strip()]
+    return [line for line in result.stdout.splitlines()
+            if line.strip() and not line.startswith("note: ")]
 
 
 def assert_not_verified(result, count: int) -> None:
@@ -65,7 +66,8 @@ def test_fresh_synthetic_set_verifies(made):
     result = invoke("verify", made["fakes"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("synthetic data set verified")
-    assert verify(made["fakes"]) == ("synthetic data set", [])
+    report = verify(made["fakes"])
+    assert (report.kind, report.problems, report.notes) == ("synthetic data set", [], [])
 
 
 def test_altered_missing_and_extra_files_are_listed(fakes):
@@ -100,20 +102,30 @@ def test_upper_case_suffix_counts_as_extra(fakes):
     assert problem_lines(result)[0].startswith("extra: copy.PNG")
 
 
-def test_non_images_and_subfolders_are_not_extra(fakes):
-    """Reports written beside the images (``audit/``, notes) are not part of the set."""
+def test_extra_files_at_any_depth_are_reported(fakes):
+    """Every file counts, not only top-level images: ``detect DIR`` reads sub-folders too,
+    and a payload beside the images is what an attacker adds."""
     (fakes / "notes.txt").write_text("checked by hand\n")
-    (fakes / "audit").mkdir()
-    (fakes / "audit" / "figure.png").write_bytes(png_bytes(np.zeros((8, 8, 1), np.uint8)))
+    (fakes / "payload.pkl").write_bytes(b"\x80\x04K\x01.")
+    (fakes / "nested" / "deeper").mkdir(parents=True)
+    (fakes / "nested" / "deeper" / "x.png").write_bytes(png_bytes(np.zeros((8, 8, 1), np.uint8)))
     result = invoke("verify", fakes)
-    assert result.exit_code == 0, result.output
+    assert_not_verified(result, 3)
+    assert sorted(line.split(" ")[1] for line in problem_lines(result)) == [
+        "nested/deeper/x.png", "notes.txt", "payload.pkl"]
 
 
 def rewrite_manifest(folder: Path, change) -> None:
+    """Edit the manifest as a careful hand would: its header's ``n`` kept consistent and the
+    folder record (``contents.json``, which would show the edit) removed, so that what is
+    checked is the manifest's own promise (as for a folder written before the record)."""
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())
     change(manifest)
+    if isinstance(manifest.get("images"), list):
+        manifest["header"]["n"] = len(manifest["images"])
     path.write_text(json.dumps(manifest))
+    (folder / "contents.json").unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("name", ["../outside.png", "/etc/passwd", "a/../../outside.png",

@@ -81,15 +81,14 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
     """Audit the images under ``folder`` against data set ``real``; return every number.
 
     Writes ``audit.json``, ``audit.md``, ``audit.html`` and the plots
-    :data:`PLOTS` to ``out`` (default ``folder / "audit"``, which is never
-    read as input). Raises :class:`ForensicsError` when ``folder`` is not a
-    folder or holds fewer than two readable images.
+    :data:`PLOTS` to ``out`` (default :func:`output_folder`: outside ``folder``, so that
+    ``detect`` and ``verify`` of the folder never meet the audit's plots; an ``out``
+    inside ``folder`` is refused). Raises :class:`ForensicsError` when ``folder`` is not a
+    folder or holds fewer than two readable images, or ``out`` cannot be written.
     """
     started = time.perf_counter()
     folder = Path(folder)
-    out = Path(out) if out is not None else folder / "audit"
-    if not folder.is_dir():
-        raise ForensicsError(f"audit: {folder} is not a folder")
+    out = output_folder(folder, out)
 
     def emit(stage: str, done: int = 0, total: int = 1) -> None:
         if callback is not None:
@@ -98,7 +97,7 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
     emit("reference")
     ref = _reference(real)
     shape = ref.train.shape[1:]
-    loaded = _read_folder(folder, out, shape, emit)
+    loaded = _read_folder(folder, shape, emit)
     if len(loaded.images) < 2:
         raise ForensicsError(
             f"audit: {folder} holds {len(loaded.images)} readable image(s); at least 2 are needed"
@@ -147,17 +146,18 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
         "nearest_pairs.png": _plot_pairs(pairs),
     }
     plots = {}
-    for name, fig in figures.items():
-        save_figure(fig, out / name)
-        plots[name] = (out / name).read_bytes()  # embedded in the self-contained HTML
-    result["audit"].update(
-        versions=provenance.versions(AUDIT_PACKAGES), created=provenance.now(), plots=list(plots),
-        seconds=round(time.perf_counter() - started, 3),
-    )
-    result = jsonable(result)
-    atomic.write_json(out / "audit.json", result)
-    atomic.write_text(out / "audit.md", _markdown(result))
-    atomic.write_text(out / "audit.html", _html(result, plots))
+    with atomic.staging_dir(out, force=True) as staged:  # the whole report or none of it
+        for name, fig in figures.items():
+            save_figure(fig, staged / name)
+            plots[name] = (staged / name).read_bytes()  # embedded in the self-contained HTML
+        result["audit"].update(
+            versions=provenance.versions(AUDIT_PACKAGES), created=provenance.now(),
+            plots=list(plots), seconds=round(time.perf_counter() - started, 3),
+        )
+        result = jsonable(result)
+        atomic.write_json(staged / "audit.json", result)
+        atomic.write_text(staged / "audit.md", _markdown(result))
+        atomic.write_text(staged / "audit.html", _html(result, plots))
     emit("done", 1, 1)
     return result
 
@@ -194,16 +194,33 @@ def _load_reference(real: str) -> _Reference:
                       classifier.features(test.images), classifier.predict_proba(test.images))
 
 
-def _read_folder(folder: Path, out: Path, shape: tuple[int, ...],
+def output_folder(folder: Path, out: Path | None) -> Path:
+    """Where the audit of ``folder`` goes: ``out``, else ``audits/<folder's name>`` in the
+    working folder; refused (one line) inside ``folder`` or where it cannot be written."""
+    import os
+
+    from forensics.paths import check_writable, refuse_inside, replaceable
+
+    if not folder.is_dir():
+        raise ForensicsError(f"audit: {folder} is not a folder")
+    out = Path(out) if out is not None else Path("audits") / (
+        Path(os.path.abspath(folder)).name or "root")
+    refuse_inside(out, folder, "audit: --out")
+    check_writable(out)
+    replaceable(out, lambda name: name in (*PLOTS, "audit.json", "audit.md", "audit.html"),
+                "audit: --out")
+    return out
+
+
+def _read_folder(folder: Path, shape: tuple[int, ...],
                  emit: Callable[[str, int, int], None]) -> _Folder:
-    """Read and conform every image under ``folder`` except those under ``out``."""
+    """Read and conform every image under ``folder`` (the walk of ``detect``: links are
+    not followed, loops, FIFOs and bad files are skipped with a reason)."""
     from forensics.batches import Problems, decoded
     from forensics.images import conform, iter_image_files, to_float
     from forensics.provenance import sha256_file
 
-    out_resolved = out.resolve()
-    found = [(path, problem) for path, problem in iter_image_files([folder])
-             if not path.resolve().is_relative_to(out_resolved)]
+    found = list(iter_image_files([folder]))
 
     def counted():
         for i, entry in enumerate(found):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from forensics import __version__
 from forensics.app.options import (
@@ -36,8 +37,33 @@ from forensics.app.options import (
     Steps,
 )
 from forensics.errors import ForensicsError
+from forensics.paths import check_writable, os_error_line
+
+
+class Commands(TyperGroup):
+    """The commands, with every file-system failure (a full disk, a read-only folder, an
+    over-long name) as one line naming the output, and exit status 2: nothing is
+    half-written (the writers remove their temporaries), so the line is all there is to say."""
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None and not getattr(command, "one_line_os_errors", False):
+            invoke = command.invoke
+
+            def guarded(sub_ctx):
+                try:
+                    return invoke(sub_ctx)
+                except OSError as error:
+                    where = sub_ctx.params.get("out") or sub_ctx.params.get("digest") or ""
+                    fail(os_error_line(error, str(where)))
+
+            command.invoke = guarded
+            command.one_line_os_errors = True
+        return command
+
 
 app = typer.Typer(
+    cls=Commands,
     name="forensics",
     help="Make fakes with the generative models of the course (AE, VAE, GAN, InfoGAN, diffusion), "
     "then detect them and report how well.",
@@ -283,6 +309,8 @@ def train(
         get(generator)
         if epochs is not None and epochs < 1:
             raise ForensicsError("--epochs must be positive")
+        if not resume:
+            check_writable(out)
         with ExitStack() as stack:
             callback = opened_on_first_call(stack, lambda: training_progress(console(), generator))
             run = run_training(generator, options, out=out, dataset=dataset, epochs=epochs,
@@ -294,6 +322,8 @@ def train(
     except KeyboardInterrupt:
         fail(_interrupted(out), 130)
     if launch_rank() == 0:
+        if run.config["data"].get("note"):
+            typer.echo(run.config["data"]["note"], err=True)
         processes = run.config["processes"]
         typer.echo(f"trained {generator} for {run.config['epochs']} epochs → {run.path}"
                    + (f" ({processes} processes)" if processes > 1 else ""))
@@ -338,8 +368,9 @@ def generate(
         from generators.synthesis import generate as make
         from generators.training import load_run
 
-        run = load_run(run_dir, device=device)
         out = out or run_dir / "synthetic"
+        check_writable(out)
+        run = load_run(run_dir, device=device)
         with ExitStack() as stack:
             advance = opened_on_first_call(
                 stack, lambda: count_progress(console(), f"generating {n} images", n))
@@ -370,6 +401,7 @@ def explore(
         from generators.explore import explore as draw
         from generators.training import load_run
 
+        check_writable(out or run_dir / "explore")
         written = draw(load_run(run_dir, device=device), out or run_dir / "explore", seed=seed,
                        sampling=sampling_changes(sampler, steps))
     except ForensicsError as error:
@@ -462,6 +494,7 @@ def train_detector(
             raise ForensicsError(f"--target-fpr must lie strictly between 0 and 1, not {target_fpr}")
         if out.exists() and not force:
             raise ForensicsError(f"{out} already exists (use --force to overwrite)")
+        check_writable(out)  # before training, not after
         options = parse_sets(sets or [])
         if run is not None:
             options["run"] = str(run)
@@ -692,7 +725,7 @@ def detect(
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except OSError as error:  # a full disk or read-only folder while writing --out or --explain
-        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
+        fail(os_error_line(error, str(out or "")))
     detect_app.warn_resized(counts, next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
     if explain is not None and writers[-1].count:
@@ -731,7 +764,7 @@ def merge(
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except OSError as error:
-        fail(f"cannot write the output ({error.strerror or error}): {error.filename or out}")
+        fail(os_error_line(error, str(out or "")))
     detect_app.warn_resized(counts, head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
     detect_app.finish(counts)
@@ -765,6 +798,7 @@ def benchmark(
         loaded = load_suite(suite)
         if out == Path("reports/quick") and loaded.name != "quick":
             out = Path("reports") / loaded.name
+        check_writable(out)
         with stage_progress(console()) as progress:
             results = run_benchmark(loaded, out, seed=seed, cache=cache or default_root(),
                                     fresh=fresh, progress=progress, workers=workers,
@@ -801,13 +835,14 @@ def audit(
     folder: Annotated[Path, typer.Argument(
         metavar="FOLDER", help="A folder of generated images (any source).")],
     real: Annotated[str, typer.Option("--real", help="The real data set to compare with.")] = "mnist5k",
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default FOLDER/audit).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder, outside FOLDER "
+                                             "(default audits/NAME, NAME: FOLDER's name).")] = None,
     seed: Seed = 0,
     device: Device = "auto",
 ) -> None:
     """Judge generated images: quality (FD, KID), diversity, memorisation, modes, codes, spectra."""
     try:
-        from forensics.app.audit import run_audit
+        from forensics.app.audit import output_folder, run_audit
         from forensics.app.progress import stage_progress
         from forensics.classifier import load_digit_classifier
         from forensics.runtime import pick_device
@@ -815,6 +850,7 @@ def audit(
         # the audit's features come from this (cached) classifier: it runs on --device
         load_digit_classifier().to(pick_device(device))
 
+        out = output_folder(folder, out)  # checked before the progress display opens
         with stage_progress(console()) as progress:
             result = run_audit(folder, real=real, out=out, seed=seed,
                                callback=lambda e: progress(e["stage"], e["done"], e["total"]))
@@ -822,30 +858,54 @@ def audit(
         fail(str(error))
     from forensics.text import printable
 
+    for line in result["audit"]["skipped"]:  # as detect reports them: the audit went on
+        typer.secho(f"skipped: {printable(line)}", err=True, fg="yellow")
     for flag in result.get("flags", []):
         typer.secho(f"flag: {printable(flag)}", err=True, fg="yellow")
-    target = out or folder / "audit"
+    target = Path(result["audit"]["out"])
     typer.echo(f"audit: {target / 'audit.md'}  {target / 'audit.html'}  {target / 'audit.json'}")
 
 
 @app.command()
 def verify(
     folder: Annotated[Path, typer.Argument(help="A synthetic data set, detector or run folder.")],
+    digest: Annotated[Path | None, typer.Option(
+        "--digest", help="Once verified, keep the folder's digest (every file's sha256) in FILE, "
+        "outside the folder; check against it later with --expect. Default: none kept.")] = None,
+    expect: Annotated[Path | None, typer.Option(
+        "--expect", help="Also check against a digest FILE written by --digest: shows a folder "
+        "whose own records were rewritten along with its files. Default: none.")] = None,
 ) -> None:
-    """Check a folder against the hashes in its manifest; list missing, extra or altered files."""
+    """Check every file of a folder against its records; list missing, extra or altered files.
+
+    Covers every file at any depth (contents.json records them all when the folder is
+    written; links and special files are refused) and what the folder's manifest, header
+    or config promises. Prints the folder's digest.
+    """
     try:
         from forensics.app.verify import verify as check
+        from forensics.digest import write_detached
+        from forensics.paths import refuse_inside
 
-        kind, problems = check(folder)
+        if digest is not None:
+            refuse_inside(digest, folder, "--digest")
+            check_writable(digest, "--digest")
+        report = check(folder, expect=expect)
     except ForensicsError as error:
         fail(str(error))
     from forensics.text import printable
 
-    for line in problems:  # names from the manifest or the folder: shown, never run as codes
+    for line in report.notes:
+        typer.echo(f"note: {printable(line)}")
+    for line in report.problems:  # names from the manifest or the folder: shown, never run as codes
         typer.echo(printable(line))
-    if problems:
-        fail(f"{folder}: {kind} does NOT match its manifest ({len(problems)} problem(s))", 1)
-    typer.echo(f"{folder}: {kind} verified")
+    if report.problems:
+        fail(f"{folder}: {report.kind} does NOT match its manifest ({len(report.problems)} problem(s))", 1)
+    typer.echo(f"digest: sha256:{report.digest} (every file, sub-folders included)")
+    if digest is not None:
+        write_detached(digest, report.kind, report.files)
+        typer.echo(f"digest kept → {digest} (check later with --expect {digest})")
+    typer.echo(f"{folder}: {report.kind} verified" + (f" (matches {expect})" if expect else ""))
 
 
 def main() -> None:
