@@ -38,7 +38,10 @@ class GANOptions(Options):
     width: int = 64
     loss: str = "non-saturating"  # minimax | non-saturating
     k: int = 1  # discriminator steps per generator step
-    lr: float = 2e-4
+    #: 4e-4 rather than DCGAN's 2e-4: with real_label 0.9, measured on mnist5k (seed 0, 500
+    #: samples, confidence ≥ 0.9) 33 / 50 / 53 % at 500 / 1,000 / 1,500 steps against 26 / 33 / 43 %
+    #: for (2e-4, 1.0), and 58 % at 2,500 steps (the default 40 epochs)
+    lr: float = 4e-4
     lr_g: float = 0.0  # G's learning rate; 0 on input means "the same as lr" (recorded as lr)
     beta1: float = 0.5
     batch_size: int = 64
@@ -48,7 +51,7 @@ class GANOptions(Options):
     #: 26.4 / 31.2 / 44.8 %); it is kept as an option for longer runs, where it is known to help.
     ema: float = 0.0
     #: target of D's real term: 1 is the course's V; < 1 one-sided label smoothing
-    real_label: float = 1.0
+    real_label: float = 0.9
 
     def validate(self) -> None:
         super().validate()

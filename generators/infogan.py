@@ -41,6 +41,8 @@ class InfoGANOptions(GANOptions):
     continuous: int = 2
     lambda_disc: float = 1.0
     lambda_cont: float = 0.1
+    #: the course's V exactly: label smoothing was measured on the GAN only
+    real_label: float = 1.0
 
 
 def gaussian_nll(c: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
