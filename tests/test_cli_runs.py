@@ -108,8 +108,8 @@ def test_progress_is_plain_lines_when_output_is_not_a_terminal(tmp_path):
     assert process.returncode == 0, stderr
     lines = stderr.splitlines()
     assert "\x1b" not in stderr and "progress.py" not in stderr  # no escape codes, no source path
-    batches = [line for line in lines if re.match(r"ae epoch [12]/2  batch \d+/22  reconstruction=", line)]
-    assert len(batches) == 2 * 22  # interval 0: a line per batch, numbered within its epoch
+    batches = [line for line in lines if re.match(r"ae epoch [12]/2  batch \d+/23  reconstruction=", line)]
+    assert len(batches) == 2 * 23  # a line per batch (1,438 images / 64: 22 full + the partial last)
     assert all("elapsed 0:" in line and "ETA 0:" in line for line in batches)
     done = [line for line in lines if re.match(r"ae epoch \d/2 done  reconstruction=\S+  loss=\S+  \(", line)]
     assert [line.split()[2] for line in done] == ["1/2", "2/2"]

@@ -173,7 +173,7 @@ def test_training_refuses_bad_requests(tmp_path):
     with pytest.raises(ForensicsError, match="unknown device"):
         _train("vae", tmp_path / "dev", device="tpu")
     with pytest.raises(ForensicsError, match="unknown generator"):
-        _train("diffusion", tmp_path / "diff", options={})
+        _train("stylegan9", tmp_path / "diff", options={})
 
 
 def test_load_run_refuses_what_is_not_a_run(tmp_path):
