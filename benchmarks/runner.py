@@ -328,9 +328,22 @@ class _Scores:
         report = binary_report(np.r_[np.zeros(len(real)), np.ones(len(fake))], np.r_[real, fake],
                                detector.threshold_log_odds_, n_boot=self.bench.suite.bootstrap,
                                seed=self.bench.seed)
+        _thresholds_as_scores(report, detector)
         report["fpr_calibrated"] = float(np.mean(real >= detector.threshold_log_odds_))
         report["tpr_calibrated"] = float(np.mean(fake >= detector.threshold_log_odds_))
         return report
+
+
+def _thresholds_as_scores(report: dict[str, Any], detector) -> None:
+    """The report's thresholds back from log-odds to the detector's score (monotone: the
+    intervals map too), so they read like every other threshold the toolkit shows."""
+    from detectors.base import sigmoid
+
+    report["threshold"] = float(detector.threshold_)
+    for key in ("best_threshold", "youden_threshold"):
+        report[key] = float(sigmoid(report[key]))
+        if key + "_ci" in report:
+            report[key + "_ci"] = [float(sigmoid(v)) for v in report[key + "_ci"]]
 
 
 def _evaluate(bench: Bench, out: Path) -> dict[str, Any]:

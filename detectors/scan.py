@@ -212,8 +212,9 @@ def _score(batch: Batch, detectors: dict[str, Any], thresholds: tuple[dict[str, 
 
     limits, rule_name = thresholds  # log-odds
     # shown as raw scores: the saved threshold itself where it is the one used
+    # (12 significant digits: a --threshold 0.25 given by the user reads 0.25 after its log-odds)
     shown = {name: float(detectors[name].threshold_ if value == detectors[name].threshold_log_odds_
-                         else sigmoid(value)) for name, value in limits.items()}
+                         else f"{sigmoid(value):.12g}") for name, value in limits.items()}
     reasons = _reasons(batch, detectors)
     log_odds: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}

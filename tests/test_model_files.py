@@ -169,7 +169,7 @@ def _drop(key: str) -> Callable[[dict], None]:
 
 
 CONFIGS: dict[str, tuple[Callable[[dict], None], str]] = {
-    "unknown-generator": (_set("generator", "diffusion"), "unknown generator 'diffusion'"),
+    "unknown-generator": (_set("generator", "stylegan9"), "unknown generator 'stylegan9'"),
     "generator-not-a-string": (_set("generator", ["gan"]), "'generator' must be a JSON string"),
     "no-generator": (_drop("generator"), "no 'generator'"),
     "no-dataset": (_drop("dataset"), "no 'dataset'"),
