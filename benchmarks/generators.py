@@ -159,10 +159,12 @@ def main() -> None:
         root.mkdir(parents=True, exist_ok=True)
         for name in names:
             run = root / name
+            # the reference right before each training: the load may change between generators
+            reference_now = _reference_workload()
             entry = _train(name, run, args.seed)
+            entry["reference"] = reference_now
             entry["load_average_1m_after"] = round(os.getloadavg()[0], 2)
-            entry["reference_ratio"] = round(
-                entry["train_seconds"] / results["reference_before"]["seconds"], 1)
+            entry["reference_ratio"] = round(entry["train_seconds"] / reference_now["seconds"], 1)
             quality, images = _quality(run, args.n, args.seed, reference)
             entry.update(quality)
             entry["epochs"] = json.loads((run / "config.json").read_text())["epochs"]
@@ -228,17 +230,20 @@ def _markdown(results: dict) -> str:
         f"Reference workload ({before['workload']}): {before['seconds']} s before the trainings "
         f"(load {before['load_average_1m_before']:.2f}), {after['seconds']} s after (load "
         f"{after['load_average_1m_before']:.2f}); on the quiet reference machine it takes ≈ {quiet} s. "
-        "'ratio' = training seconds / the reference's seconds before: the time target 90 s is "
+        "'ratio' = training seconds / the reference's seconds measured just before that training "
+        "(its own column): the time target 90 s is "
         f"≈ {90 / quiet:.0f} reference units (diffusion's 5 min ≈ {300 / quiet:.0f}).", "",
         "Reproduce: `python -m benchmarks.generators [--only NAME[,NAME]]`.", "",
-        "| generator | epochs | train wall time (s) | ratio | load after | confident share "
-        "| smallest digit share | domain FD | c1 accuracy (median; seeds) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| generator | epochs | train wall time (s) | reference (s) | ratio | load after "
+        "| confident share | smallest digit share | domain FD | c1 accuracy (median; seeds) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in results["generators"].items():
         seeds = ", ".join(f"{v:.1%}" for v in g.get("c1_accuracy_by_seed", {}).values())
         c1 = f"{g['c1_accuracy_median']:.1%} ({seeds})" if seeds else "–"
-        lines.append(f"| {name} | {g['epochs']} | {g['train_seconds']} | {g['reference_ratio']} "
+        reference_s = g.get("reference", before)["seconds"]
+        lines.append(f"| {name} | {g['epochs']} | {g['train_seconds']} | {reference_s} "
+                     f"| {g['reference_ratio']} "
                      f"| {g['load_average_1m_after']} | {g['confident_share']:.1%} "
                      f"| {min(g['digit_shares']):.1%} | {g['domain_fd']} | {c1} |")
     lines += [
@@ -258,6 +263,9 @@ def _markdown(results: dict) -> str:
     ]
     lines += [f"- {name}: {', '.join(f'{v:.1%}' for v in g['digit_shares'])}"
               for name, g in results["generators"].items()]
+    notes = [f"- {name}: {g['note']}" for name, g in results["generators"].items() if g.get("note")]
+    if notes:
+        lines += ["", "Notes on this run:", "", *notes]
     lines += [
         "", f"Reference: held-out real test images are recognised with confidence ≥ 0.9 in "
         f"{ref['confident_share']:.1%} of cases (classifier accuracy {ref['classifier_accuracy']:.1%}); "
