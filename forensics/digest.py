@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.errors import ForensicsError
+from forensics.provenance import sha256_stream
 
 RECORD = "contents.json"
 FORMAT = "forensics-contents/1"
@@ -60,10 +61,7 @@ def _hash(path: str) -> str:
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise IsADirectoryError(0, "not a regular file")
-        digest = hashlib.sha256()
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_stream(handle)
 
 
 def _link(folder: Path, path: str) -> str:

@@ -15,6 +15,7 @@ backward passes and optimizer steps run outside it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Callable, Iterator
@@ -245,3 +246,31 @@ def seeded(seed: int, *parts: int) -> torch.Generator:
     from forensics.runtime import derive_seed
 
     return torch.Generator().manual_seed(derive_seed(seed, *parts))
+
+
+class MovingAverage(nn.Module):
+    """An exponential moving average of a network's weights, for sampling (GAN's G, the
+    diffusion U-Net): θ_avg ← d θ_avg + (1 − d) θ after each update, with the warm-up
+    d_n = min(d, (1 + n) / (10 + n)) over the n updates so far, so the random initial weights
+    do not dominate; buffers (BatchNorm statistics) are copied as they are.
+
+    The average and its update count are parameters and a buffer of the run's weights
+    (safetensors; a resumed run continues the same average) — not diffusers' ``EMAModel``,
+    whose state would be pickled.
+    """
+
+    def __init__(self, net: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.net = copy.deepcopy(net).requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        n = int(self.updates)
+        decay = min(self.decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(list(self.net.parameters()), [p.detach() for p in net.parameters()],
+                             1.0 - decay)
+        for mine, theirs in zip(self.net.buffers(), net.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.updates += 1

@@ -20,7 +20,6 @@ the weights.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
@@ -33,7 +32,7 @@ from forensics.distributed import global_noise
 from forensics.errors import ForensicsError
 from forensics.loop import minimise
 from forensics.nets import down_stages
-from generators.base import Generator, Options
+from generators.base import Generator, MovingAverage, Options
 from generators.registry import register
 
 #: the schedules by name: ours → diffusers' ``beta_schedule``
@@ -96,28 +95,6 @@ def _groups(width: int) -> int:
     (a one-channel group cancels the bias before it: its gradient is rounding noise, which Adam
     would turn into steps of the full learning rate)."""
     return next(g for g in range(min(8, max(1, width // 2)), 0, -1) if width % g == 0)
-
-
-class MovingAverage(nn.Module):
-    """θ_ema ← d θ_ema + (1 − d) θ, with the warm-up d_n = min(d, (1 + n) / (10 + n)).
-
-    Written here rather than diffusers' ``EMAModel`` so that the average and its update count
-    are plain parameters and a buffer of the run's weights (safetensors, no pickled state).
-    """
-
-    def __init__(self, net: nn.Module, decay: float) -> None:
-        super().__init__()
-        self.net = copy.deepcopy(net).requires_grad_(False)
-        self.decay = decay
-        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
-
-    @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
-        n = int(self.updates)
-        decay = min(self.decay, (1 + n) / (10 + n))
-        mine, theirs = list(self.net.parameters()), list(net.parameters())
-        torch._foreach_lerp_(mine, theirs, 1.0 - decay)
-        self.updates += 1
 
 
 @register("diffusion")

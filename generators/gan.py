@@ -16,7 +16,6 @@ at the default budget).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
@@ -27,7 +26,7 @@ from torch import nn
 from forensics import distributed
 from forensics.errors import ForensicsError
 from forensics.loop import minimise
-from generators.base import Generator, Options
+from generators.base import Generator, MovingAverage, Options
 from generators.dcgan import DCBody, DCGenerator, discriminator_loss, generator_loss
 from generators.registry import register
 
@@ -66,31 +65,6 @@ class GANOptions(Options):
             raise ForensicsError("real_label must be in (0.5, 1]")
         # the effective rate is what config.json records (issue #15), never the 0 shorthand
         self.lr_g = self.lr_g or self.lr
-
-
-class MovingAverage(nn.Module):
-    """An exponential moving average of a network's weights (its buffers copied as they are).
-
-    The decay warms up as min(decay, (1 + t) / (10 + t)) over the t updates so far, so
-    the first updates are not dominated by the random initial weights; ``steps`` is a
-    buffer, saved with the weights, so a resumed run continues the same average.
-    """
-
-    def __init__(self, net: nn.Module, decay: float) -> None:
-        super().__init__()
-        self.net = copy.deepcopy(net).requires_grad_(False)
-        self.decay = decay
-        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
-
-    @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
-        t = float(self.steps)
-        decay = min(self.decay, (1 + t) / (10 + t))
-        for mine, theirs in zip(self.net.parameters(), net.parameters(), strict=True):
-            mine.lerp_(theirs.detach(), 1 - decay)
-        for mine, theirs in zip(self.net.buffers(), net.buffers(), strict=True):
-            mine.copy_(theirs)
-        self.steps += 1
 
 
 def adam(params, options: GANOptions, lr: float = 0.0) -> torch.optim.Adam:

@@ -92,7 +92,7 @@ def test_gan_samples_come_from_the_moving_average_of_g(digits_train):
     model = create("gan", image_shape=DIGITS, **tiny_options("gan", ema=0.9))
     for step in range(3):
         model.train_step(digits_train[step * 32:(step + 1) * 32])
-    assert int(model.ema.steps) == 3
+    assert int(model.ema.updates) == 3
     g = dict(model.nets["G"].named_parameters())
     averaged = dict(model.ema.net.named_parameters())
     assert any(not torch.equal(g[k], averaged[k]) for k in g)
