@@ -55,13 +55,17 @@ def _train(name: str, run: Path, seed: int) -> dict:
     return {"train_seconds": round(seconds, 1), "peak_rss_mb_so_far": round(peak_mb)}
 
 
-def _quality(run: Path, n: int, seed: int, reference: dict) -> tuple[dict, np.ndarray]:
+def _quality(run: Path, n: int, seed: int, reference: dict,
+             sampling: dict | None = None) -> tuple[dict, np.ndarray]:
     from forensics import metrics
     from forensics.classifier import load_digit_classifier
     from generators.base import seeded
     from generators.training import load_run
 
-    images, codes = load_run(run).model.sample(n, seeded(seed, 0))
+    model = load_run(run).model
+    if sampling:
+        model.set_sampling(**sampling)
+    images, codes = model.sample(n, seeded(seed, 0))
     images = images.numpy()
     classifier = load_digit_classifier()
     proba = classifier.predict_proba(images)
@@ -119,7 +123,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--only", default="", metavar="NAME[,NAME]",
-                        help="benchmark only these generators (comma-separated)")
+                        help="benchmark only these generators (comma-separated); the other "
+                             "generators' entries of an existing OUT/results.json are kept, "
+                             "each with the date it was measured")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep the trained runs in DIR/NAME instead of a temporary folder "
                              "(DIR = runs/default/runs: `python -m benchmarks.default_detector` "
@@ -167,6 +173,7 @@ def main() -> None:
             entry["reference_ratio"] = round(entry["train_seconds"] / reference_now["seconds"], 1)
             quality, images = _quality(run, args.n, args.seed, reference)
             entry.update(quality)
+            entry["other_samplings"] = _other_samplings(name, run, args, reference)
             entry["epochs"] = json.loads((run / "config.json").read_text())["epochs"]
             if "c1_accuracy" in entry:
                 entry.update(_code_seeds(name, root, args, entry, reference))
@@ -174,12 +181,42 @@ def main() -> None:
             save_grid(images[:100], args.out / f"samples_{name}.png", title=name)
             results["generators"][name] = entry
             print(name, entry, flush=True)
+    if args.only:
+        results["generators"] = _keep_others(args.out / "results.json", results["generators"])
     results["reference_after"] = _reference_workload()
     results["total_train_seconds"] = round(
         sum(g["train_seconds"] for g in results["generators"].values()), 1)
     _histogram_figure(results, args.out / "digit_histograms.png")
     atomic.write_json(args.out / "results.json", results)
     atomic.write_text(args.out / "README.md", _markdown(results))
+
+
+def _keep_others(previous: Path, measured: dict) -> dict:
+    """The generators of an earlier results.json not measured now, each marked with its date."""
+    try:
+        before = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return measured
+    kept = {}
+    for name, entry in before.get("generators", {}).items():
+        if name not in measured:
+            entry.setdefault("measured", before.get("created"))
+            kept[name] = entry
+    return dict(sorted({**kept, **measured}.items()))
+
+
+def _other_samplings(name: str, run: Path, args, reference: dict) -> dict:
+    """The same trained model drawn the other ways its class names (``benchmark_samplings``,
+    e.g. the VAE's course prior beside its default mixture)."""
+    from generators.registry import get
+
+    scores = {}
+    for sampling in get(name).benchmark_samplings:
+        label = ", ".join(f"{k}={v}" for k, v in sampling.items())
+        quality = _quality(run, args.n, args.seed, reference, sampling)[0]
+        scores[label] = {key: quality[key] for key in
+                         ("confident_share", "digit_shares", "digits_present", "domain_fd")}
+    return scores
 
 
 def _code_seeds(name: str, tmp: Path, args, first: dict, reference: dict) -> dict:
@@ -263,6 +300,17 @@ def _markdown(results: dict) -> str:
     ]
     lines += [f"- {name}: {', '.join(f'{v:.1%}' for v in g['digit_shares'])}"
               for name, g in results["generators"].items()]
+    others = [f"- {name}, {label}: {o['confident_share']:.1%} confident, smallest digit "
+              f"{min(o['digit_shares']):.1%}, domain FD {o['domain_fd']}"
+              for name, g in results["generators"].items()
+              for label, o in g.get("other_samplings", {}).items()]
+    if others:
+        lines += ["", "The same trained models drawn another way (not the default):", "", *others]
+    dated = [f"- {name}: measured {g['measured']} by an earlier run of this benchmark (its "
+             "reference and load in results.json)" for name, g in results["generators"].items()
+             if g.get("measured")]
+    if dated:
+        lines += ["", "Entries kept from an earlier run (`--only` re-measured the others):", "", *dated]
     notes = [f"- {name}: {g['note']}" for name, g in results["generators"].items() if g.get("note")]
     if notes:
         lines += ["", "Notes on this run:", "", *notes]

@@ -17,6 +17,17 @@ METRICS = [("auc", "ROC-AUC"), ("average_precision", "AP"), ("eer", "EER"),
            ("tpr_at_1pct_fpr", "TPR@1%FPR")]
 
 
+def _reference_line(timing: dict) -> str:
+    """The fixed reference workload timed in the same run, and the total in its units."""
+    reference = timing.get("reference")
+    if not reference:
+        return ""
+    units = timing["seconds"]["total"] / reference["seconds"]
+    return (f" Reference workload ({reference['workload']}): {reference['seconds']} s at load "
+            f"{reference['load_average_1m_before']:.2f}, so the wall time is {units:.0f} reference "
+            "units (compare units, not seconds, across machines and days).")
+
+
 def write_report(results: dict[str, Any], bench, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(results, bench, out)
@@ -148,7 +159,8 @@ def _document(results: dict[str, Any], figures: list[tuple[str, str]]) -> Docume
         f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {machine['platform']}; "
         f"torch {results['versions'].get('torch')}. Wall time {timings['total']} s "
         f"({', '.join(f'{k} {v} s' for k, v in timings.items() if k != 'total')}; cached "
-        f"artefacts take ~0 s) at load average {results['timing'].get('load_average_1m')}.", "",
+        f"artefacts take ~0 s) at load average {results['timing'].get('load_average_1m')}."
+        + _reference_line(results["timing"]), "",
         "Every number is on held-out images; intervals are bootstrap 95 % "
         "(stratified, real and fake resampled separately). EER is the error rate where the "
         "false-positive and false-negative rates are equal (ROC interpolated). acc@cal uses the "

@@ -92,9 +92,12 @@ def run_benchmark(suite: Suite, out: Path, *, seed: int = 0, cache: Path, fresh:
     ``workers``: reading processes for the synthetic sets (0: read in this process);
     ``device``: where generators and the torch detectors train (auto, cpu, cuda).
     """
+    from benchmarks.reference import measure
     from benchmarks.report import write_report
 
     bench = Bench(suite, Path(cache), seed, fresh, progress or (lambda *a: None), workers, device)
+    # the machine's speed now: seconds here compare across runs only as ratios to this
+    reference = measure(suite.reference_steps) if suite.reference_steps else None
     began = time.perf_counter()
     with atomic.locked(out):
         dataset = load(suite.dataset)
@@ -111,7 +114,7 @@ def run_benchmark(suite: Suite, out: Path, *, seed: int = 0, cache: Path, fresh:
         # else in results.json is the same for the same suite, seed and versions
         timing = {"created": provenance.now(), "seconds": bench.timings,
                   "throughput_images_per_s": results.pop("throughput_images_per_s"),
-                  "load_average_1m": machine.pop("load_average_1m", None)}
+                  "load_average_1m": machine.pop("load_average_1m", None), "reference": reference}
         results.update({
             "suite": suite.source, "suite_name": suite.name, "seed": seed,
             "data": {"name": dataset.name, "sha256": dataset.fingerprint(),

@@ -22,7 +22,8 @@ SUITES = Path(__file__).parent / "suites"
 
 #: top-level keys of a suite file and their defaults (None: required table)
 TOP_LEVEL = {"name": None, "dataset": "mnist5k", "fakes_per_generator": 1500, "real_train": 1500,
-             "bootstrap": 200, "generators": None, "detectors": None, "perturbations": None}
+             "bootstrap": 200, "reference_steps": 60, "generators": None, "detectors": None,
+             "perturbations": None}
 COUNTS = ("fakes_per_generator", "real_train", "bootstrap")
 GENERATOR_KEYS = ("kind", "epochs", "options")
 DETECTOR_KEYS = ("kind", "options")
@@ -40,6 +41,8 @@ class Suite:
     fakes_per_generator: int = 1500
     real_train: int = 1500
     bootstrap: int = 200
+    #: steps of the fixed reference workload timed beside the run (0: not measured)
+    reference_steps: int = 60
     source: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,6 +143,9 @@ def validate(raw: dict[str, Any]) -> list[str]:
     for key in COUNTS:
         if key in raw and not _positive_int(raw[key]):
             errors.append(f"{key} must be a positive integer, not {raw[key]!r}")
+    steps = raw.get("reference_steps", 60)
+    if not (_positive_int(steps) or steps == 0) or isinstance(steps, bool):
+        errors.append(f"reference_steps must be 0 (not measured) or a positive integer, not {steps!r}")
     if _positive_int(raw.get("fakes_per_generator")) and raw["fakes_per_generator"] < 10:
         errors.append("fakes_per_generator must be at least 10 (they are split 80/10/10)")
     generators, problems = _entries(raw, "generators", generator_kind)
@@ -183,5 +189,5 @@ def load_suite(name_or_path: str) -> Suite:
         perturbations={k: [float(s) for s in v] for k, v in raw.get("perturbations", {}).items()},
         fakes_per_generator=int(raw.get("fakes_per_generator", 1500)),
         real_train=int(raw.get("real_train", 1500)), bootstrap=int(raw.get("bootstrap", 200)),
-        source=raw,
+        reference_steps=int(raw.get("reference_steps", 60)), source=raw,
     )

@@ -32,6 +32,7 @@ dataset = "digits"
 fakes_per_generator = 200
 real_train = 300
 bootstrap = 20
+reference_steps = 0
 """
 
 #: the families with their own training paths: multi-class attribution, the GAN's discriminator

@@ -25,7 +25,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from forensics.distributed import global_noise
-from generators.base import Generator, Options
+from generators.base import CodeDensity, Generator, Options
 from generators.registry import register
 from generators.steps import OneLossStep
 
@@ -117,12 +117,7 @@ class AutoEncoder(OneLossStep, Generator):
                 nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, d), nn.Sigmoid()
             )
         # the fitted code distribution used by ``sample`` (a Gaussian mixture)
-        n_comp = 10 if options.code_prior == "gmm" else 1
-        prior = nn.Module()
-        prior.register_buffer("weights", torch.full((n_comp,), 1.0 / n_comp))
-        prior.register_buffer("means", torch.zeros(n_comp, k))
-        prior.register_buffer("chol", torch.eye(k).repeat(n_comp, 1, 1))
-        self.nets["prior"] = prior
+        self.nets["prior"] = CodeDensity(10 if options.code_prior == "gmm" else 1, k)
         params = [*self.nets["encoder"].parameters(), *self.nets["decoder"].parameters()]
         self.optimizers["ae"] = torch.optim.Adam(params, lr=options.lr)
 
@@ -150,26 +145,13 @@ class AutoEncoder(OneLossStep, Generator):
     @torch.no_grad()
     def end_epoch(self, train_images: torch.Tensor) -> None:
         """Fit the code distribution (Gaussian or 10-component mixture) to training codes."""
-        from sklearn.mixture import GaussianMixture
-
         self.nets.eval()
-        codes = torch.cat([self.encode(b) for b in train_images.split(512)]).cpu().double()
-        prior = self.nets["prior"]
-        n_comp = prior.weights.numel()
-        gmm = GaussianMixture(n_comp, covariance_type="full", reg_covar=1e-4, random_state=0)
-        gmm.fit(codes.numpy())
-        prior.weights.copy_(torch.as_tensor(gmm.weights_))
-        prior.means.copy_(torch.as_tensor(gmm.means_))
-        prior.chol.copy_(torch.linalg.cholesky(torch.as_tensor(gmm.covariances_)))
+        self.nets["prior"].fit(torch.cat([self.encode(b) for b in train_images.split(512)]))
 
     @torch.no_grad()
     def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         self.nets.eval()
-        prior = self.nets["prior"]
-        component = torch.multinomial(prior.weights.cpu(), n, replacement=True, generator=rng)
-        eps = torch.randn(n, self.options.code_dim, generator=rng)
-        chol, means = prior.chol.cpu(), prior.means.cpu()
-        codes = means[component] + torch.einsum("nij,nj->ni", chol[component], eps)
+        codes, component = self.nets["prior"].draw(n, rng)
         images = self.decode(codes.to(self.device)).clamp(0, 1).cpu()
         return images, {"z": codes.numpy(), "component": component.numpy()}
 

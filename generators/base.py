@@ -119,6 +119,8 @@ class Generator:
     traversable_codes: ClassVar[tuple[str, ...]] = ()
     #: options ``generate`` / ``explore`` may change on a trained model (``--sampler``, ``--steps``)
     sampling_options: ClassVar[tuple[str, ...]] = ()
+    #: other ways of drawing from a trained model that ``benchmarks.generators`` also scores
+    benchmark_samplings: ClassVar[tuple[dict[str, Any], ...]] = ()
     #: ``explore`` draws the reverse chain (``trajectory(n, rng, keep)``) of a diffusion model
     has_trajectory: ClassVar[bool] = False
     #: ``explore`` draws straight lines between draws of the prior (``interpolate_prior``)
@@ -246,6 +248,38 @@ def seeded(seed: int, *parts: int) -> torch.Generator:
     from forensics.runtime import derive_seed
 
     return torch.Generator().manual_seed(derive_seed(seed, *parts))
+
+
+class CodeDensity(nn.Module):
+    """A Gaussian mixture over a model's codes, fitted to the codes of its training images
+    (ex-post density estimation, Ghosh et al. 2020): what the AE samples from, and the VAE's
+    ``gmm`` sampler. Its parameters are buffers, saved and hashed with the weights."""
+
+    def __init__(self, components: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("weights", torch.full((components,), 1.0 / components))
+        self.register_buffer("means", torch.zeros(components, dim))
+        self.register_buffer("chol", torch.eye(dim).repeat(components, 1, 1))
+
+    @torch.no_grad()
+    def fit(self, codes: torch.Tensor) -> None:
+        """Maximum likelihood (EM, scikit-learn; seeded, so refits are reproducible)."""
+        from sklearn.mixture import GaussianMixture
+
+        gmm = GaussianMixture(self.weights.numel(), covariance_type="full", reg_covar=1e-4,
+                              random_state=0)
+        gmm.fit(codes.detach().cpu().double().numpy())
+        self.weights.copy_(torch.as_tensor(gmm.weights_))
+        self.means.copy_(torch.as_tensor(gmm.means_))
+        self.chol.copy_(torch.linalg.cholesky(torch.as_tensor(gmm.covariances_)))
+
+    @torch.no_grad()
+    def draw(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` codes (on the CPU) and the component each came from."""
+        component = torch.multinomial(self.weights.cpu(), n, replacement=True, generator=rng)
+        eps = torch.randn(n, self.means.shape[1], generator=rng)
+        chol, means = self.chol.cpu(), self.means.cpu()
+        return means[component] + torch.einsum("nij,nj->ni", chol[component], eps), component
 
 
 class MovingAverage(nn.Module):

@@ -37,12 +37,20 @@ def _widths(width: int, stages: int) -> list[int]:
 
 
 class DCGenerator(nn.Module):
-    def __init__(self, in_dim: int, image_shape: tuple[int, int, int], width: int = 64) -> None:
+    """``hidden`` > 0: a fully connected layer of that width (BatchNorm, ReLU) before the
+    projection, as in InfoGAN's MNIST networks (Chen et al. 2016, appendix C.1)."""
+
+    def __init__(self, in_dim: int, image_shape: tuple[int, int, int], width: int = 64,
+                 hidden: int = 0) -> None:
         super().__init__()
         stages, b = _stages(image_shape)
         widths = _widths(width, stages)[::-1]  # from the base side up
+        lift: list[nn.Module] = []
+        if hidden:
+            lift = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
+            in_dim = hidden
         self.project = nn.Sequential(
-            nn.Linear(in_dim, widths[0] * b * b), nn.BatchNorm1d(widths[0] * b * b), nn.ReLU(),
+            *lift, nn.Linear(in_dim, widths[0] * b * b), nn.BatchNorm1d(widths[0] * b * b), nn.ReLU(),
             nn.Unflatten(1, (widths[0], b, b)),
         )
         layers: list[nn.Module] = []
@@ -56,20 +64,66 @@ class DCGenerator(nn.Module):
 
 
 class DCBody(nn.Module):
-    """The discriminator's body: image → feature vector (shared by D and InfoGAN's Q)."""
+    """The discriminator's body: image → feature vector (shared by D and InfoGAN's Q).
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int = 64) -> None:
+    ``hidden`` > 0: the convolutional features go through a fully connected layer of that
+    width (BatchNorm, LeakyReLU), as in InfoGAN's MNIST networks."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int = 64, hidden: int = 0) -> None:
         super().__init__()
         stages, b = _stages(image_shape)
         widths = _widths(width, stages)
         layers: list[nn.Module] = [nn.Conv2d(image_shape[0], widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
         for narrow, wide in zip(widths, widths[1:], strict=False):
             layers += [nn.Conv2d(narrow, wide, 4, 2, 1), nn.BatchNorm2d(wide), nn.LeakyReLU(0.2)]
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        layers.append(nn.Flatten())
         self.out_dim = widths[-1] * b * b
+        if hidden:
+            layers += [nn.Linear(self.out_dim, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2)]
+            self.out_dim = hidden
+        self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+
+#: the differentiable augmentations D's inputs may get (Zhao et al. 2020, DiffAugment)
+AUGMENTATIONS = ("translation", "cutout")
+
+
+def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020): the same random, differentiable transforms for every
+    image D sees in training, real and fake, in D's step and in G's step — so D cannot
+    memorise a small training set while G still receives gradients through the transform.
+    The losses are untouched: V(D, G) is taken over the augmented distributions.
+
+    ``policy``: comma-separated names of :data:`AUGMENTATIONS` ("" = none).
+    ``translation``: each image shifted by up to 1/8 of its side in x and y (zero fill);
+    ``cutout``: a zero square of half the side at a random place in each image.
+    """
+    for name in filter(None, policy.split(",")):
+        n, _, h, w = x.shape
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        if name == "translation":
+            r = max(1, round(h / 8))
+            dy = torch.randint(-r, r + 1, (n, 1, 1), device=x.device)
+            dx = torch.randint(-r, r + 1, (n, 1, 1), device=x.device)
+            # index into a 1-px zero border: a source outside the image reads the border
+            y = (rows + dy).clamp(-1, h) + 1
+            xx = (cols + dx).clamp(-1, w) + 1
+            padded = F.pad(x, (1, 1, 1, 1))
+            batch = torch.arange(n, device=x.device).view(n, 1, 1)
+            x = padded.permute(0, 2, 3, 1)[batch, y, xx].permute(0, 3, 1, 2)
+        elif name == "cutout":
+            size = h // 2
+            cy = torch.randint(0, h, (n, 1, 1), device=x.device) - size // 2  # top-left corner
+            cx = torch.randint(0, w, (n, 1, 1), device=x.device) - size // 2
+            inside = ((rows - cy) >= 0) & ((rows - cy) < size) & ((cols - cx) >= 0) & ((cols - cx) < size)
+            x = x * (~inside).unsqueeze(1).to(x.dtype)
+        else:
+            raise ForensicsError(f"unknown augmentation {name!r} (choose from {', '.join(AUGMENTATIONS)})")
+    return x
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,

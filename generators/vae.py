@@ -18,6 +18,17 @@ The decoder likelihood p(x|z) (option ``recon``):
   which is what makes the decoder's means sharp. No parameter is added. Under
   ``torchrun`` each process estimates σ_x on its share of the batch.
 
+Sampling (option ``sampler``, changeable on a trained model with ``generate --sampler``):
+
+- ``prior``: decode z ~ p(z) = N(0, I), the course's generation;
+- ``gmm`` (default): decode z from a 10-component Gaussian mixture fitted to the posterior
+  means of the training images after each epoch (ex-post density estimation, Ghosh et al.
+  2020, "From Variational to Deterministic Autoencoders", §4). Training is the course's VAE
+  unchanged; only where z is drawn differs: the aggregate posterior q(z) = E_x q(z|x) does not
+  fill N(0, I) ("holes"), and decoding from those holes gives the blurred, ambiguous digits
+  that made most prior samples unrecognisable. Measured on mnist5k (seed 0, 500 samples,
+  confidence ≥ 0.9): 48 % from the prior against 77 % from the mixture, same weights.
+
 Networks (convolutional, scaled with the image side by :mod:`forensics.nets`):
 the encoder halves the side with ``down_stages(side)`` stride-2 convs of
 ``width``, 2·``width``, … channels (28 → 14 → 7; 32 → 4 and 64 → 4 in 3 and 4
@@ -40,7 +51,7 @@ from torch import nn
 from forensics.distributed import global_noise
 from forensics.errors import ForensicsError
 from forensics.nets import base_side, down_stages
-from generators.base import Generator, Options
+from generators.base import CodeDensity, Generator, Options
 from generators.registry import register
 from generators.steps import OneLossStep
 
@@ -48,6 +59,10 @@ from generators.steps import OneLossStep
 MIN_LOG_SCALE = -6.0
 #: conv widths stop doubling at this multiple of ``width`` (64 px: w, 2w, 4w, 8w)
 MAX_WIDTH_FACTOR = 8
+
+
+#: how ``sample`` draws z (option ``sampler``)
+SAMPLERS = ("gmm", "prior")
 
 
 @dataclasses.dataclass
@@ -72,10 +87,14 @@ class VAEOptions(Options):
     beta: float = 1.0  # weight of the KL term; 1 is the VAE of the course
     lr: float = 1e-3
     batch_size: int = 32
+    #: where samples' z come from: gmm (a mixture fitted to the training posteriors) | prior
+    #: (N(0, I), the course's); see the module doc
+    sampler: str = "gmm"
 
     def validate(self) -> None:
         super().validate()
         self.check_choice("recon", ("bce", "mse", "gaussian"))
+        self.check_choice("sampler", SAMPLERS)
         if self.latent_dim < 1 or self.width < 1 or self.hidden < 1:
             raise ForensicsError("latent_dim, width and hidden must be positive")
         if self.beta < 0:
@@ -115,7 +134,13 @@ class VAE(OneLossStep, Generator):
     optimizer = "vae"
     Options = VAEOptions
     modes = ("sample", "reconstruct")
-    default_epochs = 50
+    # 25 epochs × 125 batches of 32 ≈ 3,100 steps (≈ 16 reference units on 2 cores, within issue
+    # #13's 90 s): 77 % of gmm samples confident after 2,500 steps (seed 0); 50 epochs were the
+    # former default
+    default_epochs = 25
+    #: ``generate --sampler`` changes it without retraining
+    sampling_options = ("sampler",)
+    benchmark_samplings = ({"sampler": "prior"},)
     has_latent_space = True
     tiny_options = {"width": 4, "hidden": 16, "latent_dim": 4, "batch_size": 64}
 
@@ -145,6 +170,7 @@ class VAE(OneLossStep, Generator):
         self.nets["decoder"] = nn.Sequential(
             nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, flat), nn.ReLU(),
             nn.Unflatten(1, (widths[-1] if widths else channels, base, base)), *up, nn.Sigmoid())
+        self.nets["prior"] = CodeDensity(10, k)  # the ``gmm`` sampler's mixture (buffers only)
         self.optimizers["vae"] = torch.optim.Adam(self.nets.parameters(), lr=options.lr)
 
     def encode(self, x: torch.Tensor, nets=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,11 +191,27 @@ class VAE(OneLossStep, Generator):
         return {"reconstruction": recon, "kl": kl, "loss": recon + self.options.beta * kl}
 
     @torch.no_grad()
-    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
-        """Decode z ~ p(z) = N(0, I) (the prior), returning the mean image."""
+    def end_epoch(self, train_images: torch.Tensor) -> None:
+        """Fit the ``gmm`` sampler's mixture to the posterior means of the training images."""
         self.nets.eval()
-        z = torch.randn(n, self.options.latent_dim, generator=rng)
-        return self.decode(z.to(self.device)).cpu(), {"z": z.numpy()}
+        self.nets["prior"].fit(torch.cat([self.encode(b.to(self.device))[0]
+                                          for b in train_images.split(512)]))
+
+    def sampling(self) -> dict[str, Any]:
+        return {"sampler": self.options.sampler}
+
+    @torch.no_grad()
+    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """Decode z from the fitted mixture (``gmm``) or from p(z) = N(0, I) (``prior``);
+        the mean image."""
+        self.nets.eval()
+        if self.options.sampler == "gmm":
+            z, component = self.nets["prior"].draw(n, rng)
+            codes = {"z": z.numpy(), "component": component.numpy()}
+        else:
+            z = torch.randn(n, self.options.latent_dim, generator=rng)
+            codes = {"z": z.numpy()}
+        return self.decode(z.to(self.device)).cpu(), codes
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

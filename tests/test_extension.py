@@ -126,6 +126,9 @@ jpeg = [75]
         "--cache", tmp_path / "cache")
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert results["generators"] == ["demo"]
+    # a suite that does not say otherwise times the fixed reference workload beside itself
+    assert results["timing"]["reference"]["seconds"] > 0
+    assert "Reference workload (reference v1" in (tmp_path / "report" / "report.md").read_text()
     assert "demo-pixels" in results["detectors"]
     assert 0.0 <= results["in_distribution"]["demo-pixels"]["demo"]["auc"] <= 1.0
 

@@ -44,7 +44,9 @@ Download = Annotated[bool, typer.Option(
 Force = Annotated[bool, typer.Option(
     "--force/--no-force", metavar=FLAG, help="Replace an existing output folder.")]
 Sampler = Annotated[str | None, typer.Option(
-    "--sampler", help="diffusion: ddim (default: deterministic, few steps) or ddpm (ancestral).")]
+    "--sampler", help="How samples are drawn. diffusion: ddim (default: deterministic, few "
+    "steps) or ddpm (ancestral); vae: gmm (default: a mixture fitted to the training codes) or "
+    "prior (N(0, I), the course's).")]
 Steps = Annotated[int | None, typer.Option(
     "--steps", help="diffusion: denoising steps (default: ddim 50, ddpm all T).")]
 

@@ -1,0 +1,193 @@
+"""What the literature adds to the course's generators (issue #13): DiffAugment for D's
+inputs, InfoGAN's fully connected layers, the VAE's two samplers and the fitted code density."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from forensics.errors import ForensicsError
+from generators import create
+from generators.base import CodeDensity, seeded
+from generators.dcgan import diff_augment
+from tests.conftest import tiny_options
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+DIGITS = (1, 8, 8)
+
+
+def _blobs(n: int = 6, side: int = 28) -> torch.Tensor:
+    """Images with a bright square well inside a zero border (shifts lose nothing)."""
+    x = torch.zeros(n, 1, side, side)
+    x[:, :, 10:17, 11:16] = torch.rand(n, 1, 7, 5) + 0.5
+    return x
+
+
+def test_translation_shifts_each_image_by_at_most_an_eighth_of_its_side():
+    torch.manual_seed(0)
+    x = _blobs()
+    y = diff_augment(x, "translation")
+    r = round(28 / 8)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing falls off
+    shifts = set()
+    for image, moved in zip(x, y, strict=True):
+        found = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
+                 if torch.equal(torch.roll(image, (-dy, -dx), (1, 2)), moved)]
+        assert len(found) == 1
+        shifts.add(found[0])
+    assert len(shifts) > 1  # each image its own shift
+
+
+def test_cutout_zeroes_one_square_of_half_the_side_and_nothing_else():
+    torch.manual_seed(1)
+    x = torch.rand(32, 3, 32, 32) + 0.1  # no zeros of its own
+    y = diff_augment(x, "cutout")
+    zeroed = y == 0
+    assert torch.equal(zeroed[:, :1].expand_as(zeroed), zeroed)  # every channel alike
+    for mask, image, out in zip(zeroed[:, 0], x, y, strict=True):
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 16 and 1 <= len(cols) <= 16
+        assert mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()  # a rectangle
+        torch.testing.assert_close(out[:, ~mask], image[:, ~mask])
+    # squares cut by the border are smaller; whole ones are exactly half the side
+    assert any(m.sum() == 16 * 16 for m in zeroed[:, 0])
+
+
+def test_augmentation_is_differentiable_and_policies_compose():
+    torch.manual_seed(2)
+    x = _blobs(4).requires_grad_()
+    diff_augment(x, "translation,cutout").sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert diff_augment(x, "") is x
+    with pytest.raises(ForensicsError, match="unknown augmentation 'flip'"):
+        diff_augment(x, "flip")
+
+
+@pytest.mark.parametrize("name", ["gan", "infogan"])
+def test_gans_refuse_unknown_augmentations_and_train_with_known_ones(name, digits_train):
+    with pytest.raises(ForensicsError, match="augment: unknown 'rotate'"):
+        create(name, image_shape=DIGITS, **tiny_options(name, augment="translation,rotate"))
+    torch.manual_seed(0)
+    model = create(name, image_shape=DIGITS, **tiny_options(name, augment="translation,cutout"))
+    before = {k: v.clone() for k, v in model.nets.state_dict().items()}
+    losses = model.train_step(digits_train[:32])
+    assert all(np.isfinite(v) for v in losses.values())
+    after = model.nets.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(("G.", "D.", "body.")))
+    # D judges what it is given: no augmentation outside training (the zero-shot detector)
+    x = digits_train[:16]
+    torch.testing.assert_close(model.real_probability(x), model.real_probability(x))
+
+
+@pytest.mark.parametrize("name", ["gan", "infogan"])
+def test_hidden_adds_infogans_fully_connected_layers_to_g_and_d(name):
+    wide = create(name, image_shape=(1, 28, 28), **tiny_options(name, hidden=24))
+    plain = create(name, image_shape=(1, 28, 28), **tiny_options(name, hidden=0))
+
+    def widths(net):
+        return [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+    assert widths(wide.nets["G"])[0] == 24 and 24 not in widths(plain.nets["G"])
+    body = wide.discriminator()[0]
+    assert widths(body) == [24] and body.out_dim == 24
+    assert widths(plain.discriminator()[0]) == []
+    assert wide.sample(3, seeded(0))[0].shape == (3, 1, 28, 28)
+
+
+def test_code_density_recovers_a_mixture_and_draws_reproducibly():
+    torch.manual_seed(0)
+    centres = torch.tensor([[-4.0, 0.0], [4.0, 1.0]])
+    codes = torch.cat([centres[0] + 0.3 * torch.randn(500, 2), centres[1] + 0.5 * torch.randn(500, 2)])
+    density = CodeDensity(2, 2)
+    density.fit(codes)
+    order = density.means[:, 0].argsort()
+    torch.testing.assert_close(density.means[order], centres, atol=0.1, rtol=0)
+    torch.testing.assert_close(density.weights, torch.full((2,), 0.5), atol=0.02, rtol=0)
+    a, comp_a = density.draw(1000, seeded(3))
+    b, comp_b = density.draw(1000, seeded(3))
+    assert torch.equal(a, b) and torch.equal(comp_a, comp_b)
+    assert abs(a[:, 0].mean().item()) < 0.5  # both modes drawn, in their proportions
+
+
+def test_vae_draws_from_the_fitted_mixture_or_the_course_prior(digits_train):
+    torch.manual_seed(0)
+    model = create("vae", image_shape=DIGITS, **tiny_options("vae"))
+    for start in range(0, 512, 64):
+        model.train_step(digits_train[start:start + 64])
+    model.end_epoch(digits_train)
+    with torch.no_grad():
+        means = model.encode(digits_train)[0]
+    prior = model.nets["prior"]
+    torch.testing.assert_close((prior.weights[:, None] * prior.means).sum(0), means.mean(0),
+                               atol=1e-3, rtol=1e-3)
+    assert model.sampling() == {"sampler": "gmm"}
+    images, codes = model.sample(2000, seeded(1))
+    assert images.shape == (2000, *DIGITS) and "component" in codes
+    assert np.allclose(codes["z"].mean(0), means.mean(0).numpy(), atol=0.15 * means.std().item())
+    model.set_sampling(sampler="prior")
+    assert model.sampling() == {"sampler": "prior"}
+    _, codes = model.sample(2000, seeded(1))
+    assert "component" not in codes
+    assert np.allclose(codes["z"].mean(0), 0, atol=0.1) and np.allclose(codes["z"].std(0), 1, atol=0.1)
+    with pytest.raises(ForensicsError, match="sampler must be one of"):
+        model.set_sampling(sampler="ddim")
+    # the mixture is part of the weights: saved and loaded with them
+    assert {"prior.weights", "prior.means", "prior.chol"} <= set(model.weights())
+
+
+def test_generate_vae_with_each_sampler_records_it(trained_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from forensics.app.cli import app
+
+    runner = CliRunner()
+    run = trained_run("vae")
+    headers = {}
+    for sampler in ("gmm", "prior", None):
+        out = tmp_path / str(sampler)
+        extra = ["--sampler", sampler] if sampler else []
+        result = runner.invoke(app, ["generate", str(run), "--n", "5", "--seed", "2", *extra,
+                                     "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        headers[sampler] = json.loads((out / "manifest.json").read_text())["header"]["sampling"]
+    assert headers == {"gmm": {"sampler": "gmm"}, "prior": {"sampler": "prior"},
+                       None: {"sampler": "gmm"}}
+    result = runner.invoke(app, ["generate", str(run), "--sampler", "ddpm", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "sampler must be one of" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_samplings(tmp_path):
+    from benchmarks.generators import _keep_others, _markdown
+
+    entry = {"epochs": 2, "train_seconds": 10.0, "reference": {"seconds": 4.0},
+             "reference_ratio": 2.5, "load_average_1m_after": 0.5, "confident_share": 0.8,
+             "digit_shares": [0.08] * 10, "domain_fd": 12.0,
+             "meets": {"confident_share": True, "every_digit": True,
+                       "train_seconds_reference_ratio": True}}
+    previous = tmp_path / "results.json"
+    previous.write_text(json.dumps({"created": "2026-01-01T00:00:00+00:00",
+                                    "generators": {"ae": dict(entry), "vae": dict(entry)}}))
+    vae = {**entry, "confident_share": 0.75, "other_samplings": {
+        "sampler=prior": {"confident_share": 0.4, "digit_shares": [0.04] * 10,
+                          "digits_present": 10, "domain_fd": 50.0}}}
+    merged = _keep_others(previous, {"vae": vae})
+    assert list(merged) == ["ae", "vae"]
+    assert merged["ae"]["measured"] == "2026-01-01T00:00:00+00:00"
+    assert "measured" not in merged["vae"] and merged["vae"]["confident_share"] == 0.75
+    assert _keep_others(tmp_path / "missing.json", {"vae": vae}) == {"vae": vae}
+    reference = {"workload": "w", "seconds": 4.0, "load_average_1m_before": 0.5}
+    text = _markdown({
+        "machine": {"processor": "x", "cpu_count": 2, "platform": "p", "load_average_1m": 0.5},
+        "versions": {"torch": "t"}, "seed": 0, "created": "now", "reference_before": reference,
+        "reference_after": reference, "reference_quiet_seconds": 3.4, "generators": merged,
+        "real_test_reference": {"confident_share": 0.9, "classifier_accuracy": 0.96,
+                                "domain_fd_floor": 6.7, "domain_fd_n": 500},
+        "total_train_seconds": 20.0})
+    assert "- vae, sampler=prior: 40.0% confident, smallest digit 4.0%, domain FD 50.0" in text
+    assert "- ae: measured 2026-01-01T00:00:00+00:00 by an earlier run" in text
