@@ -263,15 +263,22 @@ class CodeDensity(nn.Module):
 
     @torch.no_grad()
     def fit(self, codes: torch.Tensor) -> None:
-        """Maximum likelihood (EM, scikit-learn; seeded, so refits are reproducible)."""
+        """Maximum likelihood (EM, scikit-learn; seeded, so refits are reproducible). With fewer
+        codes than components (a tiny data set), as many components as codes; the rest get
+        weight 0."""
         from sklearn.mixture import GaussianMixture
 
-        gmm = GaussianMixture(self.weights.numel(), covariance_type="full", reg_covar=1e-4,
-                              random_state=0)
-        gmm.fit(codes.detach().cpu().double().numpy())
-        self.weights.copy_(torch.as_tensor(gmm.weights_))
-        self.means.copy_(torch.as_tensor(gmm.means_))
-        self.chol.copy_(torch.linalg.cholesky(torch.as_tensor(gmm.covariances_)))
+        codes = codes.detach().cpu().double()
+        used = min(self.weights.numel(), len(codes))
+        gmm = GaussianMixture(used, covariance_type="full", reg_covar=1e-4, random_state=0)
+        gmm.fit(codes.numpy())
+        dim = self.means.shape[1]
+        self.weights.zero_()
+        self.means.zero_()
+        self.chol.copy_(torch.eye(dim).expand_as(self.chol))
+        self.weights[:used] = torch.as_tensor(gmm.weights_)
+        self.means[:used] = torch.as_tensor(gmm.means_)
+        self.chol[:used] = torch.linalg.cholesky(torch.as_tensor(gmm.covariances_))
 
     @torch.no_grad()
     def draw(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -191,3 +191,12 @@ def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_sampling
         "total_train_seconds": 20.0})
     assert "- vae, sampler=prior: 40.0% confident, smallest digit 4.0%, domain FD 50.0" in text
     assert "- ae: measured 2026-01-01T00:00:00+00:00 by an earlier run" in text
+
+
+def test_code_density_fits_fewer_codes_than_components():
+    density = CodeDensity(10, 3)
+    codes = torch.tensor([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    density.fit(codes)
+    assert (density.weights[2:] == 0).all() and density.weights.sum().item() == pytest.approx(1.0)
+    drawn, component = density.draw(50, seeded(0))
+    assert set(component.tolist()) <= {0, 1} and torch.isfinite(drawn).all()

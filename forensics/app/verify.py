@@ -212,7 +212,7 @@ def _run(folder: Path, listing: contents.Listing, recorded: bool) -> dict[str, s
         try:
             load_run(folder, device="cpu")
         except ForensicsError as error:
-            problems["#load"] = str(error)
+            problems["#load"] = f"config.json and the weights do not build the model: {error}"
     if not recorded:  # a run written before contents.json: the files a run folder holds
         problems.update(_extras(listing, lambda name: RUN_FILES.fullmatch(name)
                                 or EXPLORE_FILES.fullmatch(name), "a run folder"))
