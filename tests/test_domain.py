@@ -146,7 +146,7 @@ def test_photographs_are_out_of_domain_never_fake(photos, tmp_path):
     assert all(reasons[f"crop{i}.png"].startswith("atypical for the detector's real data (typicality ")
                for i in range(4))
     assert "note: 8 image(s) outside the detector's domain" in result.stderr
-    assert "8 scored, 0 skipped" in result.stderr
+    assert "8 scored, 0 skipped (8 of the scored outside the detector's domain)" in result.stderr
 
     forced = invoke("detect", *files, "--json", "--force")
     assert forced.exit_code == 0, forced.output

@@ -150,6 +150,9 @@ def finish(counts: tuple, empty_fails: bool = True) -> None:
 
         typer.secho(f"no images found (files ending in {', '.join(IMAGE_SUFFIXES)})" if empty_fails
                     else "no images in this shard", err=True, fg="yellow")
-    typer.echo(f"{counts[0]} scored, {counts[1]} skipped", err=True)
+    outside = counts[3] if len(counts) > 3 else 0
+    typer.echo(f"{counts[0]} scored, {counts[1]} skipped"
+               + (f" ({outside} of the scored outside the detector's domain)" if outside else ""),
+               err=True)
     if not counts[0] and empty_fails:
         raise typer.Exit(1)
