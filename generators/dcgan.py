@@ -101,7 +101,7 @@ def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
     ``translation``: each image shifted by up to 1/8 of its side in x and y (zero fill);
     ``cutout``: a zero square of half the side at a random place in each image.
     """
-    for name in filter(None, policy.split(",")):
+    for name in augmentations(policy):
         n, _, h, w = x.shape
         rows = torch.arange(h, device=x.device).view(1, h, 1)
         cols = torch.arange(w, device=x.device).view(1, 1, w)
@@ -121,9 +121,17 @@ def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
             cx = torch.randint(0, w, (n, 1, 1), device=x.device) - size // 2
             inside = ((rows - cy) >= 0) & ((rows - cy) < size) & ((cols - cx) >= 0) & ((cols - cx) < size)
             x = x * (~inside).unsqueeze(1).to(x.dtype)
-        else:
-            raise ForensicsError(f"unknown augmentation {name!r} (choose from {', '.join(AUGMENTATIONS)})")
     return x
+
+
+def augmentations(policy: str) -> list[str]:
+    """The names of a comma-separated policy ("" = none), each one of :data:`AUGMENTATIONS`."""
+    names = [name for name in policy.split(",") if name]
+    for name in names:
+        if name not in AUGMENTATIONS:
+            raise ForensicsError(f"augment: unknown {name!r} (choose from "
+                                 f"{', '.join(AUGMENTATIONS)}, comma-separated, or empty)")
+    return names
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,

@@ -38,6 +38,8 @@ from generators.registry import register
 #: the schedules by name: ours → diffusers' ``beta_schedule``
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 SAMPLERS = ("ddim", "ddpm")
+#: how a batch draws its timesteps: independently, or one shared offset on an even grid
+TIMESTEP_DRAWS = ("uniform", "stratified")
 #: DDIM's steps when ``steps`` is 0 (DDPM's default is the full chain of T steps)
 DDIM_STEPS = 50
 
@@ -49,6 +51,7 @@ class DiffusionOptions(Options):
     attention: bool = False  # self-attention at the lowest resolution (and in the middle block)
     timesteps: int = 1000  # T
     schedule: str = "linear"  # linear (Ho et al. 2020) | cosine (Nichol & Dhariwal 2021)
+    timestep_draw: str = "uniform"  # uniform | stratified (each t still U{0..T−1}; lower variance)
     ema: float = 0.999  # decay of the weights' moving average that samples (0: the raw weights)
     sampler: str = "ddim"  # ddim | ddpm (``generate --sampler``)
     steps: int = 0  # denoising steps of sampling (``--steps``); 0: ddim 50, ddpm all T
@@ -59,6 +62,7 @@ class DiffusionOptions(Options):
         super().validate()
         self.check_choice("schedule", tuple(SCHEDULES))
         self.check_choice("sampler", SAMPLERS)
+        self.check_choice("timestep_draw", TIMESTEP_DRAWS)
         if self.width < 1 or self.layers < 1:
             raise ForensicsError("width and layers must be positive")
         if self.timesteps < 2:
@@ -126,13 +130,23 @@ class Diffusion(Generator):
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """L_simple on a batch in [0, 1]; t and ε are this rank's rows of the global draw."""
         x0 = 2 * x - 1
-        t = global_noise(lambda shape, dtype, device: torch.randint(
-            self.options.timesteps, shape, device=device), x0[:, 0, 0, 0])
+        t = global_noise(self._draw_timesteps, x0[:, 0, 0, 0])
         eps = global_noise(torch.randn, x0)
         noisy = self.noise.add_noise(x0, eps, t)
         with self.autocast():
             predicted = self.live["unet"](noisy, t, return_dict=False)[0]
         return F.mse_loss(predicted.float(), eps)
+
+    def _draw_timesteps(self, shape: tuple[int, ...], dtype, device) -> torch.Tensor:
+        """t of a (global) batch, each t ~ U{0..T−1}: independent draws, or stratified — one
+        uniform offset u and the points (u + i/n) mod 1 in random order, scaled to T (Kingma
+        et al. 2021's low-discrepancy sampler: the same expectation, L_simple unchanged, and
+        a batch that covers every noise level, so a small batch's loss varies less)."""
+        T, n = self.options.timesteps, shape[0]
+        if self.options.timestep_draw == "uniform":
+            return torch.randint(T, shape, device=device)
+        u = (torch.rand((), device=device) + torch.arange(n, device=device) / n) % 1
+        return (u[torch.randperm(n, device=device)] * T).long().clamp_max(T - 1)
 
     def train_step(self, x: torch.Tensor) -> dict[str, float]:
         self.nets.train()

@@ -29,9 +29,9 @@ from forensics.errors import ForensicsError
 from forensics.loop import minimise
 from generators.base import Generator, MovingAverage, Options
 from generators.dcgan import (
-    AUGMENTATIONS,
     DCBody,
     DCGenerator,
+    augmentations,
     diff_augment,
     discriminator_loss,
     generator_loss,
@@ -82,10 +82,7 @@ class GANOptions(Options):
             raise ForensicsError("ema must be in [0, 1) (0: no moving average)")
         if not 0.5 < self.real_label <= 1:
             raise ForensicsError("real_label must be in (0.5, 1]")
-        for name in filter(None, self.augment.split(",")):
-            if name not in AUGMENTATIONS:
-                raise ForensicsError(f"augment: unknown {name!r} (choose from "
-                                     f"{', '.join(AUGMENTATIONS)}, comma-separated, or empty)")
+        augmentations(self.augment)
         # the effective rate is what config.json records (issue #15), never the 0 shorthand
         self.lr_g = self.lr_g or self.lr
 

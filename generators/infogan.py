@@ -125,9 +125,6 @@ class InfoGAN(GAN):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.live["D_head"](self.live["body"](x)).flatten()
 
-    def q(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.live["Q"](self.live["body"](x))
-
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D's logit and Q's outputs from one pass of the shared body."""
         features = self.live["body"](x)

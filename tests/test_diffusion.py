@@ -57,6 +57,20 @@ def test_cosine_schedule_is_nichol_and_dhariwals():
     torch.testing.assert_close(alpha_bar[: T - 5], expected, rtol=1e-4, atol=1e-6)
 
 
+def test_stratified_timesteps_cover_the_noise_levels_and_stay_uniform():
+    """One shared offset on an even grid: n draws put one t in each of n equal strata of
+    {0..T−1}, in random order, and every single t is still uniform (L_simple's expectation)."""
+    model = _model(timesteps=50, timestep_draw="stratified")
+    torch.manual_seed(0)
+    assert sorted(model._draw_timesteps((50,), torch.float32, "cpu").tolist()) == list(range(50))
+    t = model._draw_timesteps((10,), torch.float32, "cpu")
+    assert sorted((t // 5).tolist()) == list(range(10)) and not torch.equal(t, t.sort().values)
+    first = torch.stack([model._draw_timesteps((7,), torch.float32, "cpu")[0] for _ in range(5000)])
+    counts = torch.bincount(first, minlength=50).double()
+    assert first.min() >= 0 and first.max() <= 49
+    assert ((counts - 100) ** 2 / 100).sum() < 100  # χ² with 49 d.o.f.: far below for uniform
+
+
 def test_loss_is_the_simple_loss_on_images_mapped_to_minus_one_one(digits_train):
     """‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖² (mean over pixels), x_0 = 2x − 1, t ~ U{0..T−1}."""
     model = _model()

@@ -64,7 +64,7 @@ def test_augmentation_is_differentiable_and_policies_compose():
     diff_augment(x, "translation,cutout").sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert diff_augment(x, "") is x
-    with pytest.raises(ForensicsError, match="unknown augmentation 'flip'"):
+    with pytest.raises(ForensicsError, match="augment: unknown 'flip'"):
         diff_augment(x, "flip")
 
 
@@ -191,6 +191,18 @@ def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_sampling
         "total_train_seconds": 20.0})
     assert "- vae, sampler=prior: 40.0% confident, smallest digit 4.0%, domain FD 50.0" in text
     assert "- ae: measured 2026-01-01T00:00:00+00:00 by an earlier run" in text
+    assert "| ae | 2 | 10.0 | 4.0 | 2.5 | 0.5 | not measured | 80.0% |" in text
+
+
+def test_generator_benchmark_judges_diffusions_sampling_time_from_its_ratio():
+    """1,500 DDIM images in ≤ 60 s on the reference machine (3.4 s reference): the 1,000
+    samples' ratio × 1.5 ≤ 60 / 3.4 ≈ 17.6 units; no sampling target for the others."""
+    from benchmarks.generators import _verdicts
+
+    entry = {"confident_share": 0.8, "digit_shares": [0.08] * 10, "reference_ratio": 50.0}
+    assert _verdicts("diffusion", {**entry, "sample_ratio": 11.0})["sample_1500"] is True
+    assert _verdicts("diffusion", {**entry, "sample_ratio": 12.5})["sample_1500"] is False
+    assert "sample_1500" not in _verdicts("gan", {**entry, "sample_ratio": 99.0})
 
 
 def test_code_density_fits_fewer_codes_than_components():

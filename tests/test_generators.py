@@ -558,7 +558,7 @@ def test_infogan_q_head_gives_raw_logits_and_codes_are_laid_out():
     assert torch.equal(vector[:, 18:], codes["c_cont"])
     model.nets.eval()
     with torch.no_grad():
-        logits = model.q(torch.rand(16, *DIGITS))["logits"]
+        logits = model.heads(torch.rand(16, *DIGITS))[1]["logits"]
     # a softmax output would be positive and sum to one in every row
     assert (logits < 0).any() or not torch.allclose(logits.sum(1), torch.ones(16))
     traversal = model.traverse("c2", seeded(0), rows=3, steps=4)
