@@ -4,7 +4,9 @@ Every run uses the same *global* batch (``--batch-size`` is global; each of the
 two processes takes half). Tolerances:
 
 - networks without BatchNorm (ae, vae, diffusion): the two-process weights equal the
-  one-process weights to 1e-5 (only the order of float additions differs);
+  one-process weights to 5e-5 (only the order of float additions differs; Adam's
+  normalisation amplifies that rounding: 1.03e-5 seen for diffusion after 2 epochs on one
+  install, where another seed moves the weights by ~1e-1);
 - GAN (BatchNorm in G and D): on CPU each process normalises its own half batch
   (PyTorch's SyncBatchNorm is CUDA-only), so after one epoch the weights differ
   by < 2 % (relative L2), against ~80 % for another seed.
@@ -63,7 +65,7 @@ def test_two_processes_train_what_one_does(tmp_path, name, options):
     one = train(name, tmp_path / "one", epochs=2, **options)
     two = train(name, tmp_path / "two", processes=2, epochs=2, **options)
     a, b = weights(one), weights(two)
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 5e-5
     for x, y in zip(metrics(one), metrics(two), strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-6)
     config = json.loads((two / "config.json").read_text())
@@ -94,7 +96,7 @@ def test_two_nodes_through_c10d_rendezvous(tmp_path):
     assert json.loads((out / "config.json").read_text())["processes"] == 2
     one = train("vae", tmp_path / "one")
     a, b = weights(one), weights(out)
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 5e-5
 
 
 @pytest.mark.slow
