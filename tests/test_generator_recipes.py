@@ -195,13 +195,19 @@ def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_sampling
 
 
 def test_generator_benchmark_judges_diffusions_sampling_time_from_its_ratio():
-    """1,500 DDIM images in ≤ 60 s on the reference machine (3.4 s reference): the 1,000
-    samples' ratio × 1.5 ≤ 60 / 3.4 ≈ 17.6 units; no sampling target for the others."""
+    """1,500 DDIM images in ≤ 60 s on the reference machine (3.4 s reference): the samples'
+    ratio scaled to 1,500 ≤ 60 / 3.4 ≈ 17.6 units (whatever ``--n``); no sampling target for
+    the others."""
     from benchmarks.generators import _verdicts
 
-    entry = {"confident_share": 0.8, "digit_shares": [0.08] * 10, "reference_ratio": 50.0}
+    entry = {"confident_share": 0.8, "digit_shares": [0.08] * 10, "reference_ratio": 50.0,
+             "samples": 1000}
     assert _verdicts("diffusion", {**entry, "sample_ratio": 11.0})["sample_1500"] is True
     assert _verdicts("diffusion", {**entry, "sample_ratio": 12.5})["sample_1500"] is False
+    # 500 images in 5.5 units: 1,500 in 16.5, met; the same ratio for 1,000 images: 8.25, met;
+    # 500 in 6 units: 18 for 1,500, missed
+    assert _verdicts("diffusion", {**entry, "samples": 500, "sample_ratio": 5.5})["sample_1500"] is True
+    assert _verdicts("diffusion", {**entry, "samples": 500, "sample_ratio": 6.0})["sample_1500"] is False
     assert "sample_1500" not in _verdicts("gan", {**entry, "sample_ratio": 99.0})
 
 
