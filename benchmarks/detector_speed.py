@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     args = parser.parse_args()
 
+    from benchmarks import reference
     from detectors.base import load_detector
     from detectors.registry import create, get
     from detectors.scan import DEFAULT_DETECTOR
@@ -56,7 +57,8 @@ def main() -> None:
     images = train[rng.integers(0, len(train), args.n)]
     fake = np.clip(images + rng.normal(0, 0.05, images.shape).astype(np.float32), 0, 1)
     results: dict = {"machine": provenance.machine(), "versions": provenance.versions(),
-                     "n_images": args.n, "created": provenance.now(), "images_per_second": {}}
+                     "n_images": args.n, "created": provenance.now(), "images_per_second": {},
+                     "reference_before": reference.measure()}
     rates = results["images_per_second"]
 
     gray = images[:, 0]
@@ -92,6 +94,10 @@ def main() -> None:
         began = time.perf_counter()
         subprocess.run([*command, str(folder / "00000.png")], capture_output=True, check=True)
         results["detect_one_png_seconds"] = round(time.perf_counter() - began, 2)
+    results["reference_after"] = reference.measure()
+    before = results["reference_before"]
+    folder_ratio = reference.ratio(results["detect_folder_seconds"], before)
+    one_ratio = reference.ratio(results["detect_one_png_seconds"], before)
     atomic.write_json(args.out / "results.json", results)
     lines = ["# Detector speed (28×28 images)", "",
              f"Machine: {results['machine']['processor']}, {results['machine']['cpu_count']} cores, "
@@ -99,12 +105,14 @@ def main() -> None:
              f"{results['machine'].get('load_average_1m')} at the start; "
              f"torch {results['versions'].get('torch')}; {results['created']}. "
              "Reproduce: `python -m benchmarks.detector_speed`.", "",
+             reference.sentence(before, results["reference_after"]), "",
              "| what | images/s |", "|---|---|"]
     lines += [f"| {k} | {v:,} |" for k, v in rates.items() if k != "speedup_batched_vs_loop"]
     lines += ["", f"Batched spectrum vs the per-image NumPy loop: {rates['speedup_batched_vs_loop']}×.",
               "", f"`forensics detect` (default detector, fresh process) on {args.n:,} PNGs: "
-              f"{results['detect_folder_seconds']} s ({results['detect_folder_records']} records); "
-              f"on one PNG: {results['detect_one_png_seconds']} s.", ""]
+              f"{results['detect_folder_seconds']} s ({results['detect_folder_records']} records; "
+              f"ratio {folder_ratio}); on one PNG: {results['detect_one_png_seconds']} s (ratio "
+              f"{one_ratio}).", ""]
     atomic.write_text(args.out / "README.md", "\n".join(lines))
     print("\n".join(lines))
 

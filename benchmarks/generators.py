@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.reference import QUIET_SECONDS
+
 CONFIDENT = 0.9
 #: issue #13's targets on mnist5k with the default options
 TARGETS = {"confident_share": {"gan": 0.85, "infogan": 0.85, "vae": 0.70, "diffusion": 0.70},
@@ -111,20 +113,18 @@ def _verdicts(name: str, entry: dict) -> dict:
     verdict = {
         "confident_share": None if share is None else entry["confident_share"] >= share,
         "every_digit": min(entry["digit_shares"]) >= TARGETS["digit_share"],
-        "train_seconds_reference_ratio": entry["reference_ratio"] <= limit / REFERENCE_QUIET_SECONDS,
+        "train_seconds_reference_ratio": entry["reference_ratio"] <= limit / QUIET_SECONDS,
     }
     sampling = TARGETS["sample_1500_seconds"].get(name)
     if sampling is not None and "sample_ratio" in entry:
         # the measured samples' time scaled to 1,500 (sampling is linear in the number of images)
         scaled = entry["sample_ratio"] * 1500 / entry["samples"]
-        verdict["sample_1500"] = scaled <= sampling / REFERENCE_QUIET_SECONDS
+        verdict["sample_1500"] = scaled <= sampling / QUIET_SECONDS
     if "c1_accuracy_median" in entry:
         verdict["c1_accuracy"] = entry["c1_accuracy_median"] >= TARGETS["c1_accuracy"]
     return verdict
 
 
-#: the reference workload's seconds on the quiet 2-core reference machine (90 s ≈ 26 units)
-REFERENCE_QUIET_SECONDS = 3.4
 
 
 def main() -> None:
@@ -157,7 +157,7 @@ def main() -> None:
 
     results: dict = {"machine": provenance.machine(), "versions": provenance.versions(),
                      "seed": args.seed, "created": provenance.now(), "targets": TARGETS,
-                     "reference_quiet_seconds": REFERENCE_QUIET_SECONDS, "generators": {}}
+                     "reference_quiet_seconds": QUIET_SECONDS, "generators": {}}
     results["reference_before"] = _reference_workload()
     real, train = load_split("mnist5k", "test"), load_split("mnist5k", "train")
     classifier = load_digit_classifier()
@@ -226,7 +226,8 @@ def _other_samplings(name: str, run: Path, args, reference: dict) -> dict:
         label = ", ".join(f"{k}={v}" for k, v in sampling.items())
         quality = _quality(run, args.n, args.seed, reference, sampling)[0]
         scores[label] = {key: quality[key] for key in
-                         ("confident_share", "digit_shares", "digits_present", "domain_fd")}
+                         ("confident_share", "digit_shares", "digits_present", "domain_fd",
+                          "samples", "sample_seconds")}
     return scores
 
 
@@ -319,6 +320,7 @@ def _markdown(results: dict) -> str:
               for name, g in results["generators"].items()]
     others = [f"- {name}, {label}: {o['confident_share']:.1%} confident, smallest digit "
               f"{min(o['digit_shares']):.1%}, domain FD {o['domain_fd']}"
+              + (f", {o['samples']:,} drawn in {o['sample_seconds']} s" if "sample_seconds" in o else "")
               for name, g in results["generators"].items()
               for label, o in g.get("other_samplings", {}).items()]
     if others:

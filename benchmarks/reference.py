@@ -18,6 +18,8 @@ import time
 #: bump only if the workload itself changes (ratios across versions are then not comparable)
 VERSION = 1
 STEPS = 60
+#: the workload's seconds on the quiet 2-core reference machine (issue #13's 90 s ≈ 26 units)
+QUIET_SECONDS = 3.4
 
 
 def _nets():
@@ -66,6 +68,18 @@ def measure(steps: int = STEPS) -> dict:
 def ratio(seconds: float, reference: dict) -> float:
     """``seconds`` in units of the reference workload's seconds."""
     return round(seconds / reference["seconds"], 2)
+
+
+def sentence(before: dict, after: dict | None = None) -> str:
+    """The workload measured before (and after) a benchmark, for its results page."""
+    def one(found: dict) -> str:
+        load = found.get("load_average_1m_before")
+        return f"{found['seconds']} s" + (f" (load {load:.2f})" if load is not None else "")
+
+    return (f"Reference workload ({before['workload']}): {one(before)} before"
+            + (f", {one(after)} after" if after else "")
+            + f"; ≈ {QUIET_SECONDS} s on the quiet reference machine. 'ratio' = seconds / the "
+            "reference's seconds before: compare ratios across runs, not seconds.")
 
 
 if __name__ == "__main__":

@@ -117,13 +117,15 @@ def main() -> None:
                         help="A detector folder (default: the shipped default detector).")
     args = parser.parse_args()
 
+    from benchmarks import reference
     from forensics import atomic, provenance
 
     detector = ["--detector", str(args.detector)] if args.detector else []
     results: dict = {"machine": provenance.machine(), "versions": provenance.versions(),
                      "created": provenance.now(), "detector": str(args.detector or "default"),
                      "images": "28x28 gray PNGs, mnist5k digits (every other one noisy), "
-                               f"{PER_FOLDER} per sub-folder", "runs": []}
+                               f"{PER_FOLDER} per sub-folder", "runs": [],
+                     "reference_before": reference.measure()}
     with tempfile.TemporaryDirectory(prefix="scan_speed_") as tmp:
         root = Path(tmp)
         began = time.perf_counter()
@@ -151,6 +153,7 @@ def main() -> None:
                 continue
             results["runs"] += sharded(files, detector, root, size, whole=out.read_bytes())
             print(*results["runs"][-2:], sep="\n", flush=True)
+    results["reference_after"] = reference.measure()
     atomic.write_json(args.out / "results.json", results)
     atomic.write_text(args.out / "README.md", markdown(results))
     print(markdown(results))
@@ -194,7 +197,10 @@ def sharded(files: list[str], detector: list[str], root: Path, size: int, whole:
 
 
 def markdown(results: dict) -> str:
+    from benchmarks import reference
+
     machine = results["machine"]
+    before = results.get("reference_before")  # absent from results older than 2026-12-03
     lines = ["# Scanning large folders: `forensics detect` throughput and memory", "",
              f"Machine: {machine['processor']}, {machine['cpu_count']} cores, load average "
              f"{machine.get('load_average_1m')} at the start (each run's own is in the table); "
@@ -205,10 +211,14 @@ def markdown(results: dict) -> str:
              "(or the largest shard / rank); peak PSS: it and its reading workers together "
              "(for side-by-side shards, the sum of both). The one-PNG row is the start-up cost and "
              "memory every other row includes.", "",
-             "| run | images | seconds | images/s | peak RSS (MiB) | peak PSS, all processes (MiB) "
-             "| load before |", "|---|---|---|---|---|---|---|"]
+             reference.sentence(before, results.get("reference_after")) if before else
+             "Reference workload: not measured (an older run).", "",
+             "| run | images | seconds | ratio | images/s | peak RSS (MiB) | peak PSS, all processes "
+             "(MiB) | load before |", "|---|---|---|---|---|---|---|---|"]
     for run in results["runs"]:
-        lines.append(f"| {run['what']} | {run['images']:,} | {run['seconds']} | {run['images_per_second']:,} "
+        lines.append(f"| {run['what']} | {run['images']:,} | {run['seconds']} "
+                     f"| {reference.ratio(run['seconds'], before) if before else '–'} "
+                     f"| {run['images_per_second']:,} "
                      f"| {run['peak_rss_mib']} | {run['peak_pss_tree_mib']} "
                      f"| {run['load_average_1m_before']} |")
     sharded = [r for r in results["runs"] if "merge_seconds" in r]

@@ -40,8 +40,10 @@ SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 SAMPLERS = ("ddim", "ddpm")
 #: how a batch draws its timesteps: independently, or one shared offset on an even grid
 TIMESTEP_DRAWS = ("uniform", "stratified")
-#: DDIM's steps when ``steps`` is 0 (DDPM's default is the full chain of T steps)
-DDIM_STEPS = 50
+#: DDIM's steps when ``steps`` is 0 (DDPM's default is the full chain of T steps): 25 keeps
+#: 1,500 images within a minute on 2 cores (50 took ≈ 80 s); the generator benchmark scores
+#: the same model at 50 steps beside it (``benchmark_samplings``)
+DDIM_STEPS = 25
 
 
 @dataclasses.dataclass
@@ -54,9 +56,9 @@ class DiffusionOptions(Options):
     timestep_draw: str = "uniform"  # uniform | stratified (each t still U{0..T−1}; lower variance)
     ema: float = 0.999  # decay of the weights' moving average that samples (0: the raw weights)
     sampler: str = "ddim"  # ddim | ddpm (``generate --sampler``)
-    steps: int = 0  # denoising steps of sampling (``--steps``); 0: ddim 50, ddpm all T
+    steps: int = 0  # denoising steps of sampling (``--steps``); 0: ddim 25, ddpm all T
     lr: float = 1e-3
-    batch_size: int = 128
+    batch_size: int = 32  # 4× batch 128's updates at equal time (2.5× its share in 5-min trials)
 
     def validate(self) -> None:
         super().validate()
@@ -104,11 +106,14 @@ def _groups(width: int) -> int:
 @register("diffusion")
 class Diffusion(Generator):
     Options = DiffusionOptions
-    #: 40 epochs of mnist5k's 4,000 images at batch 128: 1,240 steps, within 5 minutes on 2 cores
-    default_epochs = 40
+    #: 20 epochs of mnist5k's 4,000 images at batch 32: 2,500 steps, within 5 minutes on 2 cores
+    #: (a sample's cost barely depends on the batch on 2 cores, so small batches buy updates)
+    default_epochs = 20
     tiny_options = {"width": 8, "timesteps": 20, "batch_size": 64}
     #: ``generate --sampler/--steps`` change these without retraining
     sampling_options = ("sampler", "steps")
+    #: the generator benchmark also scores the trained model at DDIM's former 50 steps
+    benchmark_samplings = ({"steps": 50},)
     has_trajectory = True
 
     @classmethod

@@ -76,6 +76,8 @@ class GANOptions(Options):
         self.check_choice("loss", ("minimax", "non-saturating"))
         if self.k < 1:
             raise ForensicsError("k must be at least 1")
+        if self.noise_dim < 1 or self.width < 1 or self.hidden < 0:
+            raise ForensicsError("noise_dim and width must be positive, hidden 0 (none) or more")
         if self.lr_g < 0:
             raise ForensicsError("lr_g must be 0 (same as lr) or positive")
         if not 0 <= self.ema < 1:
@@ -97,7 +99,7 @@ EMA_PREFIX = "G_ema."
 @register("gan")
 class GAN(Generator):
     Options = GANOptions
-    # 18 epochs × 63 batches of 64 = 1,134 steps (≈ 25 reference units on 2 cores: issue #13's
+    # 18 epochs × 63 batches of 64 = 1,134 steps (26.0 reference units measured on 2 cores: #13's
     # 90 s): 20 epochs took 28.4 units for 72 % confident samples (benchmarks/results/generators);
     # 32 epochs reach ≈ 79 % at 1.6× the time (README)
     default_epochs = 18

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from forensics.errors import ForensicsError
 from forensics.loop import minimise
 from generators.dcgan import DCBody, DCGenerator, discriminator_loss, generator_loss
 from generators.gan import GAN, GANOptions
@@ -45,6 +46,15 @@ class InfoGANOptions(GANOptions):
     lambda_disc: float = 1.0
     lambda_cont: float = 0.1
 
+    def validate(self) -> None:
+        super().validate()
+        if self.categories < 2:
+            raise ForensicsError("categories must be at least 2 (c1's values)")
+        if self.continuous < 0:
+            raise ForensicsError("continuous must be 0 (no continuous code) or more")
+        if self.lambda_disc < 0 or self.lambda_cont < 0:
+            raise ForensicsError("lambda_disc and lambda_cont must be 0 or more")
+
 
 def gaussian_nll(c: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """−log N(c; mean, exp(logvar)) per example, summed over dimensions."""
@@ -66,11 +76,16 @@ class QHead(nn.Module):
         super().__init__()
         self.trunk = nn.Sequential(nn.Linear(in_dim, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.2))
         self.logits = nn.Linear(128, categories)
-        self.mean = nn.Linear(128, continuous)
-        self.logvar = nn.Linear(128, continuous)
+        self.continuous = continuous
+        if continuous:  # none without continuous codes (a zero-width layer is a torch warning)
+            self.mean = nn.Linear(128, continuous)
+            self.logvar = nn.Linear(128, continuous)
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.trunk(features)
+        if not self.continuous:
+            empty = h.new_zeros(len(h), 0)
+            return {"logits": self.logits(h), "mean": empty, "logvar": empty}
         return {"logits": self.logits(h), "mean": self.mean(h),
                 "logvar": self.logvar(h).clamp(-5.0, 5.0)}
 
@@ -78,11 +93,16 @@ class QHead(nn.Module):
 @register("infogan")
 class InfoGAN(GAN):
     Options = InfoGANOptions
-    # 48 epochs × 63 batches of 64 ≈ 3,000 steps (≈ 55 reference units on 2 cores, over issue
-    # #13's 90 s): 87 % confident samples, every digit ≥ 6 %, c1 agreement 83 % (seed 0); c1 was
-    # still rising, 70 % at 2,000 steps (README)
+    # 48 epochs × 63 batches of 64 = 3,024 steps (66.8 reference units measured on 2 cores, over
+    # issue #13's 90 s): 87 % confident samples, rarest digit 4.7 %, c1 agreement 70.6 / 94.5 /
+    # 77.6 % for seeds 0 / 1 / 2 (benchmarks/results/generators); c1 was still rising at 2,000
     default_epochs = 48
-    traversable_codes = ("c1", "c2", "c3")
+
+    @property
+    def traversable_codes(self) -> tuple[str, ...]:
+        """c1 and each continuous code the options give (c2, c3 by default)."""
+        return ("c1", *(f"c{i + 2}" for i in range(self.options.continuous)))
+
     tiny_options = {"width": 8, "hidden": 16, "noise_dim": 8, "batch_size": 64, "ema": 0.9}
 
     def discriminator(self) -> tuple[nn.Module, nn.Module]:
@@ -173,7 +193,7 @@ class InfoGAN(GAN):
             if which == "c1":
                 codes["c1"][:] = j
             else:
-                codes["c_cont"][:, int(which[1]) - 2] = -span + 2 * span * j / (steps - 1)
+                codes["c_cont"][:, int(which[1:]) - 2] = -span + 2 * span * j / (steps - 1)
             images.append(self.sampler(self.code_vector(codes).to(self.device)).cpu())
         # c1: one row per digit; c2/c3: one row per noise draw, the code along the row
         return torch.stack(images, 0 if which == "c1" else 1).flatten(0, 1)

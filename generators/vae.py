@@ -134,9 +134,9 @@ class VAE(OneLossStep, Generator):
     optimizer = "vae"
     Options = VAEOptions
     modes = ("sample", "reconstruct")
-    # 25 epochs × 125 batches of 32 ≈ 3,100 steps (≈ 16 reference units on 2 cores, within issue
-    # #13's 90 s): 77 % of gmm samples confident after 2,500 steps (seed 0); 50 epochs were the
-    # former default
+    # 25 epochs × 125 batches of 32 = 3,125 steps (17.5 reference units measured on 2 cores, within
+    # issue #13's 90 s): 77.0 % of gmm samples confident, 44.3 % from the prior (seed 0,
+    # benchmarks/results/generators); 50 epochs were the former default
     default_epochs = 25
     #: ``generate --sampler`` changes it without retraining
     sampling_options = ("sampler",)
@@ -192,7 +192,8 @@ class VAE(OneLossStep, Generator):
 
     @torch.no_grad()
     def end_epoch(self, train_images: torch.Tensor) -> None:
-        """Fit the ``gmm`` sampler's mixture to the posterior means of the training images."""
+        """Fit the ``gmm`` sampler's mixture to the posterior means of the training images,
+        whatever the sampler: ``generate --sampler gmm`` then works on any trained VAE."""
         self.nets.eval()
         self.nets["prior"].fit(torch.cat([self.encode(b.to(self.device))[0]
                                           for b in train_images.split(512)]))

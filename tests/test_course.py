@@ -73,6 +73,25 @@ def test_page_lists_results(tmp_path):
     write_page(tmp_path)
 
 
+def test_page_states_times_beside_the_reference_workload(tmp_path):
+    from benchmarks import reference
+
+    result = run_experiment("semi-supervised", tiny=True, out=tmp_path)
+    assert result["reference"] is None  # tiny runs skip it
+    row = next(line for line in (tmp_path / "README.md").read_text().splitlines()
+               if line.startswith("| [semi-supervised]"))
+    assert "not measured" in row
+    measured = reference.measure(steps=2)  # a real (short) measurement, as a full run records
+    saved = json.loads((tmp_path / "semi-supervised.json").read_text())
+    (tmp_path / "semi-supervised.json").write_text(json.dumps({**saved, "reference": measured}))
+    write_page(tmp_path)
+    row = next(line for line in (tmp_path / "README.md").read_text().splitlines()
+               if line.startswith("| [semi-supervised]"))
+    cells = [cell.strip() for cell in row.split("|")]
+    assert cells[5].startswith(f"{measured['seconds']:.2f}")
+    assert cells[6] == f"{reference.ratio(saved['wall_seconds'], measured):.1f}"
+
+
 def test_cli_rejects_unknown_experiment(capsys):
     with pytest.raises(SystemExit):
         main(["nope"])

@@ -133,9 +133,9 @@ def test_samplers_are_seeded_and_take_their_steps(sampler):
     torch.testing.assert_close(states[-1], model.sample(3, seeded(1))[0])
 
 
-def test_default_steps_ddim_50_ddpm_the_whole_chain():
+def test_default_steps_ddim_25_ddpm_the_whole_chain():
     model = _model(timesteps=200)
-    assert model.sampling() == {"sampler": "ddim", "steps": 50}
+    assert model.sampling() == {"sampler": "ddim", "steps": 25}
     model.set_sampling(sampler="ddpm")
     assert model.sampling() == {"sampler": "ddpm", "steps": 200}
     assert len(model.scheduler().timesteps) == 200

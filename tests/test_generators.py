@@ -43,6 +43,12 @@ def test_unknown_generator_names_the_known_ones():
         ("ae", {"linear": "maybe"}, "not a valid bool"),
         ("gan", {"k": 0}, "k must be at least 1"),
         ("gan", {"loss": "wasserstein"}, "loss must be one of"),
+        ("gan", {"width": -3}, "noise_dim and width must be positive"),
+        ("gan", {"hidden": -1}, "hidden 0 \\(none\\) or more"),
+        ("infogan", {"noise_dim": 0}, "noise_dim and width must be positive"),
+        ("infogan", {"categories": 1}, "categories must be at least 2"),
+        ("infogan", {"continuous": -1}, "continuous must be 0"),
+        ("infogan", {"lambda_cont": -0.1}, "lambda_disc and lambda_cont must be 0 or more"),
         ("vae", {"lr": -1.0}, "lr must be positive"),
         ("vae", {"batch_size": 0}, "batch_size must be positive"),
         ("vae", {"recon": "laplace"}, "recon must be one of"),
@@ -755,3 +761,16 @@ def test_lr_g_sets_only_the_generators_learning_rate(name):
     assert same.options.lr_g == pytest.approx(2e-4)  # the effective rate is what config records
     with pytest.raises(ForensicsError, match="lr_g"):
         create(name, image_shape=(1, 8, 8), lr_g="-1")
+
+
+@pytest.mark.parametrize("continuous", [0, 1, 3])
+def test_infogan_traverses_the_continuous_codes_it_has(continuous):
+    model = create("infogan", image_shape=DIGITS, **tiny_options("infogan", continuous=continuous))
+    losses = model.train_step(torch.rand(8, *DIGITS, generator=seeded(1)))
+    assert all(math.isfinite(value) for value in losses.values()), losses
+    codes = model.traversable_codes
+    assert codes == ("c1", *(f"c{i + 2}" for i in range(continuous)))
+    for code in codes:
+        grid = model.traverse(code, seeded(0), rows=2, steps=3)
+        rows = model.options.categories * 2 if code == "c1" else 2 * 3
+        assert grid.shape == (rows, *DIGITS) and torch.isfinite(grid).all()

@@ -4,9 +4,11 @@ Run one: ``python -m benchmarks.course NAME [--seed S] [--tiny] [--out DIR]``;
 run all: ``python -m benchmarks.course all``. Each experiment is a module with
 ``TITLE``, ``CLAIM`` and ``run(ctx) -> dict``; the dict holds ``numbers``
 (JSON-able), ``holds`` (True / False / None when partly) and ``summary`` (the
-measured sentence of the results page). The runner adds seed, versions and wall
-time, writes ``NAME.json`` beside the figure ``NAME.png`` and regenerates the
-results page ``README.md`` from every ``*.json`` in the folder.
+measured sentence of the results page). The runner adds seed, versions, wall
+time and the fixed reference workload (:mod:`benchmarks.reference`, measured just
+before the experiment; not in ``--tiny`` runs) to compare times across machines,
+writes ``NAME.json`` beside the figure ``NAME.png`` and regenerates the results
+page ``README.md`` from every ``*.json`` in the folder.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def run_experiment(name: str, *, seed: int = 0, tiny: bool = False,
         raise ForensicsError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}, all")
     module = importlib.import_module(EXPERIMENTS[name])
     ctx = Context(name=name, seed=seed, tiny=tiny, out=Path(out))
+    if tiny:
+        reference = None
+    else:
+        from benchmarks import reference as workload
+
+        reference = workload.measure()
     began = time.perf_counter()
     found = module.run(ctx)
     result = {
@@ -52,7 +60,7 @@ def run_experiment(name: str, *, seed: int = 0, tiny: bool = False,
         "holds": found["holds"], "summary": found["summary"], "notes": found.get("notes", []),
         "numbers": jsonable(found["numbers"]),
         "figure": f"{name}.png", "seed": seed, "tiny": tiny,
-        "wall_seconds": round(time.perf_counter() - began, 2),
+        "wall_seconds": round(time.perf_counter() - began, 2), "reference": reference,
         "versions": provenance.versions(), "machine": provenance.machine(),
         "created": provenance.now(),
     }
@@ -64,6 +72,7 @@ def run_experiment(name: str, *, seed: int = 0, tiny: bool = False,
 
 def write_page(out: str | Path) -> Path:
     """Regenerate ``README.md`` from the experiments' JSON files in ``out``."""
+    from benchmarks.reference import QUIET_SECONDS
     from forensics import atomic
 
     out = Path(out)
@@ -78,17 +87,22 @@ def write_page(out: str | Path) -> Path:
         "(train split for training, held-out test split for evaluation). Regenerate with "
         "`python -m benchmarks.course all` (one experiment: `python -m benchmarks.course NAME`). "
         "Verdicts are computed from the numbers by each experiment's stated criterion; \"partly\" "
-        "means one part of the claim holds and another does not. Wall times are on a shared "
-        "2-core machine, with other jobs running at the same time.",
+        "means one part of the claim holds and another does not. Machines differ up to 3× in "
+        "speed and other jobs may share the cores, so each wall time stands beside the fixed "
+        f"reference workload (`benchmarks/reference.py`, ≈ {QUIET_SECONDS} s on the quiet "
+        "reference machine) "
+        "measured just before that experiment, with the load average then: compare the ratio "
+        "(wall time / reference), not the seconds.",
         "",
-        "| experiment | claim | verdict | wall time (s) | seed |",
-        "|---|---|---|---|---|",
+        "| experiment | claim | verdict | wall time (s) | reference (s; load) | ratio | seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         tiny = " (tiny)" if r["tiny"] else ""
         claim = r["claim"].replace("|", "\\|")
         lines.append(f"| [{r['experiment']}](#{r['experiment']}) | {claim} | "
-                     f"**{verdict[r['holds']]}**{tiny} | {r['wall_seconds']:.0f} | {r['seed']} |")
+                     f"**{verdict[r['holds']]}**{tiny} | {r['wall_seconds']:.0f} | "
+                     f"{_reference_cells(r)} | {r['seed']} |")
     lines.append("")
     for r in results:
         lines += [
@@ -107,3 +121,15 @@ def write_page(out: str | Path) -> Path:
     return path
 
 
+
+
+def _reference_cells(result: dict[str, Any]) -> str:
+    """The reference's seconds (and load) and the ratio, or "not measured" for older results."""
+    from benchmarks.reference import ratio
+
+    ref = result.get("reference")
+    if not ref:
+        return "not measured | –"
+    load = ref.get("load_average_1m_before")
+    load = f"; {load:.2f}" if load is not None else ""
+    return f"{ref['seconds']:.2f}{load} | {ratio(result['wall_seconds'], ref):.1f}"

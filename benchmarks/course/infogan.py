@@ -19,6 +19,13 @@ The best configuration gives the figures: c1 traversal, c2 and c3 from −2 to 2
 (z fixed per row), beside the regular GAN's c1 traversal; and the Spearman
 correlations of c2, c3 with slant and stroke width (``forensics.app.audit``),
 over 1,000 samples with all codes random and within each traversal row.
+
+Verdict: holds when the best InfoGAN's c1 reaches 90 % of the paper's 95 %, the
+regular GAN's c1 stays below it, and each continuous code follows its property
+with |ρ| ≥ 0.5 within traversal rows (the paper's Figure 2), c2 and c3 matched to
+slant and width either way round (:func:`_matched_codes`), and more than the same
+traversal moves them on the regular GAN; the random-sample ρ is reported beside it
+(there, digit identity and z also set slant and width).
 """
 
 from __future__ import annotations
@@ -132,10 +139,12 @@ def run(ctx: Context) -> dict:
     _figure(ctx, runs, models, best, continuous)
     acc = runs[best]["final"]["accuracy"]
     rho = continuous["spearman"]
-    rot = abs(rho["c2"]["slant"] or 0.0)
-    wid = abs(rho["c3"]["stroke_width"] or 0.0)
+    matched = _matched_codes(continuous["within_rows"])
+    # the same traversal on the regular GAN: how much an input the loss ignores moves slant/width
+    regular = _matched_codes(_continuous(models["regular GAN"], ctx)["within_rows"])
+    weakest = min(abs(r) for r in matched.values())
     c1_holds = acc >= 0.9 * PAPER_ACCURACY
-    cont_holds = rot >= 0.5 and wid >= 0.5
+    cont_holds = weakest >= 0.5 and weakest > min(abs(r) for r in regular.values())
     contrast = runs["regular GAN"]["final"]["accuracy"] < acc
     holds = True if (c1_holds and cont_holds and contrast) else (
         None if (c1_holds or cont_holds) else False)
@@ -151,12 +160,36 @@ def run(ctx: Context) -> dict:
         f"{rho['c3']['stroke_width']:.2f} (swapped: ρ(c2, width) = "
         f"{rho['c2']['stroke_width']:.2f}, ρ(c3, slant) = {rho['c3']['slant']:.2f}); within "
         f"traversal rows: ρ(c2, slant) = {continuous['within_rows']['c2']['slant']:.2f}, "
-        f"ρ(c3, width) = {continuous['within_rows']['c3']['stroke_width']:.2f}.")
+        f"ρ(c3, width) = {continuous['within_rows']['c3']['stroke_width']:.2f} (swapped: "
+        f"ρ(c2, width) = {continuous['within_rows']['c2']['stroke_width']:.2f}, ρ(c3, slant) = "
+        f"{continuous['within_rows']['c3']['slant']:.2f}); matched (the verdict's): "
+        + ", ".join(f"{code} ↔ {prop.replace('_', ' ')} {r:.2f}" for (code, prop), r in matched.items())
+        + "; the regular GAN's, matched the same way: "
+        + ", ".join(f"{code} ↔ {prop.replace('_', ' ')} {r:.2f}" for (code, prop), r in regular.items())
+        + ".")
     notes = _notes(runs, best, iterations, len(x_train), batch)
     return {"holds": holds, "summary": summary, "notes": notes,
             "numbers": {"iterations": iterations, "batch_size": batch, "runs": runs, "best": best,
                         "default_epochs": epochs, "default_accuracy_at_default_epochs": default_at_end,
-                        "paper_accuracy": PAPER_ACCURACY, "continuous": continuous}}
+                        "paper_accuracy": PAPER_ACCURACY, "continuous": continuous,
+                        "matched_within_rows": {f"{c}~{p}": r for (c, p), r in matched.items()},
+                        "regular_gan_matched_within_rows": {f"{c}~{p}": r
+                                                            for (c, p), r in regular.items()}}}
+
+
+def _matched_codes(within: dict) -> dict[tuple[str, str], float]:
+    """Which continuous code is rotation and which is width: InfoGAN's c2 and c3 are
+    interchangeable (Chen et al. name them after looking at the traversals), so the codes are
+    assigned to slant and stroke width the way that gives the larger weaker |ρ|; the claim is
+    the paper's Figure 2, a code traversed with everything else fixed (ρ within rows)."""
+    pairings = ((("c2", "slant"), ("c3", "stroke_width")), (("c2", "stroke_width"), ("c3", "slant")))
+
+    def rho(code: str, prop: str) -> float:
+        value = within[code][prop]
+        return 0.0 if value is None or not np.isfinite(value) else float(value)
+
+    best = max(pairings, key=lambda pairs: min(abs(rho(c, p)) for c, p in pairs))
+    return {(c, p): rho(c, p) for c, p in best}
 
 
 def _notes(runs: dict, best: str, iterations: int, n_train: int, batch: int) -> list[str]:

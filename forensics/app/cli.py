@@ -274,7 +274,7 @@ def train(
         "--lam", help="ae sparse/contractive: λ of the penalty (default 1e-3 sparse, 1e-2 "
         "contractive; 0: no penalty).")] = None,
     latent_dim: Annotated[int | None, typer.Option(
-        "--latent-dim", help="vae: size of z (default 16).")] = None,
+        "--latent-dim", help="vae: size of z (default 8).")] = None,
     corruption: Annotated[str | None, typer.Option(
         "--corruption", help="ae denoising: gaussian (default) or mask.")] = None,
     batch_size: BatchSize = None,

@@ -86,8 +86,12 @@ def open_out(stack: ExitStack, out: Path):
     remove_stale_temporaries(out)
     try:  # newline="": CSV rows end in \r\n, as on stdout
         return stack.enter_context(atomic.writing(out, "w", encoding="utf-8", newline=""))
-    except OSError as error:
-        raise ForensicsError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+    except OSError as error:  # named by --out, not by the temporary beside it that failed
+        from forensics.paths import os_error_line
+
+        line = (os_error_line(OSError(error.errno, error.strerror), str(out)) if error.errno
+                else os_error_line(error, str(out)))
+        raise ForensicsError(f"--out: {line}") from None
 
 
 #: How many conformed files the warning names (the count says how many more there were).

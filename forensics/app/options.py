@@ -48,7 +48,7 @@ Sampler = Annotated[str | None, typer.Option(
     "steps) or ddpm (ancestral); vae: gmm (default: a mixture fitted to the training codes) or "
     "prior (N(0, I), the course's).")]
 Steps = Annotated[int | None, typer.Option(
-    "--steps", help="diffusion: denoising steps (default: ddim 50, ddpm all T).")]
+    "--steps", help="diffusion: denoising steps (default: ddim 25, ddpm all T).")]
 
 # -- the records of ``detect`` and ``merge`` (one format, so one spelling)
 AsJson = Annotated[bool, typer.Option(
