@@ -45,9 +45,16 @@ class InfoGANOptions(GANOptions):
     continuous: int = 2
     lambda_disc: float = 1.0
     lambda_cont: float = 0.1
+    #: the Q head's learning rate (in D's optimizer, its own parameter group); 0 on input means
+    #: "the same as lr" (recorded as lr). Common reference implementations train Q with G's
+    #: optimizer, at G's rate
+    lr_q: float = 0.0
 
     def validate(self) -> None:
         super().validate()
+        if self.lr_q < 0:
+            raise ForensicsError("lr_q must be 0 (same as lr) or positive")
+        self.lr_q = self.lr_q or self.lr
         if self.categories < 2:
             raise ForensicsError("categories must be at least 2 (c1's values)")
         if self.continuous < 0:
@@ -114,11 +121,14 @@ class InfoGAN(GAN):
         self.nets["body"] = DCBody(image_shape, options.width, options.hidden)
         self.nets["D_head"] = nn.Linear(self.nets["body"].out_dim, 1)
         self.nets["Q"] = QHead(self.nets["body"].out_dim, options.categories, options.continuous)
-        params = [*self.nets["body"].parameters(), *self.nets["D_head"].parameters(),
-                  *self.nets["Q"].parameters()]
         from generators.gan import adam
 
-        self.optimizers["D"] = adam(params, options)
+        params = [*self.nets["body"].parameters(), *self.nets["D_head"].parameters()]
+        q_params = list(self.nets["Q"].parameters())
+        # one parameter group while Q shares D's rate (the checkpoints of earlier runs resume)
+        self.optimizers["D"] = adam(params + q_params if options.lr_q == options.lr else
+                                    [{"params": params}, {"params": q_params, "lr": options.lr_q}],
+                                    options)
         self.optimizers["G"] = adam(self.nets["G"].parameters(), options, options.lr_g)
         self._pending = []
         self._init_ema()

@@ -774,3 +774,20 @@ def test_infogan_traverses_the_continuous_codes_it_has(continuous):
         grid = model.traverse(code, seeded(0), rows=2, steps=3)
         rows = model.options.categories * 2 if code == "c1" else 2 * 3
         assert grid.shape == (rows, *DIGITS) and torch.isfinite(grid).all()
+
+
+def test_lr_q_sets_only_the_q_heads_learning_rate():
+    model = create("infogan", image_shape=(1, 8, 8), width=8, lr="2e-4", lr_q="1e-3")
+    groups = model.optimizers["D"].param_groups
+    q_ids = {id(p) for p in model.nets["Q"].parameters()}
+    assert [g["lr"] for g in groups] == pytest.approx([2e-4, 1e-3])
+    assert {id(p) for p in groups[1]["params"]} == q_ids
+    assert not q_ids & {id(p) for p in groups[0]["params"]}
+    before = {k: v.clone() for k, v in model.nets["Q"].state_dict().items()}
+    model.train_step(torch.rand(8, 1, 8, 8, generator=seeded(1)))
+    assert any(not torch.equal(before[k], v) for k, v in model.nets["Q"].state_dict().items())
+    same = create("infogan", image_shape=(1, 8, 8), width=8, lr="2e-4")
+    assert len(same.optimizers["D"].param_groups) == 1  # earlier runs' checkpoints resume
+    assert same.options.lr_q == pytest.approx(2e-4)  # the effective rate is what config records
+    with pytest.raises(ForensicsError, match="lr_q"):
+        create("infogan", image_shape=(1, 8, 8), lr_q="-1")

@@ -8,7 +8,7 @@ classifier names their digit, and c1 is Hungarian-matched to digits
 
 - ``default``: the shipped options (Chen et al.'s recipe: G 1e-3, D/Q 2e-4, λ_disc = 1,
   λ_cont = 0.1, 62-d noise, InfoGAN's 1,024-unit layers in G and D; batch 64);
-- ``lr_G=lr_Q=1e-3``: also the Q head at 1e-3 (as in common reference
+- ``lr_G=lr_Q=1e-3``: also the Q head at 1e-3 (``lr_q``; as in common reference
   implementations, where Q is trained with G's optimizer), D at 2e-4;
 - ``lr_G=lr_Q=1e-3, fixed σ``: also the continuous codes' Q with unit variance
   (the Gaussian NLL becomes ½‖c − μ‖², a subclass here overrides ``_info``);
@@ -58,36 +58,21 @@ def _fixed_variance_class():
 
 
 CONFIGS = {
-    "default": {"options": {}, "lr_g": None, "lr_q": None, "fixed": False},
-    "lr_G=lr_Q=1e-3": {"options": {}, "lr_g": 1e-3, "lr_q": 1e-3, "fixed": False},
-    "lr_G=lr_Q=1e-3, fixed σ": {"options": {}, "lr_g": 1e-3, "lr_q": 1e-3, "fixed": True},
-    "regular GAN": {"options": {"lambda_disc": 0.0, "lambda_cont": 0.0}, "lr_g": None,
-                    "lr_q": None, "fixed": False},
+    "default": {"options": {}, "fixed": False},
+    "lr_G=lr_Q=1e-3": {"options": {"lr_g": 1e-3, "lr_q": 1e-3}, "fixed": False},
+    "lr_G=lr_Q=1e-3, fixed σ": {"options": {"lr_g": 1e-3, "lr_q": 1e-3}, "fixed": True},
+    "regular GAN": {"options": {"lambda_disc": 0.0, "lambda_cont": 0.0}, "fixed": False},
 }
 
 
 def _build(config: dict, shape, extra: dict):
-    import torch
-
     import generators
     from generators.infogan import InfoGAN
 
     options = {**config["options"], **extra}
     if config["fixed"]:
-        cls = _fixed_variance_class()
-        model = cls(InfoGAN.Options.from_dict(options), shape)
-    else:
-        model = generators.create("infogan", image_shape=shape, **options)
-    o = model.options
-    if config["lr_g"]:
-        for group in model.optimizers["G"].param_groups:
-            group["lr"] = config["lr_g"]
-    if config["lr_q"]:  # D's optimizer with the Q head in a group of its own
-        d_params = [*model.nets["body"].parameters(), *model.nets["D_head"].parameters()]
-        model.optimizers["D"] = torch.optim.Adam(
-            [{"params": d_params}, {"params": model.nets["Q"].parameters(), "lr": config["lr_q"]}],
-            lr=o.lr, betas=(o.beta1, 0.999))
-    return model
+        return _fixed_variance_class()(InfoGAN.Options.from_dict(options), shape)
+    return generators.create("infogan", image_shape=shape, **options)
 
 
 def c1_agreement(model, classifier, n: int, rng) -> dict:
@@ -129,8 +114,7 @@ def run(ctx: Context) -> dict:
         runs[name] = {"curve": curve, "final": final,
                       "seconds": round(time.perf_counter() - began, 1),
                       "options": model.options.to_dict(),
-                      "lr_g": config["lr_g"] or model.options.lr_g,
-                      "lr_q": config["lr_q"] or model.options.lr,
+                      "lr_g": model.options.lr_g, "lr_q": model.options.lr_q,
                       "fixed_variance": config["fixed"], "epochs": epochs}
         models[name] = model
     infogans = [n for n in CONFIGS if n != "regular GAN"]
@@ -208,8 +192,10 @@ def _notes(runs: dict, best: str, iterations: int, n_train: int, batch: int) -> 
                  f"at {iterations} ({iterations * batch / n_train:.0f} epochs of {n_train} images); "
                  f"Chen et al. trained on 60,000 images for many more iterations.")
     if best != "default" and acc[best] - acc["default"] > 0.05:
-        notes.append(f"Suggested (not changed here): the option values of '{best}' "
-                     f"(a separate learning rate for G and for Q needs new InfoGAN options).")
+        changed = ", ".join(f"{k}={v}" for k, v in CONFIGS[best]["options"].items())
+        notes.append(f"Suggested (not changed here): the options of '{best}' ({changed}"
+                     + (", Q's continuous codes at unit variance" if CONFIGS[best]["fixed"] else "")
+                     + ").")
     return notes
 
 
