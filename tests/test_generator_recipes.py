@@ -168,6 +168,7 @@ def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_sampling
     entry = {"epochs": 2, "train_seconds": 10.0, "reference": {"seconds": 4.0},
              "reference_ratio": 2.5, "load_average_1m_after": 0.5, "confident_share": 0.8,
              "digit_shares": [0.08] * 10, "domain_fd": 12.0,
+             "digit_histogram_confident": [5, 80, 80, 80, 80, 80, 80, 80, 80, 155],
              "meets": {"confident_share": True, "every_digit": True,
                        "train_seconds_reference_ratio": True}}
     previous = tmp_path / "results.json"
@@ -192,6 +193,7 @@ def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_sampling
     assert "- vae, sampler=prior: 40.0% confident, smallest digit 4.0%, domain FD 50.0" in text
     assert "- ae: measured 2026-01-01T00:00:00+00:00 by an earlier run" in text
     assert "| ae | 2 | 10.0 | 4.0 | 2.5 | 0.5 | not measured | 80.0% |" in text
+    assert "- ae: rarest 0.6%, most frequent 19.4%" in text  # 5 and 155 of the 800 recognised
 
 
 def test_generator_benchmark_judges_diffusions_sampling_time_from_its_ratio():
@@ -218,3 +220,27 @@ def test_code_density_fits_fewer_codes_than_components():
     assert (density.weights[2:] == 0).all() and density.weights.sum().item() == pytest.approx(1.0)
     drawn, component = density.draw(50, seeded(0))
     assert set(component.tolist()) <= {0, 1} and torch.isfinite(drawn).all()
+
+
+def test_variants_benchmark_trains_scores_and_records_each_sampling(tmp_path):
+    """The real script end to end on one tiny VAE training: a JSON line per sampling, the table."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "variants"
+    command = [sys.executable, "-m", "benchmarks.variants", "vae", "--tag", "tiny", "--epochs", "1",
+               "--set", "width=8", "--set", "hidden=16", "--sampling", "sampler=prior",
+               "--n", "50", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["sampling"] for r in records] == [{}, {"sampler": "prior"}]
+    for r in records:
+        assert r["options"] == ["width=8", "hidden=16"] and r["epochs"] == 1 and r["samples"] == 50
+        assert 0 <= r["confident_share"] <= 1 and len(r["digit_shares"]) == 10
+        assert r["rarest_digit_share"] == min(r["digit_shares"]) and r["ratio"] > 0
+    table = (out / "README.md").read_text()
+    assert table.count("| vae | tiny | width=8 hidden=16 | 1 | 0 |") == 2 and "sampler=prior" in table
+    bad = subprocess.run([*command[:3], "vae", "--tag", "x", "--sampling", "oops", "--out",
+                          str(out)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
