@@ -126,8 +126,6 @@ def _verdicts(name: str, entry: dict) -> dict:
     return verdict
 
 
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/generators"))
@@ -246,10 +244,10 @@ def _code_seeds(name: str, tmp: Path, args, first: dict, reference: dict) -> dic
             "c1_accuracy_median": float(np.median(list(by_seed.values())))}
 
 
-def _rarest_recognised(entry: dict) -> float:
-    """The rarest digit's share among the confidently recognised samples."""
+def _recognised_shares(entry: dict) -> list[float]:
+    """Each digit's share among the confidently recognised samples."""
     counts = entry["digit_histogram_confident"]
-    return min(counts) / max(1, sum(counts))
+    return [c / max(1, sum(counts)) for c in counts]
 
 
 def _histogram_figure(results: dict, path: Path) -> None:
@@ -329,9 +327,8 @@ def _markdown(results: dict) -> str:
               "samples only (10 % each when balanced; the target above counts all samples, so a "
               "generator with many unrecognised samples misses it even with every digit "
               "present):", ""]
-    lines += [f"- {name}: rarest {_rarest_recognised(g):.1%}, most frequent "
-              f"{max(g['digit_histogram_confident']) / max(1, sum(g['digit_histogram_confident'])):.1%}"
-              for name, g in results["generators"].items()]
+    lines += [f"- {name}: rarest {min(_recognised_shares(g)):.1%}, most frequent "
+              f"{max(_recognised_shares(g)):.1%}" for name, g in results["generators"].items()]
     others = [f"- {name}, {label}: {o['confident_share']:.1%} confident, smallest digit "
               f"{min(o['digit_shares']):.1%}, domain FD {o['domain_fd']}"
               + (f", {o['samples']:,} drawn in {o['sample_seconds']} s" if "sample_seconds" in o else "")

@@ -23,16 +23,18 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.generators import _quality, _reference_workload, _train
-from benchmarks.reference import QUIET_SECONDS
+from benchmarks.generators import _quality, _train
+from benchmarks.reference import QUIET_SECONDS, measure
+from forensics.errors import ForensicsError
+from forensics.registry import parse_sets
 
 
 def _pairs(text: str) -> dict[str, str]:
-    """``a=1,b=2`` → ``{"a": "1", "b": "2"}``."""
-    pairs = [item.split("=", 1) for item in text.split(",") if item]
-    if any(len(pair) != 2 for pair in pairs):
-        raise SystemExit(f"--sampling wants KEY=VALUE[,KEY=VALUE], not {text!r}")
-    return dict(pairs)
+    """``a=1,b=2`` → ``{"a": "1", "b": "2"}`` (parsed as the CLI parses ``--set``)."""
+    try:
+        return parse_sets([item for item in text.split(",") if item])
+    except ForensicsError:
+        raise SystemExit(f"--sampling wants KEY=VALUE[,KEY=VALUE], not {text!r}") from None
 
 
 def main() -> None:
@@ -62,7 +64,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             run = Path(tmp) / "run"
-            workload = _reference_workload()
+            workload = measure()
             trained = _train(args.generator, run, seed, extra)
             epochs = json.loads((run / "config.json").read_text())["epochs"]
             for sampling in samplings:

@@ -154,6 +154,17 @@ def _registered_names(node: ast.ClassDef) -> list[str]:
             and getattr(d.func, "id", getattr(d.func, "attr", None)) == "register"]
 
 
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    """``["a=1", "b-c=2"]`` → ``{"a": "1", "b_c": "2"}``: the CLI's ``--set KEY=VALUE`` options."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ForensicsError(f"--set expects KEY=VALUE, got {pair!r}")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return options
+
+
 def coerce(key: str, value: Any, hint: Any) -> Any:
     """An option given as text (``--set k=v``) → its declared type.
 

@@ -121,8 +121,6 @@ def write_page(out: str | Path) -> Path:
     return path
 
 
-
-
 def _reference_cells(result: dict[str, Any]) -> str:
     """The reference's seconds (and load) and the ratio, or "not measured" for older results."""
     from benchmarks.reference import ratio

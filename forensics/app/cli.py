@@ -38,6 +38,7 @@ from forensics.app.options import (
 )
 from forensics.errors import ForensicsError
 from forensics.paths import check_writable, os_error_line
+from forensics.registry import parse_sets
 
 
 class Commands(TyperGroup):
@@ -156,16 +157,6 @@ def opened_on_first_call(stack: ExitStack, open_display: Callable) -> Callable:
         display[0](*args)
 
     return callback
-
-
-def parse_sets(pairs: list[str]) -> dict[str, str]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ForensicsError(f"--set expects KEY=VALUE, got {pair!r}")
-        options[key.strip().replace("-", "_")] = value.strip()
-    return options
 
 
 datasets_app = typer.Typer(
