@@ -14,7 +14,9 @@ Throughput is training images per second of the steady-state epochs (the
 several), beside the wall time of the whole command (start-up included). The
 last epoch's loss of each configuration is recorded too: DDP computes the same
 gradient (BatchNorm aside, see tests/test_distributed.py), so it should match.
-The same comparison is made for ``forensics train-detector cnn``.
+The same comparison is made for ``forensics train-detector cnn``. The fixed reference
+workload (:mod:`benchmarks.reference`) is measured before and after, and every wall time
+is also given as a ratio to it: compare ratios across runs, not seconds.
 """
 
 from __future__ import annotations
@@ -81,11 +83,12 @@ def main() -> None:
 
         args.generators = list_generators()
 
+    from benchmarks.reference import measure
     from forensics import atomic, provenance
 
     results: dict = {"machine": provenance.machine(), "versions": provenance.versions(),
-                     "created": provenance.now(), "epochs": args.epochs, "generators": {},
-                     "train_detector_cnn": {}}
+                     "created": provenance.now(), "epochs": args.epochs, "reference": measure(),
+                     "generators": {}, "train_detector_cnn": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in args.generators:
@@ -99,13 +102,16 @@ def main() -> None:
         for label, (processes, threads) in CONFIGS.items():
             print(f"train-detector cnn: {label}", flush=True)
             results["train_detector_cnn"][label] = train_detector(fakes, processes, threads, tmp)
+    results["reference_after"] = measure()
     atomic.write_json(args.out / "results.json", results)
     atomic.write_text(args.out / "README.md", report(results, args.generators[0]))
     print(report(results, args.generators[0]))
 
 
 def report(results: dict, first: str) -> str:
-    machine = results["machine"]
+    from benchmarks.reference import ratio, sentence
+
+    machine, before = results["machine"], results["reference"]
     lines = ["# Training throughput: 1 process vs 2 torchrun processes", "",
              f"Machine: {machine['processor']}, {machine['cpu_count']} cores, load average "
              f"{machine.get('load_average_1m')} at the start; torch {results['versions'].get('torch')}; "
@@ -113,15 +119,18 @@ def report(results: dict, first: str) -> str:
              f"Generators: {results['epochs']} epochs on mnist5k (4,000 images), default options, "
              "the same global batch. Images/s over the steady-state epochs; wall time includes "
              "start-up (torchrun's rendezvous too).", "",
-             "| generator | configuration | images/s | wall s | last-epoch loss |", "|---|---|---|---|---|"]
+             sentence(before, results["reference_after"]), "",
+             "| generator | configuration | images/s | wall s | wall ratio | last-epoch loss |",
+             "|---|---|---|---|---|---|"]
     for name, rows in results["generators"].items():
         for label, row in rows.items():
             loss = next(v for k, v in row.items() if k.startswith("last_epoch_"))
             lines.append(f"| {name} | {label} | {row['images_per_second']:,} | {row['wall_seconds']} "
-                         f"| {loss} |")
+                         f"| {ratio(row['wall_seconds'], before)} | {loss} |")
     lines += ["", f"`train-detector cnn` (3 epochs on 2,000 {first} fakes + mnist5k):", "",
-              "| configuration | wall s | test AUC |", "|---|---|---|"]
-    lines += [f"| {label} | {row['wall_seconds']} | {row['test_auc']} |"
+              "| configuration | wall s | wall ratio | test AUC |", "|---|---|---|---|"]
+    lines += [f"| {label} | {row['wall_seconds']} | {ratio(row['wall_seconds'], before)} | "
+              f"{row['test_auc']} |"
               for label, row in results["train_detector_cnn"].items()]
     return "\n".join(lines) + "\n"
 

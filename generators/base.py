@@ -293,7 +293,8 @@ class MovingAverage(nn.Module):
     """An exponential moving average of a network's weights, for sampling (GAN's G, the
     diffusion U-Net): θ_avg ← d θ_avg + (1 − d) θ after each update, with the warm-up
     d_n = min(d, (1 + n) / (10 + n)) over the n updates so far, so the random initial weights
-    do not dominate; buffers (BatchNorm statistics) are copied as they are.
+    do not dominate; buffers (BatchNorm statistics) are copied as they are, and a network with
+    BatchNorm then re-estimates them for the averaged weights (:meth:`recalibrate`).
 
     The average and its update count are parameters and a buffer of the run's weights
     (safetensors; a resumed run continues the same average) — not diffusers' ``EMAModel``,
@@ -315,3 +316,13 @@ class MovingAverage(nn.Module):
         for mine, theirs in zip(self.net.buffers(), net.buffers(), strict=True):
             mine.copy_(theirs)
         self.updates += 1
+
+    @torch.no_grad()
+    def recalibrate(self, inputs: list[torch.Tensor]) -> None:
+        """BatchNorm's running statistics of the averaged network, re-estimated from its own
+        activations on ``inputs`` (torch's ``update_bn``, as for stochastic weight averaging:
+        the statistics copied from the live network belong to other weights — measured on the
+        GAN, ema 0.99: domain FD 22.8 with copied statistics, 11.8 with its own; README)."""
+        from torch.optim.swa_utils import update_bn
+
+        update_bn(inputs, self.net)

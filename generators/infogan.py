@@ -49,6 +49,9 @@ class InfoGANOptions(GANOptions):
     #: "the same as lr" (recorded as lr). Common reference implementations train Q with G's
     #: optimizer, at G's rate
     lr_q: float = 0.0
+    #: no moving average of G by default (the GAN's 0.99 was measured on the GAN only; InfoGAN's
+    #: c1 agreement and shares above were measured on G itself)
+    ema: float = 0.0
 
     def validate(self) -> None:
         super().validate()

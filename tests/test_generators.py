@@ -110,6 +110,36 @@ def test_gan_samples_come_from_the_moving_average_of_g(digits_train):
     assert without.ema is None and not any(k.startswith("G_ema.") for k in without.weights())
 
 
+def test_the_moving_average_draws_with_batchnorm_statistics_of_its_own(digits_train):
+    """G's running statistics belong to G's weights; the average's are re-estimated from its
+    own activations on G's prior (as torch's update_bn does for weight averaging), once per
+    update count and the same each time."""
+    torch.manual_seed(0)
+    model = create("gan", image_shape=DIGITS, **tiny_options("gan", ema=0.5))
+    for step in range(4):
+        model.train_step(digits_train[step * 32:(step + 1) * 32])
+    copied = {k: v.clone() for k, v in model.ema.net.named_buffers() if "running" in k}
+    assert all(torch.equal(v, dict(model.nets["G"].named_buffers())[k]) for k, v in copied.items())
+    first, _ = model.sample(5, seeded(1))
+    own = {k: v.clone() for k, v in model.ema.net.named_buffers() if "running" in k}
+    assert any(not torch.equal(own[k], copied[k]) for k in own)
+    # the statistics are the averaged G's batch statistics on its prior (cumulative over 16 draws)
+    bn = next(m for m in model.ema.net.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    seen = []
+    hook = bn.register_forward_hook(lambda module, inputs, out: seen.append(inputs[0].mean(0)))
+    model._calibrated = -1
+    model.sample(5, seeded(1))
+    hook.remove()
+    assert len(seen) == 17  # 16 batches re-estimate, then the sample itself
+    assert torch.allclose(bn.running_mean, torch.stack(seen[:16]).mean(0), atol=1e-5)
+    again, _ = model.sample(5, seeded(1))
+    assert torch.equal(first, again)
+    # a reloaded model draws the same images
+    reloaded = create("gan", image_shape=DIGITS, **tiny_options("gan", ema=0.5))
+    reloaded.load_weights(model.weights())
+    assert torch.equal(reloaded.sample(5, seeded(1))[0], first)
+
+
 # -- the contract every registered generator keeps ------------------------------------------
 
 

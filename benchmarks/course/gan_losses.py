@@ -93,7 +93,8 @@ def run(ctx: Context) -> dict:
     most, first = ctx.pick((4000, 200), (3, 5))
     # part 1: one D warm-up, then both losses from the same state
     ctx.seed_torch(1)
-    base = generators.create("gan", image_shape=shape, width=width)
+    # ema=0 throughout: the course's G itself draws (the default samples from a moving average)
+    base = generators.create("gan", image_shape=shape, width=width, ema=0)
     batches = endless_batches(x_train, 64, ctx.seed, 0)
     warm = 0
     while warm < most:  # until D is confident about G's fakes, as early in training
@@ -105,7 +106,7 @@ def run(ctx: Context) -> dict:
     opt_state = copy.deepcopy(base.training_state())
     curves = {}
     for rule, kind in itertools.product(("Adam", "SGD"), ("minimax", "non-saturating")):
-        model = generators.create("gan", image_shape=shape, width=width, loss=kind)
+        model = generators.create("gan", image_shape=shape, width=width, ema=0, loss=kind)
         model.load_weights({k: v.clone() for k, v in state.items()})
         model.load_training_state(opt_state)
         if rule == "SGD":  # the course's "descending its stochastic gradient", with momentum
@@ -129,7 +130,7 @@ def run(ctx: Context) -> dict:
     per_k, samples = [], {}
     for k in KS:
         ctx.seed_torch(3)
-        model = generators.create("gan", image_shape=shape, width=width, k=k)
+        model = generators.create("gan", image_shape=shape, width=width, ema=0, k=k)
         batches = endless_batches(x_train, 64, ctx.seed, 2)
         for _ in range(budget * k):
             model.train_step(next(batches))
