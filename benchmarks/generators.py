@@ -46,7 +46,7 @@ def generator_names() -> list[str]:
     return list_generators()
 
 
-def _train(name: str, run: Path, seed: int, extra: tuple[str, ...] = ()) -> dict:
+def train_by_cli(name: str, run: Path, seed: int, extra: tuple[str, ...] = ()) -> dict:
     """``forensics train`` in a subprocess (``extra``: more CLI arguments, e.g. ``--set``)."""
     command = [sys.executable, "-m", "forensics.app.cli", "train", name, "--out", str(run),
                "--seed", str(seed), "--device", "cpu", *extra]
@@ -60,8 +60,12 @@ def _train(name: str, run: Path, seed: int, extra: tuple[str, ...] = ()) -> dict
     return {"train_seconds": round(seconds, 1), "peak_rss_mb_so_far": round(peak_mb)}
 
 
-def _quality(run: Path, n: int, seed: int, reference: dict,
-             sampling: dict | None = None) -> tuple[dict, np.ndarray]:
+def sample_quality(run: Path, n: int, seed: int, reference: dict,
+                   sampling: dict | None = None) -> tuple[dict, np.ndarray]:
+    """``n`` samples of a trained run (drawn with ``seed``; ``sampling`` changes, e.g. steps)
+    scored by the shipped digit classifier: confident share, digit shares, the audit's domain
+    FD, c1's agreement (InfoGAN); also the images. One scoring for this benchmark and
+    :mod:`benchmarks.variants`."""
     from forensics import metrics
     from forensics.classifier import load_digit_classifier
     from generators.base import seeded
@@ -176,11 +180,11 @@ def main() -> None:
             run = root / name
             # the reference right before each training: the load may change between generators
             reference_now = _reference_workload()
-            entry = _train(name, run, args.seed)
+            entry = train_by_cli(name, run, args.seed)
             entry["reference"] = reference_now
             entry["load_average_1m_after"] = round(os.getloadavg()[0], 2)
             entry["reference_ratio"] = round(entry["train_seconds"] / reference_now["seconds"], 1)
-            quality, images = _quality(run, args.n, args.seed, reference)
+            quality, images = sample_quality(run, args.n, args.seed, reference)
             entry.update(quality)
             entry["sample_ratio"] = round(entry["sample_seconds"] / reference_now["seconds"], 2)
             entry["other_samplings"] = _other_samplings(name, run, args, reference)
@@ -223,7 +227,7 @@ def _other_samplings(name: str, run: Path, args, reference: dict) -> dict:
     scores = {}
     for sampling in get(name).benchmark_samplings:
         label = ", ".join(f"{k}={v}" for k, v in sampling.items())
-        quality = _quality(run, args.n, args.seed, reference, sampling)[0]
+        quality = sample_quality(run, args.n, args.seed, reference, sampling)[0]
         scores[label] = {key: quality[key] for key in
                          ("confident_share", "digit_shares", "digits_present", "domain_fd",
                           "samples", "sample_seconds")}
@@ -238,8 +242,8 @@ def _code_seeds(name: str, tmp: Path, args, first: dict, reference: dict) -> dic
             by_seed[str(seed)] = first["c1_accuracy"]
             continue
         run = tmp / f"{name}_seed{seed}"
-        _train(name, run, seed)
-        by_seed[str(seed)] = _quality(run, args.n, seed, reference)[0]["c1_accuracy"]
+        train_by_cli(name, run, seed)
+        by_seed[str(seed)] = sample_quality(run, args.n, seed, reference)[0]["c1_accuracy"]
     return {"c1_accuracy_by_seed": by_seed,
             "c1_accuracy_median": float(np.median(list(by_seed.values())))}
 

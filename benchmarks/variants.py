@@ -23,7 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.generators import _quality, _train
+from benchmarks.generators import sample_quality, train_by_cli
 from benchmarks.reference import QUIET_SECONDS, measure
 from forensics.errors import ForensicsError
 from forensics.registry import parse_sets
@@ -65,10 +65,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             run = Path(tmp) / "run"
             workload = measure()
-            trained = _train(args.generator, run, seed, extra)
+            trained = train_by_cli(args.generator, run, seed, extra)
             epochs = json.loads((run / "config.json").read_text())["epochs"]
             for sampling in samplings:
-                quality = _quality(run, args.n, seed, reference, sampling)[0]
+                quality = sample_quality(run, args.n, seed, reference, sampling)[0]
                 record = {"generator": args.generator, "tag": args.tag, "options": args.sets,
                           "epochs": epochs, "seed": seed, "sampling": sampling,
                           "train_seconds": trained["train_seconds"], "reference": workload,
