@@ -404,6 +404,8 @@ def _attacks_markdown(a: dict) -> list[str]:
 
 # -- report -----------------------------------------------------------------------------------
 def _markdown(results: dict) -> str:
+    from benchmarks.reference import ratio, sentence
+
     h, k, m = results["hostile"], results["kills"], results["memory"]
     machine = results["machine"]
     lines = [
@@ -412,7 +414,11 @@ def _markdown(results: dict) -> str:
         f"(load average {machine.get('load_average_1m')}), {machine['platform']}; "
         f"forensics {results['versions'].get('forensics')}, torch "
         f"{results['versions'].get('torch')}, pillow {results['versions'].get('pillow')}. "
-        "Re-run with `python -m benchmarks.reliability`.", "",
+        "Re-run with `python -m benchmarks.reliability`."
+        + (f" All sections took {results['seconds']} s "
+           f"({ratio(results['seconds'], results['reference'])} reference units). "
+           + sentence(results["reference"])
+           if "reference" in results else ""), "",
         "## Summary", "",
         "| measure | result | target |", "|---|---|---|",
         f"| hostile files tried (corpus {h['corpus_cases']} + fuzzed {h['fuzz_files']}) | "
@@ -515,10 +521,13 @@ def main() -> None:
         atomic.write_text(args.out / "README.md", _markdown(results))
         print(f"→ {args.out / 'README.md'}")
         return
+    from benchmarks.reference import measure
+
     with tempfile.TemporaryDirectory(prefix="reliability_") as tmp:
         root = Path(tmp)
+        reference = measure()
         began = time.perf_counter()
-        results = {"hostile": hostile(root / "hostile", args.fuzz, args.seed)}
+        results = {"reference": reference, "hostile": hostile(root / "hostile", args.fuzz, args.seed)}
         print(f"hostile files: {results['hostile']['files_tried']} tried, "
               f"{results['hostile']['crashes']} crashes", flush=True)
         results["kills"] = kills(root / "kills", args.kills, args.seed)

@@ -7,10 +7,13 @@ detector is fitted on train, its threshold set on validation, and it is scored o
 Two thresholds are computed on validation (:func:`calibrate`): Youden's J (the one
 that maximises balanced accuracy; needs fakes) and the false-positive-rate rule, the
 lowest threshold at which at most ``target_fpr`` (default 1 %) of the real validation
-images *plain and processed* (:func:`forensics.domain.process`: JPEG, blur, resize and
-back, noise) are called fake, as a false accusation costs more than a miss. The FPR
-rule is the default and the only one for real-only detectors (``needs_fakes = False``).
-The real validation scores' quantiles are kept so another rate can be derived later
+images are called fake, plain *and under each ordinary processing* alone
+(:data:`forensics.domain.PROCESSINGS`: JPEG, blur, resize and back, noise, PNG re-save, each
+at random strengths), as a false accusation costs more than a miss: pooling the processed
+copies would let one processing (say JPEG) reach several times the target while the pool
+keeps it. The FPR rule is the default and the only one for real-only detectors
+(``needs_fakes = False``). The real validation scores' quantiles are kept (at each level
+the highest over plain and the processings) so another rate can be derived later
 (:func:`threshold_at_fpr`, ``detect --threshold fpr:RATE``). A
 :class:`forensics.domain.Domain` is fitted on the real train/val images too.
 
@@ -33,7 +36,7 @@ import numpy as np
 from detectors.base import Detector, as_batch, score_logit, sigmoid
 from detectors.registry import create
 from forensics.data import split_parts, stable_seed
-from forensics.domain import Domain, process
+from forensics.domain import PROCESSINGS, Domain, process
 from forensics.errors import ForensicsError
 from forensics.metrics import best_threshold_accuracy, youden_threshold
 
@@ -78,13 +81,19 @@ def fpr_threshold(real_scores: np.ndarray, target: float) -> float:
     return float(np.nextafter(ordered[allowed], np.inf))
 
 
-def score_quantiles(real_scores: np.ndarray) -> dict[str, Any]:
+def score_quantiles(real_scores: np.ndarray | dict[str, np.ndarray]) -> dict[str, Any]:
     """The record of the real validation scores (their log-odds, :meth:`Detector.log_odds`)
-    that :func:`threshold_at_fpr` reads."""
-    values = np.quantile(np.asarray(real_scores, dtype=np.float64), QUANTILE_LEVELS, method="higher")
-    return {"n": len(real_scores), "levels": [float(v) for v in QUANTILE_LEVELS],
+    that :func:`threshold_at_fpr` reads. Several sets of scores (``{name: scores}``, e.g.
+    plain and each processing): each level's highest quantile over the sets, so a threshold
+    read from the record keeps its rate on every set."""
+    sets = real_scores if isinstance(real_scores, dict) else {"real": real_scores}
+    values = np.max([np.quantile(np.asarray(scores, dtype=np.float64), QUANTILE_LEVELS, method="higher")
+                     for scores in sets.values()], axis=0)
+    return {"n": min(len(scores) for scores in sets.values()),
+            "levels": [float(v) for v in QUANTILE_LEVELS],
             "quantiles": [float(v) for v in np.maximum.accumulate(values)],
-            "what": "real validation images, plain and processed", "space": "log-odds"}
+            "what": "real validation images (" + ", ".join(sets) + "): the highest quantile "
+                    "at each level", "space": "log-odds"}
 
 
 def threshold_at_fpr(record: dict[str, Any] | None, rate: float) -> float:
@@ -103,9 +112,11 @@ def threshold_at_fpr(record: dict[str, Any] | None, rate: float) -> float:
     return value if record.get("space") == "log-odds" else float(score_logit(value))
 
 
-def processed_reals(real: np.ndarray, seed: int = 0) -> np.ndarray:
-    """``real`` and one ordinarily processed copy of it (:func:`forensics.domain.process`)."""
-    return np.concatenate([real, process(real, np.random.default_rng([seed, 15485863]))])
+def calibration_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """``{"plain": real, kind: real under that processing, …}`` for every ordinary processing
+    of :data:`forensics.domain.PROCESSINGS` (random strengths, seeded)."""
+    return {"plain": real, **{kind: process(real, np.random.default_rng([seed, 15485863, i]), kind)
+                              for i, kind in enumerate(PROCESSINGS)}}
 
 
 def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarray],
@@ -113,7 +124,8 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
     """Set both thresholds on validation, keep ``rule``'s as ``threshold_``; return it.
 
     Youden's J on plain real vs fake validation images (only with fakes); the FPR rule on
-    the real validation images plain and processed (:func:`fpr_threshold`). Both are found
+    the real validation images plain and under each ordinary processing: the highest of
+    their :func:`fpr_threshold` (:func:`calibration_reals`). Both are found
     on the scores' log-odds (:meth:`Detector.log_odds`: a score that saturates to 1.0 in
     float still ranks), kept as ``threshold_log_odds_``; ``threshold_`` and the recorded
     ``thresholds`` are their sigmoids, for display. Recorded in ``detector.calibration_``
@@ -123,9 +135,11 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
         raise ForensicsError(f"unknown threshold rule {rule!r}; choose {' or '.join(RULES)}")
     if rule == "youden" and not fakes_val:
         raise ForensicsError("the youden rule needs fake images; a real-only detector uses fpr")
-    reals = processed_reals(real_val, seed)
-    real_scores = detector.log_odds(reals)
-    cuts: dict[str, float | None] = {"fpr": fpr_threshold(real_scores, target_fpr), "youden": None}
+    real_scores = {kind: detector.log_odds(images)
+                   for kind, images in calibration_reals(real_val, seed).items()}
+    cuts: dict[str, float | None] = {
+        "fpr": max(fpr_threshold(scores, target_fpr) for scores in real_scores.values()),
+        "youden": None}
     probability = None
     if fakes_val:
         images, labels = _labelled(real_val, fakes_val)

@@ -114,39 +114,47 @@ def features(images: np.ndarray) -> np.ndarray:
                             stroke, low]).astype(np.float64)
 
 
-def process(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each image through one random ordinary processing (OpenCV), as uint8 would go through files.
+#: the ordinary processings of :func:`process`, in the order of its random draw
+PROCESSINGS = ("jpeg", "blur", "resize", "noise", "png")
 
-    One of: JPEG quality 30–95, Gaussian blur σ 0.3–1.5, resize 0.5–0.9× and back (area
-    down, bilinear up), Gaussian noise σ ≤ 4/255, or a plain PNG re-save (8-bit rounding);
-    each followed by 8-bit rounding. ``(N, C, H, W)`` float32 in [0, 1] in and out.
+
+def process(images: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """Each image through one ordinary processing (OpenCV), as uint8 would go through files:
+    a random one of :data:`PROCESSINGS` per image, or ``kind`` for every image (its strength
+    still random).
+
+    JPEG quality 30–95, Gaussian blur σ 0.3–1.5, resize 0.5–0.9× and back (area down,
+    bilinear up), Gaussian noise σ ≤ 4/255, or a plain PNG re-save (8-bit rounding); each
+    followed by 8-bit rounding. ``(N, C, H, W)`` float32 in [0, 1] in and out.
     """
     from forensics.images import opencv
 
+    if kind is not None and kind not in PROCESSINGS:
+        raise ForensicsError(f"unknown processing {kind!r}; choose from {', '.join(PROCESSINGS)}")
     cv2 = opencv()
     images = np.asarray(images, dtype=np.float32)
     out = np.empty_like(images)
     for i, image in enumerate(images):
         hwc = (np.clip(image.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
         height, width = hwc.shape[:2]
-        kind = int(rng.integers(5))
-        if kind == 0:
+        drawn = int(rng.integers(len(PROCESSINGS))) if kind is None else PROCESSINGS.index(kind)
+        if drawn == 0:
             ok, data = cv2.imencode(".jpg", hwc if hwc.shape[2] == 1 else hwc[:, :, ::-1],
                                     [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 96))])
             decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
             hwc = decoded.reshape(height, width, -1)
             if hwc.shape[2] == 3:
                 hwc = hwc[:, :, ::-1]
-        elif kind == 1:
+        elif drawn == 1:
             sigma = float(rng.uniform(0.3, 1.5))
             hwc = cv2.GaussianBlur(hwc, (0, 0), sigma).reshape(height, width, -1)
-        elif kind == 2:
+        elif drawn == 2:
             scale = float(rng.uniform(0.5, 0.9))
             small = cv2.resize(hwc, (max(1, round(width * scale)), max(1, round(height * scale))),
                                interpolation=cv2.INTER_AREA)
             hwc = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).reshape(
                 height, width, -1)
-        elif kind == 3:
+        elif drawn == 3:
             noise = rng.normal(0, rng.uniform(0.5, 4.0), hwc.shape)
             hwc = np.clip(hwc + noise, 0, 255).round().astype(np.uint8)
         out[i] = hwc.transpose(2, 0, 1).astype(np.float32) / 255.0

@@ -306,6 +306,45 @@ def test_fpr_threshold_holds_its_target(target):
     assert abs(np.mean(fresh >= derived) - target) <= error
 
 
+def test_quantiles_of_several_sets_keep_the_rate_on_each():
+    """Plain scores and a processing that shifts them up: the record's threshold is the
+    shifted set's, so neither set is accused beyond the rate (a pooled record would let the
+    shifted one reach about twice the rate)."""
+    from detectors.training import fpr_threshold, score_quantiles, threshold_at_fpr
+
+    rng = np.random.default_rng(1)
+    plain, shifted = rng.normal(size=5_000), rng.normal(1.0, 1.0, size=5_000)
+    derived = threshold_at_fpr(score_quantiles({"plain": plain, "jpeg": shifted}), 0.01)
+    assert abs(derived - fpr_threshold(shifted, 0.01)) < 0.05
+    fresh = rng.normal(1.0, 1.0, size=20_000)
+    error = 3 * np.sqrt(0.01 * 0.99 * (1 / len(shifted) + 1 / len(fresh)))  # fitted and fresh
+    assert np.mean(fresh >= derived) <= 0.01 + error
+    pooled = threshold_at_fpr(score_quantiles(np.r_[plain, shifted]), 0.01)
+    assert np.mean(fresh >= pooled) > 0.01 + error  # what the per-set record prevents
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "blur", "resize", "noise", "png"])
+def test_one_processing_for_every_image(kind):
+    from forensics.data import load_split
+    from forensics.domain import process
+
+    real = load_split("digits", "val").images[:40]
+    out = process(real, np.random.default_rng(0), kind)
+    assert out.shape == real.shape and out.dtype == np.float32
+    assert np.array_equal(out, np.round(out * 255) / 255)  # 8-bit, as read back from a file
+    rounded = np.round(real * 255) / 255
+    changed = np.abs(out - rounded).reshape(len(real), -1).max(1) > 0
+    assert changed.all() if kind != "png" else not changed.any()
+
+
+def test_an_unknown_processing_is_refused():
+    from forensics.domain import process
+    from forensics.errors import ForensicsError
+
+    with pytest.raises(ForensicsError, match="unknown processing"):
+        process(np.zeros((1, 1, 8, 8), np.float32), np.random.default_rng(0), "sharpen")
+
+
 def test_fpr_threshold_with_ties_never_exceeds_target():
     from detectors.training import fpr_threshold
 
