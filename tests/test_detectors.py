@@ -335,6 +335,10 @@ def test_saturating_scores_still_give_a_usable_fpr_threshold(tmp_path):
     for kind, images in sets.items():  # the rate holds plain and under each processing alone
         assert np.mean(detector.log_odds(images) >= detector.threshold_log_odds_) <= 0.01, kind
     assert report["auc"] > 0.99 and report["fpr"] <= 0.02
+    fpr = report["real_fpr"]  # on test, under each processing too
+    assert set(fpr["by_processing"]) == {"jpeg", "blur", "resize", "noise", "png"}
+    assert fpr["processed_worst"] == fpr["by_processing"][fpr["worst_processing"]] <= 0.05
+    assert fpr["processed_worst"] == max(fpr["by_processing"].values())
     # this detector calls blurred real digits fake with certainty: a threshold set on plain
     # images alone would accuse most of them, and would call fakes; the saved one does neither
     plain = fpr_threshold(detector.log_odds(sets["plain"]), 0.01)

@@ -437,7 +437,8 @@ def train_detector(
     compile: Compile = None,
     threshold_rule: Annotated[str, typer.Option(
         "--threshold-rule", help="fpr (default): the lowest threshold calling at most --target-fpr of "
-        "the real validation images (plain and processed) fake; youden: max TPR − FPR (needs fakes). "
+        "the real validation images fake, plain and under each ordinary processing (JPEG, blur, resize, "
+        "noise, PNG re-save) alone; youden: max TPR − FPR (needs fakes). "
         "Both are saved.")] = "fpr",
     target_fpr: Annotated[float, typer.Option(
         "--target-fpr", help="The false-positive rate of the fpr rule (default 0.01).")] = 0.01,
@@ -543,7 +544,7 @@ def _print_training_report(report: dict, probability: dict | None) -> None:
         typer.echo(f"warning: imbalanced training classes ({counts}, {balance['ratio']:.1f}:1); {done}",
                    err=True)
     rules = {"fpr": f"fpr rule: at most {report['thresholds']['target_fpr']:g} of real validation images "
-                    "called fake, plain and processed",
+                    "called fake, plain and under each processing",
              "youden": "youden rule: max TPR − FPR on validation"}
     rule = rules.get(report["threshold_rule"], report["threshold_rule"])
     never = " — above every score: nothing is called fake" if report["threshold"] > 1.0 else ""
@@ -556,13 +557,15 @@ def _print_training_report(report: dict, probability: dict | None) -> None:
         fakes = sum(v for k, v in n.items() if k != "real")
         typer.echo(f"test at the threshold: balanced accuracy {report['balanced_accuracy']:.4f}, "
                    f"TPR {report['tpr']:.4f} ({fakes} fakes), FPR {report['fpr']:.4f} ({n['real']} reals; "
-                   f"{fpr['processed']:.4f} after processing); AUC {report['auc']:.4f}")
+                   f"{fpr['processed']:.4f} after processing, {fpr['processed_worst']:.4f} after "
+                   f"{fpr['worst_processing']}, the worst); AUC {report['auc']:.4f}")
         per = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_tpr"].items())
         auc = ", ".join(f"{printable(k)} {v:.3f}" for k, v in report["per_source_auc"].items())
         typer.echo(f"per source: TPR {per}; AUC {auc}")
     else:
         typer.echo(f"test reals called fake at the threshold: {fpr['plain']:.4f} plain, "
-                   f"{fpr['processed']:.4f} processed (no fakes: no TPR)")
+                   f"{fpr['processed']:.4f} processed, {fpr['processed_worst']:.4f} after "
+                   f"{fpr['worst_processing']}, the worst (no fakes: no TPR)")
     if "confusion_matrix" in report:
         confusion = report["confusion_matrix"]
         recall = ", ".join(f"{printable(k)} {v:.3f}" for k, v in confusion["recall"].items())
