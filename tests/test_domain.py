@@ -365,7 +365,8 @@ def trained(tmp_path_factory) -> Path:
                                       {"noise": noisy.astype(np.float32)}, seed=0)
     assert report["threshold_rule"] == "fpr" and report["threshold"] == report["thresholds"]["fpr"]
     assert report["thresholds"]["youden"] is not None and report["thresholds"]["target_fpr"] == 0.01
-    assert set(report["real_fpr"]) == {"plain", "processed"}
+    assert set(report["real_fpr"]) == {"plain", "processed", "by_processing", "processed_worst",
+                                       "worst_processing"}
     folder = tmp_path_factory.mktemp("domain") / "det"
     save_detector(detector, folder)
     return folder
