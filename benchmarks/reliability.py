@@ -110,8 +110,12 @@ def _detect_folder(folder: Path, expect: int) -> dict:
     records = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     skipped = [line for line in stderr.splitlines() if line.startswith("skipped: ")]
     files = len(list(os.scandir(folder)))
-    return {"files": files, "scored": len(records), "skipped": len(skipped),
-            "accounted_for": len(records) + len(skipped) == files,
+    # a skipped file has a ``skipped:`` line and an error record (verdict null) in the JSON
+    scored = [r for r in records if r.get("error") is None]
+    errors = [r for r in records if r.get("error") is not None]
+    return {"files": files, "scored": len(scored), "skipped": len(skipped),
+            "accounted_for": len(scored) + len(skipped) == files and len(errors) == len(skipped)
+            and len({r.get("file") for r in records}) == files,
             "exit_status": result.returncode, "expected_exit_status": expect,
             "traceback": "Traceback" in stdout + stderr,
             "crashed": "Traceback" in stdout + stderr or result.returncode != expect}
