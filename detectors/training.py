@@ -142,8 +142,9 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
         "youden": None}
     probability = None
     if fakes_val:
-        images, labels = _labelled(real_val, fakes_val)
-        scores = detector.log_odds(images)
+        fake_scores = detector.log_odds(np.concatenate(fakes_val))  # the reals' are scored above
+        scores = np.r_[real_scores["plain"], fake_scores]
+        labels = np.r_[np.zeros(len(real_val)), np.ones(len(fake_scores))]
         cuts["youden"] = youden_threshold(labels, scores)
         probability = fit_platt(sigmoid(scores), labels)
     thresholds: dict[str, float | None] = {
