@@ -105,7 +105,7 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
     local = distributed.local_batch(batch_size)
     rng = np.random.default_rng(seed)
     net.to(device).train()
-    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    optimizer = loop.adam([p for p in net.parameters() if p.requires_grad], lr)
     live = distributed.wrap(net, device, compile=compile)
     y_all = torch.as_tensor(targets)
     epoch: dict[str, Any] = {}  # this epoch's (augmented) inputs and this rank's image count

@@ -83,13 +83,13 @@ def train_digit_classifier(epochs: int = 8, seed: int = 0) -> dict:
     from forensics import atomic, provenance
     from forensics.checkpoint import save_weights
     from forensics.data import load_split
-    from forensics.loop import fit, minimise
+    from forensics.loop import adam, fit, minimise
 
     torch.manual_seed(seed)
     train, test = load_split("mnist5k", "train"), load_split("mnist5k", "test")
     x, y = torch.as_tensor(train.images), torch.as_tensor(train.labels)
     net = build()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = adam(net.parameters(), 1e-3)
     gen = torch.Generator().manual_seed(seed)
 
     def batches(_: int):

@@ -25,6 +25,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from forensics.distributed import global_noise
+from forensics.loop import adam
 from generators.base import CodeDensity, Generator, Options
 from generators.registry import register
 from generators.steps import OneLossStep
@@ -119,7 +120,7 @@ class AutoEncoder(OneLossStep, Generator):
         # the fitted code distribution used by ``sample`` (a Gaussian mixture)
         self.nets["prior"] = CodeDensity(10 if options.code_prior == "gmm" else 1, k)
         params = [*self.nets["encoder"].parameters(), *self.nets["decoder"].parameters()]
-        self.optimizers["ae"] = torch.optim.Adam(params, lr=options.lr)
+        self.optimizers["ae"] = adam(params, options.lr)
 
     def encode(self, x: torch.Tensor, nets=None) -> torch.Tensor:
         return (nets or self.nets)["encoder"](x)

@@ -30,7 +30,7 @@ from torch import nn
 
 from forensics.distributed import global_noise
 from forensics.errors import ForensicsError
-from forensics.loop import minimise
+from forensics.loop import adam, minimise
 from forensics.nets import down_stages
 from generators.base import Generator, MovingAverage, Options
 from generators.registry import register
@@ -127,7 +127,7 @@ class Diffusion(Generator):
         self.nets["unet"] = build_unet(self.image_shape, options)
         if options.ema > 0:
             self.nets["ema"] = MovingAverage(self.nets["unet"], options.ema)
-        self.optimizers["unet"] = torch.optim.Adam(self.nets["unet"].parameters(), lr=options.lr)
+        self.optimizers["unet"] = adam(self.nets["unet"].parameters(), options.lr)
         self.noise = DDPMScheduler(num_train_timesteps=options.timesteps,
                                    beta_schedule=SCHEDULES[options.schedule], prediction_type="epsilon")
 

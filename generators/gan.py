@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from forensics import distributed
+from forensics import distributed, loop
 from forensics.errors import ForensicsError
 from forensics.loop import minimise
 from generators.base import Generator, MovingAverage, Options
@@ -91,7 +91,7 @@ class GANOptions(Options):
 
 
 def adam(params, options: GANOptions, lr: float = 0.0) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr or options.lr, betas=(options.beta1, 0.999))
+    return loop.adam(params, lr or options.lr, (options.beta1, 0.999))
 
 
 EMA_PREFIX = "G_ema."

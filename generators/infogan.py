@@ -49,9 +49,12 @@ class InfoGANOptions(GANOptions):
     #: "the same as lr" (recorded as lr). Common reference implementations train Q with G's
     #: optimizer, at G's rate
     lr_q: float = 0.0
-    #: no moving average of G by default (the GAN's 0.99 was measured on the GAN only; InfoGAN's
-    #: c1 agreement and shares above were measured on G itself)
-    ema: float = 0.0
+    #: samples from the moving average of G, as the GAN (its BatchNorm statistics re-estimated).
+    #: Measured on mnist5k, seeds 0 / 1 / 2 (benchmarks/results/variants): 88.4 / 93.6 / 88.1 %
+    #: confident samples, rarest digit 6.2 / 7.6 / 6.5 %, c1 agreement 69.8 / 96.2 / 77.3 %,
+    #: against G itself (ema 0, seed 0) 87.0 %, 4.7 % and c1 70.6 / 94.5 / 77.6 %: c1 follows
+    #: training, the average lifts the rarest digit above 5 %
+    ema: float = 0.99
 
     def validate(self) -> None:
         super().validate()

@@ -50,6 +50,7 @@ from torch import nn
 
 from forensics.distributed import global_noise
 from forensics.errors import ForensicsError
+from forensics.loop import adam
 from forensics.nets import base_side, down_stages
 from generators.base import CodeDensity, Generator, Options
 from generators.registry import register
@@ -171,7 +172,7 @@ class VAE(OneLossStep, Generator):
             nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, flat), nn.ReLU(),
             nn.Unflatten(1, (widths[-1] if widths else channels, base, base)), *up, nn.Sigmoid())
         self.nets["prior"] = CodeDensity(10, k)  # the ``gmm`` sampler's mixture (buffers only)
-        self.optimizers["vae"] = torch.optim.Adam(self.nets.parameters(), lr=options.lr)
+        self.optimizers["vae"] = adam(self.nets.parameters(), options.lr)
 
     def encode(self, x: torch.Tensor, nets=None) -> tuple[torch.Tensor, torch.Tensor]:
         nets = nets or self.nets
