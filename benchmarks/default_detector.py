@@ -26,11 +26,12 @@ from pathlib import Path
 
 ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
 #: the quick suite's ``ensemble`` entry (``benchmarks/results/quick/``), chosen after each re-run
-#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, the
-#: per-processing threshold rule) the summary's ``best_detector`` by worst-case LOGO AUC was
-#: ``attribution`` (0.917), whose threshold catches none of three left-out generators' fakes;
-#: this ensemble of it and the real-only ``surprisal`` model catches 4–37 % of each left-out
-#: generator's (AUC ≥ 0.927 in distribution) at ≤ 0.2 % processed-real FPR
+#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, fused
+#: Adam, InfoGAN on the moving average) the summary's ``best_detector`` by worst-case LOGO AUC was
+#: the real-only ``surprisal`` (0.866, on the GAN), whose threshold catches no fake at all; this
+#: ensemble of it and ``attribution`` catches 1–50 % of each left-out generator's fakes (worst
+#: LOGO AUC 0.771, on the VAE: a lead, since surprisal alone ranks the VAE at 0.96) at ≤ 0.2 %
+#: processed-real FPR
 DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
     "members": "attribution,surprisal", "robust": True,
     "member_options": '{"attribution": {"robust": true, "epochs": 15}, "surprisal": {"levels": 256}}'}}

@@ -100,8 +100,9 @@ EMA_PREFIX = "G_ema."
 @register("gan")
 class GAN(Generator):
     Options = GANOptions
-    # 18 epochs × 63 batches of 64 = 1,134 steps (26.0 reference units measured on 2 cores: #13's
-    # 90 s): 20 epochs took 28.4 units for 72 % confident samples (benchmarks/results/generators);
+    # 18 epochs × 63 batches of 64 = 1,134 steps (27.4 reference units measured on 2 cores with the
+    # moving average and fused Adam; #13's 90 s ≈ 26.5): 71 % confident samples, every digit ≥ 5 %
+    # (benchmarks/results/generators); 20 epochs took 28.4 units for 72 % in an earlier run;
     # 32 epochs reach ≈ 79 % at 1.6× the time (README)
     default_epochs = 18
     tiny_options = {"width": 8, "hidden": 16, "noise_dim": 8, "batch_size": 64, "ema": 0.9}

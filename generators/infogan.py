@@ -106,9 +106,9 @@ class QHead(nn.Module):
 @register("infogan")
 class InfoGAN(GAN):
     Options = InfoGANOptions
-    # 48 epochs × 63 batches of 64 = 3,024 steps (66.8 reference units measured on 2 cores, over
-    # issue #13's 90 s): 87 % confident samples, rarest digit 4.7 %, c1 agreement 70.6 / 94.5 /
-    # 77.6 % for seeds 0 / 1 / 2 (benchmarks/results/generators); c1 was still rising at 2,000
+    # 48 epochs × 63 batches of 64 = 3,024 steps (78.8 reference units measured on 2 cores, over
+    # issue #13's 90 s): 88.3 % confident samples, rarest digit 5.2 %, c1 agreement 60.7 / 71.4 /
+    # 71.7 % for seeds 0 / 1 / 2 (benchmarks/results/generators); c1 was still rising at 2,000
     default_epochs = 48
 
     @property
