@@ -40,7 +40,8 @@ class AEOptions(Options):
     lam: float | None = None  # λ of the sparse / contractive penalty (unset: the variant's default)
     corruption: str | None = None  # denoising: gaussian (default) | mask
     noise: float | None = None  # denoising: Gaussian σ, or the share of masked pixels (0.5)
-    code_prior: str = "gmm"  # sample mode: gaussian | gmm (10 components)
+    code_prior: str = "gmm"  # sample mode: gaussian | gmm (a mixture of ``components``)
+    components: int = 40  # the mixture's components (more: closer to the codes' density)
     lr: float = 1e-3
     batch_size: int = 64
 
@@ -55,8 +56,8 @@ class AEOptions(Options):
         if self.corruption is not None:
             self.check_choice("corruption", ("gaussian", "mask"))
         self.check_choice("code_prior", ("gaussian", "gmm"))
-        if self.code_dim < 1 or self.hidden < 1:
-            raise ForensicsError("code_dim and hidden must be positive")
+        if self.code_dim < 1 or self.hidden < 1 or self.components < 1:
+            raise ForensicsError("code_dim, hidden and components must be positive")
         if self.lam is not None and self.lam < 0:
             raise ForensicsError("lam must be 0 (no penalty) or positive")
         if self.noise is not None and self.noise < 0:
@@ -118,7 +119,8 @@ class AutoEncoder(OneLossStep, Generator):
                 nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, d), nn.Sigmoid()
             )
         # the fitted code distribution used by ``sample`` (a Gaussian mixture)
-        self.nets["prior"] = CodeDensity(10 if options.code_prior == "gmm" else 1, k)
+        self.nets["prior"] = CodeDensity(
+            options.components if options.code_prior == "gmm" else 1, k)
         params = [*self.nets["encoder"].parameters(), *self.nets["decoder"].parameters()]
         self.optimizers["ae"] = adam(params, options.lr)
 
@@ -145,7 +147,7 @@ class AutoEncoder(OneLossStep, Generator):
 
     @torch.no_grad()
     def end_epoch(self, train_images: torch.Tensor) -> None:
-        """Fit the code distribution (Gaussian or 10-component mixture) to training codes."""
+        """Fit the code distribution (a Gaussian or a mixture) to the training codes."""
         self.nets.eval()
         self.nets["prior"].fit(torch.cat([self.encode(b) for b in train_images.split(512)]))
 

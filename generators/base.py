@@ -265,7 +265,9 @@ class CodeDensity(nn.Module):
     def fit(self, codes: torch.Tensor) -> None:
         """Maximum likelihood (EM, scikit-learn; seeded, so refits are reproducible). With fewer
         codes than components (a tiny data set), as many components as codes; the rest get
-        weight 0."""
+        weight 0. EM starts from k-means every time: started from the previous epoch's mixture
+        it stayed in that epoch's poorer optimum as the codes moved (AE, seed 0: 33 % of samples
+        recognised against 76 %)."""
         from sklearn.mixture import GaussianMixture
 
         codes = codes.detach().cpu().double()

@@ -21,7 +21,7 @@ The decoder likelihood p(x|z) (option ``recon``):
 Sampling (option ``sampler``, changeable on a trained model with ``generate --sampler``):
 
 - ``prior``: decode z ~ p(z) = N(0, I), the course's generation;
-- ``gmm`` (default): decode z from a 10-component Gaussian mixture fitted to the posterior
+- ``gmm`` (default): decode z from a Gaussian mixture (``components``, 40) fitted to the posterior
   means of the training images after each epoch (ex-post density estimation, Ghosh et al.
   2020, "From Variational to Deterministic Autoencoders", §4). Training is the course's VAE
   unchanged; only where z is drawn differs: the aggregate posterior q(z) = E_x q(z|x) does not
@@ -91,13 +91,14 @@ class VAEOptions(Options):
     #: where samples' z come from: gmm (a mixture fitted to the training posteriors) | prior
     #: (N(0, I), the course's); see the module doc
     sampler: str = "gmm"
+    components: int = 40  # the ``gmm`` sampler's mixture components
 
     def validate(self) -> None:
         super().validate()
         self.check_choice("recon", ("bce", "mse", "gaussian"))
         self.check_choice("sampler", SAMPLERS)
-        if self.latent_dim < 1 or self.width < 1 or self.hidden < 1:
-            raise ForensicsError("latent_dim, width and hidden must be positive")
+        if self.latent_dim < 1 or self.width < 1 or self.hidden < 1 or self.components < 1:
+            raise ForensicsError("latent_dim, width, hidden and components must be positive")
         if self.beta < 0:
             raise ForensicsError("beta must be 0 or more")
 
@@ -171,7 +172,7 @@ class VAE(OneLossStep, Generator):
         self.nets["decoder"] = nn.Sequential(
             nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, flat), nn.ReLU(),
             nn.Unflatten(1, (widths[-1] if widths else channels, base, base)), *up, nn.Sigmoid())
-        self.nets["prior"] = CodeDensity(10, k)  # the ``gmm`` sampler's mixture (buffers only)
+        self.nets["prior"] = CodeDensity(options.components, k)  # the ``gmm`` sampler's (buffers)
         self.optimizers["vae"] = adam(self.nets.parameters(), options.lr)
 
     def encode(self, x: torch.Tensor, nets=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -212,3 +212,30 @@ def test_ensemble_with_attribution_names_sources(digits):
     assert scores.shape == (50,) and set(sources) <= {"checker", "noisy"}
     assert np.mean(np.array(sources) == "noisy") > 0.8
     np.testing.assert_allclose(scores, detector.predict_proba(fakes["noisy"][:50]))
+
+
+def test_ensemble_equal_stacking_weighs_members_by_their_spread_on_reals(digits):
+    """``equal`` (default): every member's logit counts alike per standard deviation on real
+    images, however well a fake-trained member separates the seen fakes, and the ensemble
+    ranks better than either member; ``holdout`` fits free weights."""
+    real = digits["train"][:400]
+    fake = transposed_conv_x2(digits["train"][400:800], np.array([[1.1, 0.9], [0.9, 1.1]]))
+    options = json.dumps({"cnn": {"epochs": 2, "width": 4},
+                          "surprisal": {"epochs": 5, "width": 8, "layers": 2, "levels": 16}})
+    test_real = digits["test"]
+    test_fake = transposed_conv_x2(digits["val"], np.array([[1.1, 0.9], [0.9, 1.1]]))
+    per_std = {}
+    for stacking in ("equal", "holdout"):
+        detector = create("ensemble", **CPU, members="cnn,surprisal", member_options=options,
+                          stacking=stacking).fit(real, fake)
+        logits_real, logits_fake = detector.member_logits(test_real), detector.member_logits(test_fake)
+        per_std[stacking] = detector.combiner_.coef_[0] * logits_real.std(0)
+        if stacking == "equal":
+            scores = detector.predict_proba(np.concatenate([test_real, test_fake]))
+            members = [auc(logits_real[:, i], logits_fake[:, i]) for i in range(2)]
+            assert auc(scores[: len(test_real)], scores[len(test_real):]) > max(members) + 0.02
+    equal = per_std["equal"]
+    assert np.all(equal > 0) and equal.max() / equal.min() < 1.5, per_std
+    assert not np.allclose(per_std["holdout"], equal, rtol=0.1), per_std
+    with pytest.raises(ForensicsError, match="stacking"):
+        create("ensemble", stacking="best").fit(real, fake)
