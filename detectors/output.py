@@ -221,7 +221,8 @@ class Table:
                     rule = _rule(first["thresholds"][name], first["threshold_rule"])
                     console.print(_text(f"{name}: {rule}"), highlight=False, soft_wrap=True)
             if "probability" in kept:
-                console.print(_text("P(fake): the score calibrated on validation (Platt, equal priors); "
+                console.print(_text("P(fake): the score calibrated on validation images, plain and processed "
+                                    "(Platt, equal priors); "
                                     "verdicts compare the raw score with the threshold"),
                               highlight=False, soft_wrap=True)
         for r in rows:  # below the table, whole: a column would squeeze the file names

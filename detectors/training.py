@@ -17,9 +17,12 @@ the highest over plain and the processings) so another rate can be derived later
 (:func:`threshold_at_fpr`, ``detect --threshold fpr:RATE``). A
 :class:`forensics.domain.Domain` is fitted on the real train/val images too.
 
-The raw score is not a probability. With fakes, Platt's rule is fitted on the plain
-validation images (:func:`fit_platt`: P(fake) = sigmoid(a · logit(score) + b), real and
-fake weighted equally, so it is the probability under equal priors) and stored as
+The raw score is not a probability. With fakes, Platt's rule is fitted on the validation
+images plain and under each ordinary processing, reals and fakes alike (:func:`fit_platt`:
+P(fake) = sigmoid(a · logit(score) + b), real and fake weighted equally, so it is the
+probability under equal priors, for an image that may have been compressed, resized, blurred
+or re-saved, as the threshold assumes; fitted on plain images alone it gave a real digit
+saved as JPEG 60 a P(fake) of 0.99 below the threshold) and stored as
 ``probability`` beside the threshold; verdicts still compare the raw score with the
 threshold. The report gives, on test, the balanced accuracy, TPR and FPR at the saved
 threshold, the TPR of each fake source and, for attribution, each class's recall, and
@@ -114,7 +117,8 @@ def threshold_at_fpr(record: dict[str, Any] | None, rate: float) -> float:
 
 def calibration_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     """``{"plain": real, kind: real under that processing, …}`` for every ordinary processing
-    of :data:`forensics.domain.PROCESSINGS` (random strengths, seeded)."""
+    of :data:`forensics.domain.PROCESSINGS` (random strengths, seeded); the Platt rule takes
+    the validation fakes through it too."""
     return {"plain": real, **{kind: process(real, np.random.default_rng([seed, 15485863, i]), kind)
                               for i, kind in enumerate(PROCESSINGS)}}
 
@@ -142,11 +146,16 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
         "youden": None}
     probability = None
     if fakes_val:
-        fake_scores = detector.log_odds(np.concatenate(fakes_val))  # the reals' are scored above
-        scores = np.r_[real_scores["plain"], fake_scores]
-        labels = np.r_[np.zeros(len(real_val)), np.ones(len(fake_scores))]
-        cuts["youden"] = youden_threshold(labels, scores)
-        probability = fit_platt(sigmoid(scores), labels)
+        # the fakes plain and under the same processings (other random strengths); the reals'
+        # are scored above
+        fake_scores = {kind: detector.log_odds(images) for kind, images
+                       in calibration_reals(np.concatenate(fakes_val), seed + 1).items()}
+        labels = np.r_[np.zeros(len(real_val)), np.ones(len(fake_scores["plain"]))]
+        cuts["youden"] = youden_threshold(labels, np.r_[real_scores["plain"], fake_scores["plain"]])
+        every_real, every_fake = (np.concatenate(list(side.values())) for side in (real_scores, fake_scores))
+        probability = fit_platt(sigmoid(np.r_[every_real, every_fake]),
+                                np.r_[np.zeros(len(every_real)), np.ones(len(every_fake))],
+                                what="validation images, plain and under each ordinary processing")
     thresholds: dict[str, float | None] = {
         key: None if value is None else float(sigmoid(value)) for key, value in cuts.items()}
     thresholds["target_fpr"] = float(target_fpr)
@@ -159,7 +168,8 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
     return detector.threshold_
 
 
-def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def fit_platt(scores: np.ndarray, labels: np.ndarray, what: str = "plain validation images"
+              ) -> dict[str, Any]:
     """Platt's rule on validation scores: ``a``, ``b`` of sigmoid(a · logit(score) + b).
 
     Fitted by weighted log-loss with Platt's smoothed targets ((N₊ + 1)/(N₊ + 2) and
@@ -186,7 +196,7 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     a, b = (float(v) for v in found.x)
     return {"method": "platt", "a": a, "b": b, "prior": "equal (real and fake weighted equally)",
             "fitted_on": {"real": int(negatives), "fake": int(positives),
-                          "what": "plain validation images"}}
+                          "what": what}}
 
 
 def real_fpr(detector: Detector, real: np.ndarray, threshold: float, seed: int = 1) -> dict[str, Any]:

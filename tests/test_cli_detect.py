@@ -116,17 +116,25 @@ def test_train_detector_prints_the_json_metrics_at_the_threshold(world):
 
 
 def test_train_detector_stores_a_platt_calibration(world):
-    """Platt's a, b sit beside the threshold; they map the raw validation-calibrated score
-    monotonically, and a verdict (raw score vs threshold) is unchanged by them."""
+    """Platt's a, b sit beside the threshold, fitted on validation images plain and under each
+    ordinary processing (reals and fakes alike); they map the raw score monotonically, and a
+    verdict (raw score vs threshold) is unchanged by them. Processed real images get the
+    P(fake) of real images, not of fakes."""
     from detectors import load_detector
     from forensics.data import load_split
+    from forensics.domain import PROCESSINGS, process
 
     header = json.loads((world["detectors"]["spectral-fft"] / "detector.json").read_text())
     probability = header["probability"]
     assert probability["method"] == "platt" and probability["a"] > 0
-    assert probability["fitted_on"]["real"] > 0 and probability["fitted_on"]["fake"] == 20
+    copies = 1 + len(PROCESSINGS)
+    assert probability["fitted_on"]["real"] > 0 and probability["fitted_on"]["fake"] == 20 * copies
+    assert probability["fitted_on"]["real"] % copies == 0 and "processing" in probability["fitted_on"]["what"]
     detector = load_detector(world["detectors"]["spectral-fft"])
-    scores = detector.predict_proba(load_split("digits", "test").images[:50])
+    real_test = load_split("digits", "test").images
+    processed = process(real_test, np.random.default_rng(3))
+    assert np.median(detector.probability(detector.predict_proba(processed))) < 0.5
+    scores = detector.predict_proba(real_test[:50])
     calibrated = detector.probability(scores)
     assert calibrated.shape == scores.shape and np.all((calibrated >= 0) & (calibrated <= 1))
     order = np.argsort(scores)

@@ -62,3 +62,28 @@ def test_train_detector_records_the_balance(balance):
     assert detector.pipeline_[-1].class_weight == ("balanced" if balance else None)
     assert report["balanced_accuracy"] == pytest.approx((report["tpr"] + 1 - report["fpr"]) / 2)
     assert detector.calibration_["probability"]["method"] == "platt"
+
+
+def test_platt_rule_counts_processed_images_so_a_processed_real_is_less_surely_fake():
+    """Blurring a real digit pushes a pixel detector's score towards the fakes' (up-sampling
+    traces, themselves smooth). Fitted on plain validation images alone, Platt's rule calls
+    blurred real digits fake with near certainty; fitted on validation images plain and
+    processed (reals and fakes alike), it knows processed reals score high too."""
+    from detectors.training import calibration_reals
+    from forensics.domain import process
+    from tests.test_new_detectors import transposed_conv_x2
+
+    images = load_split("digits", "train").images
+    fakes = transposed_conv_x2(images, np.array([[1.1, 0.9], [0.9, 1.1]]))
+    detector, _ = train_detector("pixel-logreg", images[:600], images[600:900], images[900:1200],
+                                 {"upsampled": fakes[:600]}, seed=0)
+    record = detector.calibration_["probability"]
+    copies = len(calibration_reals(images[:2]))
+    assert record["fitted_on"]["real"] == 300 * copies and record["fitted_on"]["fake"] % copies == 0
+    assert record["fitted_on"]["what"] == "validation images, plain and under each ordinary processing"
+    blurred = detector.predict_proba(process(load_split("digits", "test").images,
+                                             np.random.default_rng(3), "blur"))
+    val = np.r_[images[600:900], fakes[600:900]]
+    plain_rule = fit_platt(detector.predict_proba(val), np.r_[np.zeros(300), np.ones(300)])
+    assert np.median(platt(blurred, plain_rule)) > 0.9
+    assert np.median(detector.probability(blurred)) < 0.8
