@@ -26,12 +26,12 @@ from pathlib import Path
 
 ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
 #: the quick suite's ``ensemble`` entry (``benchmarks/results/quick/``), chosen after each re-run
-#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, fused
-#: Adam, InfoGAN on the moving average) the summary's ``best_detector`` by worst-case LOGO AUC was
-#: the real-only ``surprisal`` (0.866, on the GAN), whose threshold catches no fake at all; this
-#: ensemble of it and ``attribution`` catches 1–50 % of each left-out generator's fakes (worst
-#: LOGO AUC 0.771, on the VAE: a lead, since surprisal alone ranks the VAE at 0.96) at ≤ 0.2 %
-#: processed-real FPR
+#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, equal
+#: stacking, 40-component AE/VAE mixtures) the summary's ``best_detector`` by worst-case LOGO AUC
+#: was the stand-alone ``attribution`` (0.943, on the GAN), which catches none of four left-out
+#: generators at its threshold and ranks another generator than its one at 0.649 on average; this
+#: ensemble of a robust attribution CNN and the real-only ``surprisal`` has worst LOGO AUC 0.876
+#: (the VAE), the best mean cross-generator AUC (0.897) and 0.0 % processed-real FPR
 DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
     "members": "attribution,surprisal", "robust": True,
     "member_options": '{"attribution": {"robust": true, "epochs": 15}, "surprisal": {"levels": 256}}'}}
@@ -65,6 +65,28 @@ def _finished(run: Path) -> bool:
         return False
 
 
+def _stale(run: Path, name: str) -> str | None:
+    """What differs between the run folder's recorded options and today's defaults (a run
+    kept from before a default changed would otherwise be reused silently), or None."""
+    import json
+
+    from generators.registry import get
+    from generators.runs import saved_options
+
+    try:
+        config = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    cls = get(name)
+    now = cls.Options.from_dict({}).to_dict()
+    then = cls.Options.from_dict(saved_options(config)).to_dict()
+    changed = [f"{key} {then.get(key)!r} (default now {value!r})" for key, value in now.items()
+               if then.get(key) != value]
+    if config.get("epochs") != cls.default_epochs:
+        changed.append(f"epochs {config.get('epochs')!r} (default now {cls.default_epochs})")
+    return ", ".join(changed) or None
+
+
 def forensics(*args: str) -> None:
     print("+ forensics", " ".join(args), flush=True)
     subprocess.run([sys.executable, "-m", "forensics.app.cli", *args], check=True)
@@ -78,6 +100,10 @@ def main() -> None:
     names = generator_names()
     for name in names:
         run = args.work / "runs" / name
+        stale = _stale(run, name)
+        if stale:
+            raise SystemExit(f"{run} was trained with other options than today's defaults ({stale}): "
+                             f"remove it and {args.work / 'fakes' / name}, or use another --work")
         if not _finished(run):  # new, or interrupted: continue from its last finished epoch
             resume = ["--resume"] if (run / "config.json").exists() else []
             forensics("train", name, "--seed", "0", "--device", "cpu", "--out", str(run), *resume)

@@ -93,6 +93,9 @@ class Detector:
     balances: ClassVar[bool] = False
     #: the smallest options for contract tests and tiny suites
     tiny_options: ClassVar[dict[str, Any]] = {}
+    #: options added after folders were saved without them: ``{option: the value those
+    #: detectors were fitted with}``, so an older folder loads (and reports) as it was trained
+    earlier: ClassVar[dict[str, Any]] = {}
 
     def get_params(self) -> dict[str, Any]:
         """The keyword options this detector was built with (enough to rebuild it)."""
@@ -244,7 +247,7 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
     if not _in_unit(threshold):
         raise ForensicsError(f"{folder}: detector.json: 'threshold' must be a P(fake) in [0, 1], "
                              f"not {str(threshold)[:40]}")
-    detector = create(cls.name, **options)
+    detector = create(cls.name, **{**cls.earlier, **options})
     tensors, sklearn = storage.read_folder(folder, header)
     bad = _non_finite(tensors, "") or _non_finite_sklearn(sklearn)
     if bad:

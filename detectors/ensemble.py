@@ -1,4 +1,4 @@
-"""Ensemble: a logistic regression on other detectors' fake-logits (stacking).
+"""Ensemble: other detectors' fake-logits combined by a logistic regression (stacking).
 
 ``fit(real, fake)`` holds out a stratified, seeded share (``holdout``, 20 %)
 of the training images, fits every member on the rest (a real-only member,
@@ -17,12 +17,14 @@ How the combiner weighs the members (option ``stacking``):
 
 Why ``equal``: free weights are fitted on generators the members saw, and favour the
 member that separates those best — a fake-trained one — while what the ensemble meets in
-use is often a generator nobody trained on. In the quick suite's leave-one-generator-out
-runs (2026-12-03, members attribution and surprisal, 500 real test digits against each
-left-out generator's fakes), free weights gave attribution 1.35 against surprisal 0.20
-when the VAE was left out, and the VAE's AUC fell to 0.767 while surprisal alone ranked
-it at 0.978; on the same members the equal-weight mean gave 0.960, and its worst
-left-out generator 0.932 (the GAN) against 0.767.
+use is often a generator nobody trained on. Measured ad hoc on the fitted members of the
+quick suite's leave-one-generator-out ensembles (2026-12-03, members attribution and
+surprisal, 500 real test digits against 500 of the left-out generator's fakes): free
+weights gave attribution 1.35 against surprisal 0.20 when the VAE was left out, and the
+VAE's AUC fell to 0.767 while surprisal alone ranked it at 0.978; on the same members the
+equal-weight mean gave 0.960, and over the five left-out generators its worst AUC was
+0.932 (the GAN) against 0.767. The committed quick suite (benchmarks/results/quick)
+measures the default end to end.
 
 Options: ``members`` (comma-separated detector kinds) and ``member_options``
 (a JSON object: kind → that member's options, e.g.
@@ -38,7 +40,7 @@ options in detector.json, and one skops file holding
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -76,7 +78,11 @@ def _fit_members(members: list[Detector], parts: dict[str, np.ndarray]) -> None:
 
 @register("ensemble")
 class EnsembleDetector(Detector):
-    """Stacking: logistic regression on the members' fake-logits of held-out training images."""
+    """Stacking: the members' fake-logits combined (equal weights per real-image std, or a free
+    logistic regression) on held-out training images."""
+
+    #: options added after detectors were saved without them: the value those folders used
+    earlier: ClassVar[dict[str, Any]] = {"stacking": "holdout"}
 
     torch_based = True
     fits_sources = True
@@ -156,12 +162,12 @@ class EnsembleDetector(Detector):
 
         if "real" not in images_by_source or len(images_by_source) < 2:
             raise ForensicsError('the ensemble needs a "real" set and at least one fake source')
+        if self.stacking not in STACKING:
+            raise ForensicsError(f"stacking must be one of {', '.join(STACKING)}")
         names = ["real", *sorted(k for k in images_by_source if k != "real")]
         sets = [as_batch(images_by_source[name], f"{name} images") for name in names]
         real, _ = self._start_fit(sets[0], np.concatenate(sets[1:]))
         members = self._new_members()
-        if self.stacking not in STACKING:
-            raise ForensicsError(f"stacking must be one of {', '.join(STACKING)}")
         if not 0.0 < self.holdout < 1.0:
             raise ForensicsError("holdout must be between 0 and 1")
         source = np.concatenate([np.full(len(part), k) for k, part in enumerate(sets)])
@@ -201,14 +207,21 @@ class EnsembleDetector(Detector):
         if self.stacking == "holdout":
             return fitted(features)
         reals = features[labels == 0]
-        centre, scale = reals.mean(0), np.maximum(reals.std(0), 1e-6)
+        centre, scale = reals.mean(0), reals.std(0)
+        flat = [member.name for member, spread in zip(self.members_, scale, strict=True)
+                if spread < 1e-3]
+        if flat:  # per real-image std, such a member would outweigh every other one
+            raise ForensicsError(f"ensemble: {', '.join(flat)} gives the held-out real images one "
+                                 "score: equal stacking cannot weigh it (drop it, or "
+                                 "--set stacking=holdout)")
         platt = fitted((((features - centre) / scale).mean(1))[:, None])
-        # one linear map of the logits, so the saved combiner is an ordinary LogisticRegression
+        # one linear map of the logits, so the saved combiner is an ordinary LogisticRegression:
+        # Platt's fitted regression, given the members' columns
         a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-        combiner = fitted(features)  # its fitted attributes, then the equal-weight map
-        combiner.coef_ = (a / (len(scale) * scale))[None, :]
-        combiner.intercept_ = np.array([b - a * float(np.mean(centre / scale))])
-        return combiner
+        platt.coef_ = (a / (len(scale) * scale))[None, :]
+        platt.intercept_ = np.array([b - a * float(np.mean(centre / scale))])
+        platt.n_features_in_ = features.shape[1]
+        return platt
 
     def _features(self, images: np.ndarray) -> np.ndarray:
         return self._member_logits(images)[0]

@@ -175,6 +175,8 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, what: str = "plain validat
     Fitted by weighted log-loss with Platt's smoothed targets ((N₊ + 1)/(N₊ + 2) and
     1/(N₋ + 2), which keep a and b finite on separable scores), each class weighing the
     same in total: the result is P(fake) when real and fake are equally likely a priori.
+    (:func:`calibrate` passes each validation image plain and processed, so N counts copies:
+    the smoothing is that much weaker, which at hundreds of images changes a and b little.)
     """
     from scipy.optimize import minimize
 

@@ -42,6 +42,7 @@ class AEOptions(Options):
     noise: float | None = None  # denoising: Gaussian σ, or the share of masked pixels (0.5)
     code_prior: str = "gmm"  # sample mode: gaussian | gmm (a mixture of ``components``)
     components: int = 40  # the mixture's components (more: closer to the codes' density)
+    earlier = {"components": 10}  # runs saved before the option (2026-12-03) had 10
     lr: float = 1e-3
     batch_size: int = 64
 

@@ -44,6 +44,9 @@ class Options:
     #: refuses it when a user sets it.
     by_variant: ClassVar[dict[str, dict[str, Any]]] = {}
     variant_field: ClassVar[str] = "variant"
+    #: options added after runs were saved without them: ``{option: the value those runs
+    #: used}``, so an older run folder opens (and resumes) as it was trained
+    earlier: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Options:
@@ -231,8 +234,8 @@ class Generator:
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         try:
             self.nets.load_state_dict(state)
-        except RuntimeError as error:
-            first = str(error).splitlines()[0]
+        except RuntimeError as error:  # torch's first line is a heading; the second says what
+            first = " ".join(line.strip() for line in str(error).splitlines()[:2])[:300]
             raise ForensicsError(f"weights do not fit this {self.name} model: {first}") from None
 
     def training_state(self) -> dict[str, Any]:

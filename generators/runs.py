@@ -22,7 +22,7 @@ from forensics import atomic, provenance
 from forensics.checkpoint import load_weights, read_json, save_tree, save_weights
 from forensics.errors import ForensicsError
 from generators.base import Generator, seeded
-from generators.registry import create
+from generators.registry import create, get
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -128,10 +128,16 @@ def check_config(config: dict[str, Any], path: Path, keys: tuple[str, ...]) -> N
                                  f"not {shape!r:.40}")
 
 
+def saved_options(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config's options, with the value of each option added since it was saved
+    (:attr:`generators.base.Options.earlier`)."""
+    return {**get(config["generator"]).Options.earlier, **config["options"]}
+
+
 def build(config: dict[str, Any], shape: tuple[int, ...], path: Path) -> Generator:
     """The run's generator, or a one-line error when its options cannot build one."""
     try:
-        return create(config["generator"], image_shape=tuple(shape), **config["options"])
+        return create(config["generator"], image_shape=tuple(shape), **saved_options(config))
     except (TypeError, ValueError, KeyError, RuntimeError) as error:  # torch: RuntimeError
         first = (str(error).splitlines() or [type(error).__name__])[0][:200]
         raise ForensicsError(f"{path}: options do not build a {config['generator']} model "

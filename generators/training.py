@@ -48,6 +48,7 @@ from generators.runs import (  # noqa: F401 (CONFIG, WEIGHTS, Run, load_run: re-
     keep_metrics_until,
     load_run,
     save_epoch,
+    saved_options,
 )
 
 #: the ``derive_seed`` counter of the initial weights (epochs use ``(seed, epoch)``)
@@ -194,8 +195,8 @@ def _refuse_changed_options(config: dict[str, Any], given: dict[str, Any], out: 
     if not given:
         return
     cls = get(config["generator"]).Options
-    recorded = cls.from_dict(config["options"]).to_dict()
-    asked = cls.from_dict({**config["options"], **given}).to_dict()
+    recorded = cls.from_dict(saved_options(config)).to_dict()
+    asked = cls.from_dict({**saved_options(config), **given}).to_dict()
     changed = [key for key in given if asked.get(key) != recorded.get(key)]
     if changed:
         shown = ", ".join(f"{key} {asked.get(key)!r} (recorded: {recorded.get(key)!r})" for key in changed)

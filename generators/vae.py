@@ -92,6 +92,7 @@ class VAEOptions(Options):
     #: (N(0, I), the course's); see the module doc
     sampler: str = "gmm"
     components: int = 40  # the ``gmm`` sampler's mixture components
+    earlier = {"components": 10}  # runs saved before the option (2026-12-03) had 10
 
     def validate(self) -> None:
         super().validate()

@@ -826,3 +826,24 @@ def test_detect_a_mixed_folder_reads_right_at_80_columns(world, tmp_path):
             assert r["disagree"] is (votes == 1) and r["threshold_rule"] == "fpr:0.05"
     sheet = list(csv.DictReader(io.StringIO(invoke("detect", folder, *options, "--csv").stdout)))
     assert sorted(Path(r["file"]).name for r in sheet) == sorted(by_name)
+
+
+def test_default_detector_rebuild_refuses_a_kept_run_with_other_options(tmp_path):
+    """The rebuild reuses finished runs: one trained before a default changed (here an AE run
+    saved before the ``components`` option, so 10 components) is named, not reused."""
+    from benchmarks.default_detector import _stale
+    from generators.registry import get
+
+    cls = get("ae")
+    run = tmp_path / "ae"
+    run.mkdir()
+    options = cls.Options.from_dict({}).to_dict()
+    (run / "config.json").write_text(json.dumps({"generator": "ae", "options": options,
+                                                 "epochs": cls.default_epochs}))
+    assert _stale(run, "ae") is None
+    del options["components"]
+    (run / "config.json").write_text(json.dumps({"generator": "ae", "options": options,
+                                                 "epochs": cls.default_epochs + 1}))
+    assert _stale(run, "ae") == (f"components 10 (default now 40), epochs {cls.default_epochs + 1} "
+                                 f"(default now {cls.default_epochs})")
+    assert _stale(tmp_path / "absent", "ae") is None

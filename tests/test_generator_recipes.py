@@ -244,3 +244,24 @@ def test_variants_benchmark_trains_scores_and_records_each_sampling(tmp_path):
     bad = subprocess.run([*command[:3], "vae", "--tag", "x", "--sampling", "oops", "--out",
                           str(out)], capture_output=True, text=True)
     assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["ae", "vae"])
+def test_a_run_saved_before_the_components_option_opens_and_resumes_as_trained(name, tmp_path):
+    """Runs saved before ``components`` existed (10-component mixtures, no such key in
+    config.json) load, sample and resume with 10 components, not the new default."""
+    from generators.runs import load_run
+    from generators.training import train
+
+    out = tmp_path / "run"
+    train(name, tiny_options(name, components=10), out=out, dataset="digits", epochs=1, seed=0,
+          device="cpu")
+    config = json.loads((out / "config.json").read_text())
+    del config["options"]["components"]
+    (out / "config.json").write_text(json.dumps(config))
+    run = load_run(out)
+    assert run.model.options.components == 10 and run.model.nets["prior"].weights.numel() == 10
+    images, codes = run.model.sample(8, seeded(0, 0))
+    assert images.shape[0] == 8 and codes["component"].max() < 10
+    train(name, {}, out=out, dataset="digits", epochs=2, seed=0, device="cpu", resume=True)
+    assert load_run(out).model.nets["prior"].weights.numel() == 10

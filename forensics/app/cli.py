@@ -451,8 +451,9 @@ def train_detector(
     recall; warns when one class outnumbers another more than 3:1 in
     training (classes are balanced in the loss unless --no-balance).
     With fakes, the raw score is also calibrated (Platt's rule on
-    validation, equal priors) into the P(fake) `forensics detect` shows;
-    verdicts compare the raw score with the threshold.
+    validation images plain and under each ordinary processing, equal
+    priors) into the P(fake) `forensics detect` shows; verdicts compare
+    the raw score with the threshold.
 
     The detector also records its domain (the real data's shape and
     typicality), so `forensics detect` abstains on images of another
