@@ -39,13 +39,22 @@ def blur_jpeg(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def robust_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """:func:`blur_jpeg_one`'s blur and JPEG plus what ``detect`` meets in the wild: a resize
-    to 0.5–1× and back (area down, bilinear up) and Gaussian noise σ ≤ 4/255, each p = 0.5, in
-    random order of resize → blur → noise → JPEG. Eight numbers are drawn per image."""
+    to 0.5–1× and back (area down, bilinear up), Gaussian noise σ ≤ 8/255 and sharpening, in
+    the order resize → blur → sharpen → noise → compression. Resize, blur and noise each
+    p = 0.5, sharpening p = 0.25 (:func:`forensics.domain.process_one`); the compression is
+    JPEG (p = 0.5) or else WebP (p = 0.25), and a compressed image is JPEG-compressed again
+    with p = 0.25 (an image saved twice). The same count of numbers is drawn per image whatever
+    happens (the sharpening, WebP and second JPEG draw their strengths from a stream of their
+    own), so the seed fixes the stream."""
+    from forensics.domain import process_one
+
     cv2 = opencv()
 
     do_resize, scale = rng.random() < 0.5, rng.uniform(0.5, 1.0)
-    do_noise, level = rng.random() < 0.5, rng.uniform(0.0, 4.0)
+    do_noise, level = rng.random() < 0.5, rng.uniform(0.0, 8.0)
     noise_seed = int(rng.integers(2**31))
+    do_sharpen, do_webp, again = rng.random() < 0.25, rng.random() < 0.5, rng.random() < 0.25
+    steps = np.random.default_rng(int(rng.integers(2**31)))  # the strengths of those three
     out = image
     if do_resize and scale < 0.99:
         height, width = image.shape[:2]
@@ -54,10 +63,18 @@ def robust_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                          interpolation=cv2.INTER_LINEAR)
         out = out.reshape(image.shape)
     out = blur_jpeg_one(np.ascontiguousarray(out), rng, jpeg_prob=0.0)
+    if do_sharpen:
+        out = process_one(out, "sharpen", steps)
     if do_noise and level > 0:
         noisy = out + np.random.default_rng(noise_seed).normal(0.0, level, out.shape)
         out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    return blur_jpeg_one(out, rng, blur_prob=0.0)
+    use_jpeg = rng.random() < 0.5
+    out = blur_jpeg_one(out, rng, blur_prob=0.0, jpeg_prob=1.0 if use_jpeg else 0.0)
+    if not use_jpeg and do_webp:
+        out = process_one(out, "webp", steps)
+    if (use_jpeg or do_webp) and again:
+        out = process_one(out, "jpeg", steps)
+    return out
 
 
 def robust(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

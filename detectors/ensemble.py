@@ -207,19 +207,24 @@ class EnsembleDetector(Detector):
         if self.stacking == "holdout":
             return fitted(features)
         reals = features[labels == 0]
-        centre, scale = reals.mean(0), reals.std(0)
-        flat = [member.name for member, spread in zip(self.members_, scale, strict=True)
-                if spread < 1e-3]
-        if flat:  # per real-image std, such a member would outweigh every other one
-            raise ForensicsError(f"ensemble: {', '.join(flat)} gives the held-out real images one "
-                                 "score: equal stacking cannot weigh it (drop it, or "
-                                 "--set stacking=holdout)")
-        platt = fitted((((features - centre) / scale).mean(1))[:, None])
+        # a member (nearly) constant on the reals would weigh without bound per real-image std:
+        # its scale is kept at a tenth of its spread over all held-out images at least; one
+        # constant on every held-out image says nothing and weighs 0
+        centre = reals.mean(0)
+        scale = np.maximum(reals.std(0), 0.1 * features.std(0))
+        used = scale > 1e-9
+        if not used.any():
+            raise ForensicsError("ensemble: every member gives every held-out image one score; "
+                                 "there is nothing to combine")
+        z = ((features[:, used] - centre[used]) / scale[used]).mean(1)
+        platt = fitted(z[:, None])
         # one linear map of the logits, so the saved combiner is an ordinary LogisticRegression:
         # Platt's fitted regression, given the members' columns
         a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-        platt.coef_ = (a / (len(scale) * scale))[None, :]
-        platt.intercept_ = np.array([b - a * float(np.mean(centre / scale))])
+        coef = np.zeros(features.shape[1])
+        coef[used] = a / (used.sum() * scale[used])
+        platt.coef_ = coef[None, :]
+        platt.intercept_ = np.array([b - a * float(np.mean(centre[used] / scale[used]))])
         platt.n_features_in_ = features.shape[1]
         return platt
 

@@ -64,26 +64,26 @@ def test_train_detector_records_the_balance(balance):
     assert detector.calibration_["probability"]["method"] == "platt"
 
 
-def test_platt_rule_counts_processed_images_so_a_processed_real_is_less_surely_fake():
-    """Blurring a real digit pushes a pixel detector's score towards the fakes' (up-sampling
-    traces, themselves smooth). Fitted on plain validation images alone, Platt's rule calls
-    blurred real digits fake with near certainty; fitted on validation images plain and
-    processed (reals and fakes alike), it knows processed reals score high too."""
-    from detectors.training import calibration_reals
-    from forensics.domain import process
+def test_platt_rule_is_fitted_on_validation_images_plain_and_processed():
+    """``calibrate`` fits Platt's rule on the real and the fake validation images, each plain and
+    under every ordinary processing (the fakes at other random strengths), so P(fake) is the
+    probability for an image that may have been processed, as the threshold assumes; the
+    threshold itself also holds on JPEG at each quality of the grid."""
+    from detectors.base import sigmoid
+    from detectors.training import JPEG_GRID, calibrate, calibration_reals, threshold_reals
     from tests.test_new_detectors import transposed_conv_x2
 
     images = load_split("digits", "train").images
     fakes = transposed_conv_x2(images, np.array([[1.1, 0.9], [0.9, 1.1]]))
     detector, _ = train_detector("pixel-logreg", images[:600], images[600:900], images[900:1200],
                                  {"upsampled": fakes[:600]}, seed=0)
+    real_val, fake_val = images[600:900], fakes[600:900]
+    calibrate(detector, real_val, [fake_val], seed=4)
     record = detector.calibration_["probability"]
-    copies = len(calibration_reals(images[:2]))
-    assert record["fitted_on"]["real"] == 300 * copies and record["fitted_on"]["fake"] % copies == 0
-    assert record["fitted_on"]["what"] == "validation images, plain and under each ordinary processing"
-    blurred = detector.predict_proba(process(load_split("digits", "test").images,
-                                             np.random.default_rng(3), "blur"))
-    val = np.r_[images[600:900], fakes[600:900]]
-    plain_rule = fit_platt(detector.predict_proba(val), np.r_[np.zeros(300), np.ones(300)])
-    assert np.median(platt(blurred, plain_rule)) > 0.9
-    assert np.median(detector.probability(blurred)) < 0.8
+    reals, others = calibration_reals(real_val, 4), calibration_reals(fake_val, 5)
+    scores = [detector.log_odds(part) for part in (*reals.values(), *others.values())]
+    labels = np.r_[np.zeros(len(real_val) * len(reals)), np.ones(len(fake_val) * len(others))]
+    expected = fit_platt(sigmoid(np.concatenate(scores)), labels,
+                         what="validation images, plain and under each ordinary processing")
+    assert record == expected and len(reals) == 9
+    assert set(threshold_reals(real_val[:5])) == {*reals, *(f"jpeg@{q}" for q in JPEG_GRID)}
