@@ -26,12 +26,12 @@ from pathlib import Path
 
 ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
 #: the quick suite's ``ensemble`` entry (``benchmarks/results/quick/``), chosen after each re-run
-#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, equal
-#: stacking, 40-component AE/VAE mixtures) the summary's ``best_detector`` by worst-case LOGO AUC
-#: was the stand-alone ``attribution`` (0.943, on the GAN), which catches none of four left-out
-#: generators at its threshold and ranks another generator than its one at 0.649 on average; this
-#: ensemble of a robust attribution CNN and the real-only ``surprisal`` has worst LOGO AUC 0.876
-#: (the VAE), the best mean cross-generator AUC (0.897) and 0.0 % processed-real FPR
+#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, wider
+#: ordinary processing) the summary's ``best_detector`` by worst-case LOGO AUC was the real-only
+#: ``surprisal`` (0.866, on the GAN), which catches no fake at its threshold; this ensemble of a
+#: robust attribution CNN and surprisal has worst LOGO AUC 0.717 (the GAN: its member trained on
+#: more processing leans less on the GAN's traces, a lead), mean cross-generator AUC 0.876 and
+#: 0.0 % processed-real FPR
 DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
     "members": "attribution,surprisal", "robust": True,
     "member_options": '{"attribution": {"robust": true, "epochs": 15}, "surprisal": {"levels": 256}}'}}

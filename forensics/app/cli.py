@@ -437,8 +437,9 @@ def train_detector(
     compile: Compile = None,
     threshold_rule: Annotated[str, typer.Option(
         "--threshold-rule", help="fpr (default): the lowest threshold calling at most --target-fpr of "
-        "the real validation images fake, plain and under each ordinary processing (JPEG, blur, resize, "
-        "noise, PNG re-save) alone; youden: max TPR − FPR (needs fakes). "
+        "the real validation images fake, plain and under each ordinary processing (JPEG, WebP, blur, "
+        "resize, noise, PNG re-save, sharpening, two in a row) alone and at each JPEG quality 30…90; "
+        "youden: max TPR − FPR (needs fakes). "
         "Both are saved.")] = "fpr",
     target_fpr: Annotated[float, typer.Option(
         "--target-fpr", help="The false-positive rate of the fpr rule (default 0.01).")] = 0.01,
