@@ -86,7 +86,8 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
               robust: bool = False) -> list[float]:
     """Adam on minibatches, fresh blur/JPEG augmentation each epoch; returns epoch losses.
 
-    ``robust``: the augmentation also resizes and adds noise (:func:`detectors.augment.robust`).
+    ``robust``: the wider augmentation of :func:`detectors.augment.robust` (resize, sharpening,
+    noise, JPEG or WebP, now and then twice).
 
     Under ``torchrun`` the network trains in DistributedDataParallel: every rank
     draws the same epoch order and augmentation, and a DistributedSampler gives
@@ -176,7 +177,7 @@ class NetDetector(Detector):
         self.precision = precision  # training only: fp32, or bf16 autocast
         self.compile = compile  # training only: torch.compile the network
         self.pseudo_fakes = pseudo_fakes
-        self.robust = robust  # augmentation also resizes and adds noise (detectors.augment.robust)
+        self.robust = robust  # the wider augmentation of detectors.augment.robust
         self.balance = balance  # class-weighted loss: each class weighs the same (base.class_weights)
 
     def build_net(self, channels: int, outputs: int, side: int) -> nn.Module:

@@ -12,7 +12,9 @@ How the combiner weighs the members (option ``stacking``):
 - ``equal`` (default): each member's logit standardised by its mean and standard
   deviation on the held-out *reals*, the mean of these z-scores, and a one-feature
   logistic regression on it (Platt scaling) for a probability. The weights come from
-  the reals alone; the fakes only set the probability's scale.
+  the reals (a member's scale is at least a tenth of its spread over all held-out images,
+  so one nearly constant on the reals cannot take over; one constant on every image
+  weighs 0); the fakes set the probability's scale.
 - ``holdout``: a logistic regression fitted freely on the held-out logits.
 
 Why ``equal``: free weights are fitted on generators the members saw, and favour the
@@ -210,9 +212,11 @@ class EnsembleDetector(Detector):
         # a member (nearly) constant on the reals would weigh without bound per real-image std:
         # its scale is kept at a tenth of its spread over all held-out images at least; one
         # constant on every held-out image says nothing and weighs 0
+        if not np.isfinite(features).all():
+            raise ForensicsError("ensemble: a member gave held-out images a non-finite score")
         centre = reals.mean(0)
         scale = np.maximum(reals.std(0), 0.1 * features.std(0))
-        used = scale > 1e-9
+        used = scale > 1e-6 * np.maximum(1.0, np.abs(features).max(0))  # beyond float jitter
         if not used.any():
             raise ForensicsError("ensemble: every member gives every held-out image one score; "
                                  "there is nothing to combine")

@@ -16,7 +16,9 @@ None:
   spectrum) exceeds the in-domain limit.
 
 The typicality model is fitted on the real training images *and processed copies of
-them* (:func:`process`: JPEG, blur, resize and back, noise, PNG re-save), with a
+them* (:func:`process`, each single processing of :data:`SINGLE`: JPEG, WebP, blur, resize
+and back, noise, PNG re-save, sharpening; chains of two are left out on purpose, see
+:data:`SINGLE`, so a real image processed twice over may now and then be abstained on), with a
 Ledoit-Wolf shrinkage covariance, so a compressed, resized or blurred image of the domain
 stays typical: it is a hard case to be judged, not another domain. The limit is the
 99.9th percentile of the real validation images (plain and processed) times
@@ -135,7 +137,9 @@ def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
         flag = (cv2.IMWRITE_JPEG_QUALITY, ".jpg") if kind == "jpeg" else (cv2.IMWRITE_WEBP_QUALITY, ".webp")
         ok, data = cv2.imencode(flag[1], hwc[:, :, ::-1] if colour else hwc,
                                 [flag[0], int(rng.integers(30, 96)) if quality is None else quality])
-        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE) if ok else None
+        if decoded is None:
+            raise ForensicsError(f"{kind}: OpenCV could not encode and decode a {hwc.shape} image")
         return (decoded[:, :, ::-1] if colour else decoded).reshape(height, width, -1)
     if kind == "blur":
         # σ in pixels of a 28-px image, scaled down for smaller ones (σ 2 would erase an 8×8 digit)
@@ -162,8 +166,8 @@ def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
 def process(images: np.ndarray, rng: np.random.Generator, kind: str | None = None,
             quality: int | None = None, among: tuple[str, ...] = PROCESSINGS) -> np.ndarray:
     """Each image through one ordinary processing (OpenCV), as uint8 would go through files:
-    a random one of :data:`PROCESSINGS` per image, or ``kind`` for every image (its strength
-    still random).
+    a random one of ``among`` (default :data:`PROCESSINGS`) per image, or ``kind`` for every
+    image (its strength still random; ``quality`` fixes JPEG's or WebP's, other kinds ignore it).
 
     JPEG or WebP quality 30–95, Gaussian blur σ 0.3–2 (× side / 28 below 28 px, at least 0.3), resize
     0.5–0.9× and back (area down, bilinear up), Gaussian noise σ 0.5–8/255, a plain PNG re-save
