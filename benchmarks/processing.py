@@ -26,24 +26,21 @@ from typing import Any
 import numpy as np
 
 
-def _codec(image: np.ndarray, ext: str, flag: int, quality: int) -> np.ndarray:
-    from forensics.images import opencv
-
-    cv2 = opencv()
-    return cv2.imdecode(cv2.imencode(ext, image, [flag, quality])[1], cv2.IMREAD_GRAYSCALE)
-
-
 def processings() -> dict[str, tuple[bool, Any]]:
     """label → (seen by training and calibration, function on one uint8 (H, W) image)."""
+    from forensics.domain import process_one
     from forensics.images import opencv
 
     cv2 = opencv()
 
+    def codec(kind: str, q: int):  # the toolkit's own JPEG / WebP round trip, at quality q
+        return lambda a: process_one(a[:, :, None], kind, np.random.default_rng(0), quality=q)[:, :, 0]
+
     def jpeg(q: int):
-        return lambda a: _codec(a, ".jpg", cv2.IMWRITE_JPEG_QUALITY, q)
+        return codec("jpeg", q)
 
     def webp(q: int):
-        return lambda a: _codec(a, ".webp", cv2.IMWRITE_WEBP_QUALITY, q)
+        return codec("webp", q)
 
     def affine(angle: float = 0.0, shift: float = 0.0, scale: float = 1.0):
         def apply(a: np.ndarray) -> np.ndarray:

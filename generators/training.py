@@ -195,8 +195,9 @@ def _refuse_changed_options(config: dict[str, Any], given: dict[str, Any], out: 
     if not given:
         return
     cls = get(config["generator"]).Options
-    recorded = cls.from_dict(saved_options(config)).to_dict()
-    asked = cls.from_dict({**saved_options(config), **given}).to_dict()
+    saved = saved_options(config)
+    recorded = cls.from_dict(saved).to_dict()
+    asked = cls.from_dict({**saved, **given}).to_dict()
     changed = [key for key in given if asked.get(key) != recorded.get(key)]
     if changed:
         shown = ", ".join(f"{key} {asked.get(key)!r} (recorded: {recorded.get(key)!r})" for key in changed)
