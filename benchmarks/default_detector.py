@@ -5,11 +5,12 @@ same as these commands, in order::
 
     forensics train ae --seed 0 --out WORK/runs/ae          # every generator of the registry
     forensics generate WORK/runs/ae --n 2000 --seed 1 --out WORK/fakes/ae
-    forensics train-detector ensemble --real mnist5k --fake WORK/fakes/ae \\
-        --fake WORK/fakes/gan --fake WORK/fakes/infogan --fake WORK/fakes/vae \\
-        --set members=attribution,surprisal --set robust=true \\
-        --set member_options='{"attribution": {"robust": true, "epochs": 15},
-                              "surprisal": {"levels": 256}}' \\
+    forensics generate WORK/runs/diffusion --n 2000 --seed 1 --sampler ddim --steps 25 \
+        --out WORK/fakes/diffusion-ddim-25              # each other sampling the class names
+    forensics train-detector ensemble --real mnist5k --fake WORK/fakes/ae \
+        --fake WORK/fakes/diffusion --fake WORK/fakes/diffusion-ddim-25 ... \
+        --set members=attribution,surprisal --set robust=true \
+        --set member_options='{"attribution": {...}, "surprisal": {"levels": 256}}' \
         --seed 0 --out forensics/assets/default_detector
 
 with the detector of :data:`DETECTOR`.
@@ -34,7 +35,8 @@ ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "defau
 #: 0.0 % processed-real FPR
 DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
     "members": "attribution,surprisal", "robust": True,
-    "member_options": '{"attribution": {"robust": true, "epochs": 15}, "surprisal": {"levels": 256}}'}}
+    "member_options": '{"attribution": {"robust": true, "robust_share": 0.5, "epochs": 15}, '
+                      '"surprisal": {"levels": 256}}'}}
 
 
 def generator_names() -> list[str]:
@@ -67,7 +69,8 @@ def _finished(run: Path) -> bool:
 
 def _stale(run: Path, name: str) -> str | None:
     """What differs between the run folder's recorded options and today's defaults (a run
-    kept from before a default changed would otherwise be reused silently), or None."""
+    kept from before a default changed would otherwise be reused silently), or None. Sampling
+    options are not compared: the fakes are drawn with today's (:func:`default_sampling`)."""
     import json
 
     from generators.registry import get
@@ -81,10 +84,33 @@ def _stale(run: Path, name: str) -> str | None:
     now = cls.Options.from_dict({}).to_dict()
     then = cls.Options.from_dict(saved_options(config)).to_dict()
     changed = [f"{key} {then.get(key)!r} (default now {value!r})" for key, value in now.items()
-               if then.get(key) != value]
+               if then.get(key) != value and key not in cls.sampling_options]
     if config.get("epochs") != cls.default_epochs:
         changed.append(f"epochs {config.get('epochs')!r} (default now {cls.default_epochs})")
     return ", ".join(changed) or None
+
+
+def default_sampling(name: str) -> list[str]:
+    """``generate`` arguments for today's default sampling options of ``name`` (a run records
+    the sampler it was trained with; a newer default drawing sampler applies without retraining)."""
+    from generators.registry import get
+
+    cls = get(name)
+    defaults = cls.Options.from_dict({}).to_dict()
+    return [arg for key in cls.sampling_options for arg in (f"--{key}", str(defaults[key]))]
+
+
+def fake_sets(name: str) -> list[tuple[str, list[str]]]:
+    """``(folder name, generate arguments)`` of each fake set drawn from ``name``'s run: its
+    default sampling, and each other sampling its class names (``benchmark_samplings``: DDIM
+    beside the diffusion model's default sampler, the course's prior beside the VAE's mixture),
+    so the detector meets the same generator's samplers as sources of their own."""
+    from generators.registry import get
+
+    others = [(f"{name}-" + "-".join(str(value) for value in sampling.values()),
+               [arg for key, value in sampling.items() for arg in (f"--{key}", str(value))])
+              for sampling in get(name).benchmark_samplings]
+    return [(name, default_sampling(name)), *others]
 
 
 def forensics(*args: str) -> None:
@@ -107,10 +133,13 @@ def main() -> None:
         if not _finished(run):  # new, or interrupted: continue from its last finished epoch
             resume = ["--resume"] if (run / "config.json").exists() else []
             forensics("train", name, "--seed", "0", "--device", "cpu", "--out", str(run), *resume)
-        fakes = args.work / "fakes" / name
-        if not fakes.exists():
-            forensics("generate", str(run), "--n", "2000", "--seed", "1", "--out", str(fakes))
-    fake_args = [arg for name in names for arg in ("--fake", str(args.work / "fakes" / name))]
+        for label, sampling in fake_sets(name):
+            fakes = args.work / "fakes" / label
+            if not fakes.exists():
+                forensics("generate", str(run), "--n", "2000", "--seed", "1", *sampling,
+                          "--out", str(fakes))
+    fake_args = [arg for name in names for label, _ in fake_sets(name)
+                 for arg in ("--fake", str(args.work / "fakes" / label))]
     forensics("train-detector", *detector_args(), "--real", "mnist5k", *fake_args, "--out", str(args.out),
               "--force")
 

@@ -39,7 +39,7 @@ def blur_jpeg(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def robust_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """:func:`blur_jpeg_one`'s blur and JPEG plus what ``detect`` meets in the wild: a resize
-    to 0.5–1× and back (area down, bilinear up), Gaussian noise σ ≤ 8/255 and sharpening, in
+    to 0.5–1× and back (area down, bilinear up), Gaussian noise σ ≤ 16/255 and sharpening, in
     the order resize → blur → sharpen → noise → compression. Resize, blur and noise each
     p = 0.5, sharpening p = 0.25 (:func:`forensics.domain.process_one`); the compression is
     JPEG (p = 0.5) or else WebP (p = 0.25), and a compressed image is JPEG-compressed again
@@ -51,7 +51,7 @@ def robust_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cv2 = opencv()
 
     do_resize, scale = rng.random() < 0.5, rng.uniform(0.5, 1.0)
-    do_noise, level = rng.random() < 0.5, rng.uniform(0.0, 8.0)
+    do_noise, level = rng.random() < 0.5, rng.uniform(0.0, 16.0)
     noise_seed = int(rng.integers(2**31))
     do_sharpen, do_webp, again = rng.random() < 0.25, rng.random() < 0.5, rng.random() < 0.25
     steps = np.random.default_rng(int(rng.integers(2**31)))  # the strengths of those three
@@ -77,7 +77,13 @@ def robust_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def robust(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """:func:`robust_one` over a float (N, C, H, W) batch in [0, 1] (training only)."""
+def robust(images: np.ndarray, rng: np.random.Generator, share: float = 1.0) -> np.ndarray:
+    """:func:`robust_one` over a float (N, C, H, W) batch in [0, 1] (training only); with
+    ``share`` < 1 each image keeps its plain self with probability 1 − share (drawn after the
+    augmentation, so share 1 draws what it always drew)."""
     pixels = to_uint8(images)
-    return to_float(np.stack([robust_one(image, rng) for image in pixels]))
+    done = to_float(np.stack([robust_one(image, rng) for image in pixels]))
+    if share < 1.0:
+        plain = rng.random(len(images)) >= share
+        done[plain] = images[plain]
+    return done

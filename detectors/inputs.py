@@ -44,12 +44,17 @@ def _listed(folder: Path) -> list[Path]:
 
 
 def _name(folder: Path, taken: dict) -> str:
+    """A fake source's name: the generator its manifest names, else the folder's name; a
+    second set of a generator already named (e.g. the same model by another sampler) takes
+    its folder's name, and when that is taken too, the name is numbered."""
     name = folder.name
     if (folder / MANIFEST).is_file():
         try:
             name = read_manifest(folder).generator or name
         except ManifestError:
             pass
+    if name in taken and folder.name not in taken and folder.name != "real":
+        name = folder.name
     base, i = name, 2
     while name in taken or name == "real":
         name, i = f"{base}-{i}", i + 1

@@ -62,10 +62,12 @@ class NPRDetector(CNNDetector):
     def __init__(self, *, width: int = 8, epochs: int = 5, batch_size: int = 64,
                  lr: float = 2e-3, seed: int = 0, augment: bool = True,
                  device: str = "auto", precision: str = "fp32", compile: bool = False,
-                 pseudo_fakes: float = 0.0, robust: bool = False, balance: bool = True) -> None:
+                 pseudo_fakes: float = 0.0, robust: bool = False, robust_share: float = 1.0,
+                 balance: bool = True) -> None:
         super().__init__(width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                          augment=augment, device=device, precision=precision, compile=compile,
-                         pseudo_fakes=pseudo_fakes, robust=robust, balance=balance)
+                         pseudo_fakes=pseudo_fakes, robust=robust, robust_share=robust_share,
+                         balance=balance)
 
     def build_net(self, channels: int, outputs: int, side: int) -> nn.Module:
         # local by design: one pool on the up-sampling grid and a mean of patch logits, at any side

@@ -122,7 +122,8 @@ class Generator:
     traversable_codes: ClassVar[tuple[str, ...]] = ()
     #: options ``generate`` / ``explore`` may change on a trained model (``--sampler``, ``--steps``)
     sampling_options: ClassVar[tuple[str, ...]] = ()
-    #: other ways of drawing from a trained model that ``benchmarks.generators`` also scores
+    #: other ways of drawing from a trained model that ``benchmarks.generators`` also scores and
+    #: the default detector also trains on (a fake source each, e.g. ``diffusion-ddim-25``)
     benchmark_samplings: ClassVar[tuple[dict[str, Any], ...]] = ()
     #: ``explore`` draws the reverse chain (``trajectory(n, rng, keep)``) of a diffusion model
     has_trajectory: ClassVar[bool] = False

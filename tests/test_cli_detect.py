@@ -847,3 +847,43 @@ def test_default_detector_rebuild_refuses_a_kept_run_with_other_options(tmp_path
     assert _stale(run, "ae") == (f"components 10 (default now 40), epochs {cls.default_epochs + 1} "
                                  f"(default now {cls.default_epochs})")
     assert _stale(tmp_path / "absent", "ae") is None
+
+
+def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path):
+    """A diffusion run saved with the former default sampler (DDIM) is reused, not refused:
+    sampling changes without retraining, and the fakes are drawn with today's default."""
+    from benchmarks.default_detector import _stale, default_sampling, fake_sets
+    from generators.registry import get
+
+    cls = get("diffusion")
+    run = tmp_path / "diffusion"
+    run.mkdir()
+    options = {**cls.Options.from_dict({}).to_dict(), "sampler": "ddim", "steps": 50}
+    (run / "config.json").write_text(json.dumps({"generator": "diffusion", "options": options,
+                                                 "epochs": cls.default_epochs}))
+    assert _stale(run, "diffusion") is None
+    (run / "config.json").write_text(json.dumps({"generator": "diffusion", "epochs": cls.default_epochs,
+                                                 "options": {**options, "width": 8}}))
+    assert _stale(run, "diffusion") == "width 8 (default now 16)"
+    assert default_sampling("diffusion") == ["--sampler", "dpm-sde", "--steps", "0"]
+    assert default_sampling("gan") == []
+    # each other sampling the class names is a fake source of its own
+    assert fake_sets("diffusion") == [("diffusion", ["--sampler", "dpm-sde", "--steps", "0"]),
+                                      ("diffusion-ddim-25", ["--sampler", "ddim", "--steps", "25"])]
+    assert fake_sets("gan") == [("gan", [])]
+
+
+def test_two_fake_sets_of_one_generator_are_named_by_their_folders(world, tmp_path):
+    """The same generator's fakes twice (e.g. one diffusion model by two samplers): the first is
+    named by the manifest's generator, the second by its folder, a third of the same folder
+    name numbered."""
+    import shutil
+
+    from detectors.inputs import gather
+
+    second, third = tmp_path / "gan-again", tmp_path / "x" / "gan-again"
+    shutil.copytree(world["fakes"], second)
+    shutil.copytree(world["fakes"], third)
+    data = gather("digits", [world["fakes"], second, third])
+    assert list(data.fakes) == ["gan", "gan-again", "gan-2"]
+    assert data.provenance["fakes"]["gan-again"]["folder"] == str(second)

@@ -117,7 +117,7 @@ def test_ema_starts_as_the_weights_and_follows_them(digits_train):
     assert "ema" not in no_ema.nets and no_ema.denoiser is no_ema.nets["unet"]
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+@pytest.mark.parametrize("sampler", ["dpm-sde", "ddim", "ddpm"])
 def test_samplers_are_seeded_and_take_their_steps(sampler):
     model = _model(timesteps=30)
     model.set_sampling(sampler=sampler, steps="6")
@@ -133,8 +133,11 @@ def test_samplers_are_seeded_and_take_their_steps(sampler):
     torch.testing.assert_close(states[-1], model.sample(3, seeded(1))[0])
 
 
-def test_default_steps_ddim_25_ddpm_the_whole_chain():
+def test_default_steps_dpm_sde_15_ddim_25_ddpm_the_whole_chain():
     model = _model(timesteps=200)
+    assert model.sampling() == {"sampler": "dpm-sde", "steps": 15}
+    assert len(model.scheduler().timesteps) == 15 and model.scheduler().timesteps[0] == 199
+    model.set_sampling(sampler="ddim")
     assert model.sampling() == {"sampler": "ddim", "steps": 25}
     model.set_sampling(sampler="ddpm")
     assert model.sampling() == {"sampler": "ddpm", "steps": 200}
@@ -179,16 +182,17 @@ def test_train_generate_with_each_sampler_and_explore(tmp_path):
     invoke("train", "diffusion", "--dataset", "digits", "--epochs", "1", *sets, "--device", "cpu",
            "--out", run)
     config = json.loads((run / "config.json").read_text())
-    assert config["generator"] == "diffusion" and config["options"]["sampler"] == "ddim"
+    assert config["generator"] == "diffusion" and config["options"]["sampler"] == "dpm-sde"
 
     headers = {}
-    for sampler, extra in (("ddpm", []), ("ddim", ["--steps", "5"])):
+    for sampler, extra in (("ddpm", []), ("ddim", ["--steps", "5"]), ("dpm-sde", ["--steps", "3"])):
         out = tmp_path / sampler
         invoke("generate", run, "--n", "6", "--seed", "4", "--sampler", sampler, *extra, "--out", out)
         headers[sampler] = json.loads((out / "manifest.json").read_text())["header"]
         assert len(list(out.glob("*.png"))) == 6
     assert headers["ddpm"]["sampling"] == {"sampler": "ddpm", "steps": 20}  # tiny T: the whole chain
     assert headers["ddim"]["sampling"] == {"sampler": "ddim", "steps": 5}
+    assert headers["dpm-sde"]["sampling"] == {"sampler": "dpm-sde", "steps": 3}
     assert headers["ddim"]["seed"] == headers["ddpm"]["seed"] == 4
     assert headers["ddim"]["variant"] == "linear"
 

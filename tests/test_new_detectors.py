@@ -174,6 +174,22 @@ def test_robust_augmentation_is_seeded_and_processes_like_detect_meets():
     assert 0.5 < changed.mean() < 1.0  # each step random: most images changed, a few (≈ 2 %) not
 
 
+def test_robust_share_leaves_the_rest_of_the_images_plain():
+    """``share`` S: the images augmented are exactly those of share 1 (same stream), each kept
+    with probability S; the others come back untouched."""
+    from detectors.augment import robust
+
+    images = smooth_images(400, 16, 1)
+    every = robust(images, np.random.default_rng(5))
+    half = robust(images, np.random.default_rng(5), 0.5)
+    plain = np.all(half == images, axis=(1, 2, 3))
+    assert 0.4 < plain.mean() < 0.6
+    np.testing.assert_array_equal(half[~plain], every[~plain])
+    with pytest.raises(ForensicsError, match="robust_share must lie in"):
+        create("cnn", **CPU, epochs=1, width=4, robust=True, robust_share=0.0).fit(
+            images[:20], images[20:40])
+
+
 def test_robust_training_makes_processing_carry_no_signal(digits):
     """Robust augmentation on both classes plus the fpr threshold (set on plain and processed
     real validation images): processed held-out reals are called fake about as rarely as plain

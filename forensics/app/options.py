@@ -44,11 +44,12 @@ Download = Annotated[bool, typer.Option(
 Force = Annotated[bool, typer.Option(
     "--force/--no-force", metavar=FLAG, help="Replace an existing output folder.")]
 Sampler = Annotated[str | None, typer.Option(
-    "--sampler", help="How samples are drawn. diffusion: ddim (default: deterministic, few "
-    "steps) or ddpm (ancestral); vae: gmm (default: a mixture fitted to the training codes) or "
+    "--sampler", help="How samples are drawn. diffusion: dpm-sde (default: DPM-Solver++ SDE, "
+    "few steps, fresh noise each step), ddim (deterministic, few steps) or ddpm (ancestral); "
+    "vae: gmm (default: a mixture fitted to the training codes) or "
     "prior (N(0, I), the course's).")]
 Steps = Annotated[int | None, typer.Option(
-    "--steps", help="diffusion: denoising steps (default: ddim 25, ddpm all T).")]
+    "--steps", help="diffusion: denoising steps (default: dpm-sde 15, ddim 25, ddpm all T).")]
 
 # -- the records of ``detect`` and ``merge`` (one format, so one spelling)
 AsJson = Annotated[bool, typer.Option(
