@@ -1,4 +1,4 @@
-"""Rebuild the detector that ships with forensics (``forensics detect`` with no --detector).
+r"""Rebuild the detector that ships with forensics (``forensics detect`` with no --detector).
 
 Run: ``python -m benchmarks.default_detector [--work runs/default]``. It is the
 same as these commands, in order::
@@ -37,6 +37,10 @@ DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
     "members": "attribution,surprisal", "robust": True,
     "member_options": '{"attribution": {"robust": true, "robust_share": 0.5, "epochs": 15}, '
                       '"surprisal": {"levels": 256}}'}}
+
+
+#: each fake set's size and ``generate`` seed
+FAKE_COUNT, FAKE_SEED = 2000, 1
 
 
 def generator_names() -> list[str]:
@@ -90,27 +94,52 @@ def _stale(run: Path, name: str) -> str | None:
     return ", ".join(changed) or None
 
 
-def default_sampling(name: str) -> list[str]:
-    """``generate`` arguments for today's default sampling options of ``name`` (a run records
-    the sampler it was trained with; a newer default drawing sampler applies without retraining)."""
+def default_sampling(name: str) -> dict[str, object]:
+    """Today's default sampling options of ``name`` (a run records the sampler it was trained
+    with; a newer default sampler applies without retraining)."""
     from generators.registry import get
 
     cls = get(name)
     defaults = cls.Options.from_dict({}).to_dict()
-    return [arg for key in cls.sampling_options for arg in (f"--{key}", str(defaults[key]))]
+    return {key: defaults[key] for key in cls.sampling_options}
 
 
-def fake_sets(name: str) -> list[tuple[str, list[str]]]:
-    """``(folder name, generate arguments)`` of each fake set drawn from ``name``'s run: its
+def fake_sets(name: str) -> list[tuple[str, dict[str, object]]]:
+    """``(folder name, sampling options)`` of each fake set drawn from ``name``'s run: its
     default sampling, and each other sampling its class names (``benchmark_samplings``: DDIM
     beside the diffusion model's default sampler, the course's prior beside the VAE's mixture),
     so the detector meets the same generator's samplers as sources of their own."""
     from generators.registry import get
 
-    others = [(f"{name}-" + "-".join(str(value) for value in sampling.values()),
-               [arg for key, value in sampling.items() for arg in (f"--{key}", str(value))])
+    others = [(f"{name}-" + "-".join(str(value) for value in sampling.values()), dict(sampling))
               for sampling in get(name).benchmark_samplings]
     return [(name, default_sampling(name)), *others]
+
+
+def sampling_args(sampling: dict[str, object]) -> list[str]:
+    """``generate`` arguments for sampling options (``--sampler X --steps N``)."""
+    return [arg for key, value in sampling.items() for arg in (f"--{key}", str(value))]
+
+
+def _stale_fakes(run: Path, fakes: Path, sampling: dict[str, object]) -> str | None:
+    """What differs between a kept fake folder and what the rebuild would draw now (its run's
+    weights, seed, count, sampling), or None; a folder without a readable manifest differs."""
+    from forensics import provenance
+    from forensics.manifest import ManifestError, read_manifest
+    from generators.runs import WEIGHTS
+    from generators.training import load_run
+
+    try:
+        header = read_manifest(fakes).header
+    except (ManifestError, OSError):
+        return "no readable manifest"
+    model = load_run(run).model
+    model.set_sampling(**sampling)
+    expected = {"seed": FAKE_SEED, "n": FAKE_COUNT, "sampling": model.sampling(),
+                "checkpoint_sha256": provenance.sha256_file(run / WEIGHTS)}
+    changed = [f"{key} {header.get(key)!r} (now {value!r})" for key, value in expected.items()
+               if header.get(key) != value]
+    return ", ".join(changed) or None
 
 
 def forensics(*args: str) -> None:
@@ -128,16 +157,21 @@ def main() -> None:
         run = args.work / "runs" / name
         stale = _stale(run, name)
         if stale:
+            folders = ", ".join(str(args.work / "fakes" / label) for label, _ in fake_sets(name))
             raise SystemExit(f"{run} was trained with other options than today's defaults ({stale}): "
-                             f"remove it and {args.work / 'fakes' / name}, or use another --work")
+                             f"remove it and {folders}, or use another --work")
         if not _finished(run):  # new, or interrupted: continue from its last finished epoch
             resume = ["--resume"] if (run / "config.json").exists() else []
             forensics("train", name, "--seed", "0", "--device", "cpu", "--out", str(run), *resume)
         for label, sampling in fake_sets(name):
             fakes = args.work / "fakes" / label
+            stale = _stale_fakes(run, fakes, sampling) if fakes.exists() else None
+            if stale:
+                raise SystemExit(f"{fakes} was drawn otherwise than the rebuild draws now ({stale}): "
+                                 "remove it, or use another --work")
             if not fakes.exists():
-                forensics("generate", str(run), "--n", "2000", "--seed", "1", *sampling,
-                          "--out", str(fakes))
+                forensics("generate", str(run), "--n", str(FAKE_COUNT), "--seed", str(FAKE_SEED),
+                          *sampling_args(sampling), "--out", str(fakes))
     fake_args = [arg for name in names for label, _ in fake_sets(name)
                  for arg in ("--fake", str(args.work / "fakes" / label))]
     forensics("train-detector", *detector_args(), "--real", "mnist5k", *fake_args, "--out", str(args.out),

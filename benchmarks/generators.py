@@ -33,7 +33,7 @@ CONFIDENT = 0.9
 TARGETS = {"confident_share": {"gan": 0.85, "infogan": 0.85, "vae": 0.70, "diffusion": 0.70},
            "digit_share": 0.05, "c1_accuracy": 0.90,
            "train_seconds": {"default": 90.0, "diffusion": 300.0},
-           # seconds to draw 1,500 images (diffusion: DDIM at its default steps)
+           # seconds to draw 1,500 images (diffusion: its default sampler at its default steps)
            "sample_1500_seconds": {"diffusion": 60.0}}
 #: the training seeds over which InfoGAN's c1 agreement is reported (median and all three)
 CODE_SEEDS = (0, 1, 2)

@@ -12,8 +12,8 @@ detector's training and threshold cover (:data:`forensics.domain.PROCESSINGS`, a
 strengths; JPEG also at each quality of :data:`detectors.training.JPEG_GRID`); the others
 (gamma, contrast, rotation, shift, zoom, median filter, dilation, erosion, flip, …) it never
 met, and the threshold promises nothing for them. The same fixed strengths are applied to the
-fakes of every generator of the default detector's recipe when ``--fakes DIR`` gives their
-folders (one sub-folder per generator), for the TPR under each processing.
+fakes of every fake set of the default detector's recipe when ``--fakes DIR`` gives their
+folders (one sub-folder per fake set), for the TPR under each processing.
 """
 
 from __future__ import annotations

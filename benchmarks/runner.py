@@ -150,7 +150,10 @@ def _train_generators(bench: Bench) -> None:
     items = list(bench.suite.generators.items())
     for i, (name, entry) in enumerate(items):
         epochs = int(entry.get("epochs") or get(entry["kind"]).default_epochs)
-        config = {"kind": entry["kind"], "options": entry.get("options", {}), "epochs": epochs,
+        # keyed on every option as it resolves today (the suite's and the class defaults), so a
+        # changed default (e.g. the diffusion model's sampler) is not served from an old run
+        resolved = get(entry["kind"]).Options.from_dict(dict(entry.get("options", {}))).to_dict()
+        config = {"kind": entry["kind"], "options": resolved, "epochs": epochs,
                   "dataset": bench.suite.dataset, "data": bench.keys["real"], "seed": bench.seed}
         folder, key = slot(bench.cache, "generators", name, config)
         bench.keys[f"generator:{name}"] = key
@@ -249,7 +252,7 @@ def discriminator_source(generators: dict[str, dict[str, Any]]) -> str | None:
 
 def _train_detectors(bench: Bench) -> None:
     from detectors.base import load_detector
-    from detectors.registry import option_names
+    from detectors.registry import create, option_names
     from detectors.training import train_detector
 
     gens = list(bench.runs)
@@ -265,7 +268,11 @@ def _train_detectors(bench: Bench) -> None:
     for i, (det_name, set_name, sources) in enumerate(jobs):
         entry = bench.suite.detectors[det_name]
         kind, options = entry["kind"], dict(entry.get("options", {}))
-        config = {"kind": kind, "options": entry.get("options", {}), "seed": bench.seed,
+        # every option as it resolves today (the suite's and the class defaults); a change of
+        # training code that keeps the options needs --fresh
+        resolved = {key: value for key, value in create(kind, **options).get_params().items()
+                    if key not in ("device", "run")}
+        config = {"kind": kind, "options": resolved, "seed": bench.seed,
                   "real": bench.keys["real"], "real_train": bench.suite.real_train,
                   "sources": sources, "fakes": [bench.keys[f"synthetic:{g}"] for g in sources],
                   "trainer": "train_detector"}  # detectors of the old own-fit path are not reused

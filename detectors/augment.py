@@ -81,6 +81,8 @@ def robust(images: np.ndarray, rng: np.random.Generator, share: float = 1.0) -> 
     """:func:`robust_one` over a float (N, C, H, W) batch in [0, 1] (training only); with
     ``share`` < 1 each image keeps its plain self with probability 1 − share (drawn after the
     augmentation, so share 1 draws what it always drew)."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must lie in (0, 1], not {share}")
     pixels = to_uint8(images)
     done = to_float(np.stack([robust_one(image, rng) for image in pixels]))
     if share < 1.0:

@@ -182,12 +182,12 @@ class NetDetector(Detector):
         self.pseudo_fakes = pseudo_fakes
         self.robust = robust  # the wider augmentation of detectors.augment.robust
         #: the share of training images that ``robust`` processes each epoch (the rest plain):
-        #: a network that never sees a plain image learns little of the plain traces. The
-        #: default detector's attribution member on the same seven fake sets (2026-12-03, test
-        #: split; README): 0.5 gave AUC 0.981 (GAN 0.986, InfoGAN 0.945) and TPR 28.9 % at its
-        #: threshold, every one of 25 processings of real digits ≤ 1.2 % called fake; at width 32,
-        #: 1 gave AUC 0.935 (GAN 0.894, InfoGAN 0.795), TPR 21.9 %, and 0.75 / 0.5 AUC 0.968 /
-        #: 0.987 but 3.4 % / 2.8 % of eroded real digits called fake (a processing never trained on)
+        #: a network that never sees a plain image learns little of the plain traces. In the
+        #: default detector's ensemble on its seven fake sets (2026-12-03, test split; README):
+        #: 0.5 gave AUC 0.981 (GAN 0.986, InfoGAN 0.945), TPR 28.9 % at the threshold, and ≤ 1.2 %
+        #: of real digits called fake under each of 26 processings; at width 32, 1 gave AUC 0.935
+        #: (GAN 0.894, InfoGAN 0.795), TPR 21.9 %, and 0.75 / 0.5 AUC 0.968 / 0.987 but 3.4 % /
+        #: 2.8 % of eroded real digits (a processing never trained on) called fake
         self.robust_share = robust_share
         self.balance = balance  # class-weighted loss: each class weighs the same (base.class_weights)
 
@@ -211,6 +211,9 @@ class NetDetector(Detector):
             raise ForensicsError("width must be positive")
         if not 0.0 < self.robust_share <= 1.0:
             raise ForensicsError("robust_share must lie in (0, 1]")
+        if self.robust_share != 1.0 and not (self.robust and self.augment):
+            raise ForensicsError("robust_share applies to the robust augmentation: give robust=true "
+                                 "(and augment=true), or leave robust_share at 1")
         channels, side = images.shape[1], min(images.shape[2:])
         self.net_ = seeded_module(self.seed, lambda: self.build_net(channels, outputs, side))
         self.history_ = train_net(self.net_, images, targets, loss_fn, epochs=self.epochs,

@@ -194,6 +194,10 @@ class Diffusion(Generator):
                 "dpm-sde": DPMSolverMultistepScheduler}[sampler]
         if sampler == "dpm-sde":
             extra = {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}
+            if self.options.schedule == "cosine":
+                # the cosine schedule's last steps have α near 0: an ε error at t = T would be
+                # multiplied ~2,000× by the solver's first step; diffusers' guard for this schedule
+                extra["lambda_min_clipped"] = -5.1
         scheduler = kind.from_config(self.noise.config, timestep_spacing="trailing", **extra)
         scheduler.set_timesteps(self.sampling()["steps"])
         return scheduler

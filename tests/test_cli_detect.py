@@ -849,11 +849,15 @@ def test_default_detector_rebuild_refuses_a_kept_run_with_other_options(tmp_path
     assert _stale(tmp_path / "absent", "ae") is None
 
 
-def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path):
+def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path, trained_run,
+                                                                      monkeypatch):
     """A diffusion run saved with the former default sampler (DDIM) is reused, not refused:
-    sampling changes without retraining, and the fakes are drawn with today's default."""
-    from benchmarks.default_detector import _stale, default_sampling, fake_sets
+    sampling changes without retraining, and the fakes are drawn with today's default; a kept
+    fake folder drawn another way than the rebuild would draw now is named, not reused."""
+    import benchmarks.default_detector as rebuild
     from generators.registry import get
+    from generators.synthesis import generate
+    from generators.training import load_run
 
     cls = get("diffusion")
     run = tmp_path / "diffusion"
@@ -861,16 +865,25 @@ def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path)
     options = {**cls.Options.from_dict({}).to_dict(), "sampler": "ddim", "steps": 50}
     (run / "config.json").write_text(json.dumps({"generator": "diffusion", "options": options,
                                                  "epochs": cls.default_epochs}))
-    assert _stale(run, "diffusion") is None
+    assert rebuild._stale(run, "diffusion") is None
     (run / "config.json").write_text(json.dumps({"generator": "diffusion", "epochs": cls.default_epochs,
                                                  "options": {**options, "width": 8}}))
-    assert _stale(run, "diffusion") == "width 8 (default now 16)"
-    assert default_sampling("diffusion") == ["--sampler", "dpm-sde", "--steps", "0"]
-    assert default_sampling("gan") == []
+    assert rebuild._stale(run, "diffusion") == "width 8 (default now 16)"
     # each other sampling the class names is a fake source of its own
-    assert fake_sets("diffusion") == [("diffusion", ["--sampler", "dpm-sde", "--steps", "0"]),
-                                      ("diffusion-ddim-25", ["--sampler", "ddim", "--steps", "25"])]
-    assert fake_sets("gan") == [("gan", [])]
+    assert rebuild.fake_sets("diffusion") == [("diffusion", {"sampler": "dpm-sde", "steps": 0}),
+                                              ("diffusion-ddim-25", {"sampler": "ddim", "steps": 25})]
+    assert rebuild.fake_sets("vae") == [("vae", {"sampler": "gmm"}), ("vae-prior", {"sampler": "prior"})]
+    assert rebuild.fake_sets("gan") == [("gan", {})]
+    assert rebuild.sampling_args({"sampler": "ddim", "steps": 25}) == ["--sampler", "ddim", "--steps", "25"]
+
+    tiny = trained_run("diffusion")
+    monkeypatch.setattr(rebuild, "FAKE_COUNT", 4)
+    kept = tmp_path / "fakes"
+    generate(load_run(tiny), 4, kept, seed=rebuild.FAKE_SEED, sampling={"sampler": "ddim", "steps": 3})
+    assert rebuild._stale_fakes(tiny, kept, {"sampler": "ddim", "steps": 3}) is None
+    stale = rebuild._stale_fakes(tiny, kept, {"sampler": "dpm-sde", "steps": 0})
+    assert stale.startswith("sampling {'sampler': 'ddim', 'steps': 3} (now {'sampler': 'dpm-sde'")
+    assert rebuild._stale_fakes(tiny, tmp_path / "absent", {}) == "no readable manifest"
 
 
 def test_two_fake_sets_of_one_generator_are_named_by_their_folders(world, tmp_path):

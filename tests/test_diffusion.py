@@ -136,7 +136,11 @@ def test_samplers_are_seeded_and_take_their_steps(sampler):
 def test_default_steps_dpm_sde_15_ddim_25_ddpm_the_whole_chain():
     model = _model(timesteps=200)
     assert model.sampling() == {"sampler": "dpm-sde", "steps": 15}
-    assert len(model.scheduler().timesteps) == 15 and model.scheduler().timesteps[0] == 199
+    scheduler = model.scheduler()
+    assert len(scheduler.timesteps) == 15 and scheduler.timesteps[0] == 199
+    # the stochastic second-order solver (a deterministic one scored 10 points lower)
+    assert scheduler.config.algorithm_type == "sde-dpmsolver++" and scheduler.config.solver_order == 2
+    assert scheduler.config.timestep_spacing == "trailing"
     model.set_sampling(sampler="ddim")
     assert model.sampling() == {"sampler": "ddim", "steps": 25}
     model.set_sampling(sampler="ddpm")
@@ -154,6 +158,18 @@ def test_default_steps_dpm_sde_15_ddim_25_ddpm_the_whole_chain():
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ForensicsError, match=message):
         create("diffusion", image_shape=DIGITS, **{**tiny_options("diffusion"), **options})
+
+
+def test_dpm_sde_guards_the_cosine_schedule():
+    """On the cosine schedule the solver's log-SNR is clipped (diffusers' guard: α near 0 at
+    t = T would multiply an ε error ~2,000×) and the images stay finite; linear is unclipped."""
+    model = _model(timesteps=50)
+    assert model.scheduler().config.lambda_min_clipped == float("-inf")
+    cosine = _model(timesteps=50, schedule="cosine")
+    cosine.set_sampling(steps="5")
+    assert cosine.scheduler().config.lambda_min_clipped == -5.1
+    images = cosine.sample(4, seeded(2))[0]
+    assert torch.isfinite(images).all() and images.shape == (4, *DIGITS)
 
 
 def test_only_sampling_options_change_after_training():

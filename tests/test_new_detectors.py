@@ -188,6 +188,33 @@ def test_robust_share_leaves_the_rest_of_the_images_plain():
     with pytest.raises(ForensicsError, match="robust_share must lie in"):
         create("cnn", **CPU, epochs=1, width=4, robust=True, robust_share=0.0).fit(
             images[:20], images[20:40])
+    with pytest.raises(ForensicsError, match="robust_share applies to the robust augmentation"):
+        create("npr", **CPU, epochs=1, width=4, robust_share=0.5).fit(images[:20], images[20:40])
+    with pytest.raises(ValueError, match="share must lie in"):
+        robust(images[:2], np.random.default_rng(0), 1.5)
+
+
+def test_robust_share_reaches_the_training_and_the_saved_options(tmp_path, monkeypatch):
+    """``robust_share`` is a saved option of every fake-trained net detector, and what its
+    training hands the augmentation."""
+    import detectors.augment as augment
+
+    images = smooth_images(40, 16, 1)
+    shares = []
+    real_robust = augment.robust
+
+    def spy(batch, rng, share=1.0):
+        shares.append(share)
+        return real_robust(batch, rng, share)
+
+    monkeypatch.setattr(augment, "robust", spy)
+    for kind in ("cnn", "npr", "attribution"):
+        shares.clear()
+        detector = create(kind, **CPU, epochs=2, width=4, robust=True, robust_share=0.25)
+        detector.fit(images[:20], images[20:])
+        assert shares == [0.25, 0.25], kind  # one augmentation per epoch
+        save_detector(detector, tmp_path / kind)
+        assert load_detector(tmp_path / kind).get_params()["robust_share"] == 0.25
 
 
 def test_robust_training_makes_processing_carry_no_signal(digits):

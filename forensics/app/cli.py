@@ -413,8 +413,9 @@ def train_detector(
     out: Annotated[Path, typer.Option("--out", help="Detector folder to write.")],
     fake: Annotated[list[Path] | None, typer.Option(
         "--fake", metavar="FOLDER", help="A folder of fakes (a `forensics generate` output, any "
-        "image folder, or 0_real/ + 1_fake/, whose 0_real/ is then the real data); repeatable. "
-        "Not needed by real-only detectors.")] = None,
+        "image folder, or 0_real/ + 1_fake/, whose 0_real/ is then the real data); repeatable, "
+        "each a source named by its manifest's generator (a second set of one generator: by its "
+        "folder). Not needed by real-only detectors.")] = None,
     real: Annotated[str | None, typer.Option(
         "--real", help="Real data set (its seeded split); default mnist5k, or the 0_real/ of a "
         "--fake folder (giving both is refused).")] = None,

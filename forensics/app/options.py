@@ -44,8 +44,9 @@ Download = Annotated[bool, typer.Option(
 Force = Annotated[bool, typer.Option(
     "--force/--no-force", metavar=FLAG, help="Replace an existing output folder.")]
 Sampler = Annotated[str | None, typer.Option(
-    "--sampler", help="How samples are drawn. diffusion: dpm-sde (default: DPM-Solver++ SDE, "
-    "few steps, fresh noise each step), ddim (deterministic, few steps) or ddpm (ancestral); "
+    "--sampler", help="How samples are drawn (default: the run's own). diffusion: dpm-sde "
+    "(new runs' default: DPM-Solver++ SDE, few steps, fresh noise each step), ddim "
+    "(deterministic, few steps; runs trained before 2026-12-03) or ddpm (ancestral); "
     "vae: gmm (default: a mixture fitted to the training codes) or "
     "prior (N(0, I), the course's).")]
 Steps = Annotated[int | None, typer.Option(
