@@ -5,7 +5,7 @@ same as these commands, in order::
 
     forensics train ae --seed 0 --out WORK/runs/ae          # every generator of the registry
     forensics generate WORK/runs/ae --n 2000 --seed 1 --out WORK/fakes/ae
-    forensics generate WORK/runs/diffusion --n 2000 --seed 1 --sampler ddim --steps 25 \
+    forensics generate WORK/runs/diffusion --n 2000 --seed 2 --sampler ddim --steps 25 \
         --out WORK/fakes/diffusion-ddim-25              # each other sampling the class names
     forensics train-detector ensemble --real mnist5k --fake WORK/fakes/ae \
         --fake WORK/fakes/diffusion --fake WORK/fakes/diffusion-ddim-25 ... \
@@ -27,12 +27,11 @@ from pathlib import Path
 
 ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
 #: the quick suite's ``ensemble`` entry (``benchmarks/results/quick/``), chosen after each re-run
-#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, wider
-#: ordinary processing) the summary's ``best_detector`` by worst-case LOGO AUC was the real-only
-#: ``surprisal`` (0.866, on the GAN), which catches no fake at its threshold; this ensemble of a
-#: robust attribution CNN and surprisal has worst LOGO AUC 0.717 (the GAN: its member trained on
-#: more processing leans less on the GAN's traces, a lead), mean cross-generator AUC 0.876 and
-#: 0.0 % processed-real FPR
+#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, the
+#: diffusion model drawn by DPM-Solver++ SDE, this recipe's attribution member with half its
+#: images plain) it ranks first by worst-case LOGO AUC (0.894, on diffusion; 0.717 on the GAN
+#: with the member at share 1 in the run before), mean cross-generator AUC 0.908, ≤ 0.4 %
+#: processed-real FPR; the real-only ``surprisal`` is second (0.866)
 DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
     "members": "attribution,surprisal", "robust": True,
     "member_options": '{"attribution": {"robust": true, "robust_share": 0.5, "epochs": 15}, '
@@ -104,16 +103,18 @@ def default_sampling(name: str) -> dict[str, object]:
     return {key: defaults[key] for key in cls.sampling_options}
 
 
-def fake_sets(name: str) -> list[tuple[str, dict[str, object]]]:
-    """``(folder name, sampling options)`` of each fake set drawn from ``name``'s run: its
+def fake_sets(name: str) -> list[tuple[str, dict[str, object], int]]:
+    """``(folder name, sampling options, seed)`` of each fake set drawn from ``name``'s run: its
     default sampling, and each other sampling its class names (``benchmark_samplings``: DDIM
     beside the diffusion model's default sampler, the course's prior beside the VAE's mixture),
-    so the detector meets the same generator's samplers as sources of their own."""
+    so the detector meets the same generator's samplers as sources of their own. Each set has
+    a seed of its own: two samplers of one model from the same x_T would draw the same digits,
+    and the split could put one in training and its twin in the test."""
     from generators.registry import get
 
-    others = [(f"{name}-" + "-".join(str(value) for value in sampling.values()), dict(sampling))
-              for sampling in get(name).benchmark_samplings]
-    return [(name, default_sampling(name)), *others]
+    others = [(f"{name}-" + "-".join(str(value) for value in sampling.values()), dict(sampling),
+               FAKE_SEED + k) for k, sampling in enumerate(get(name).benchmark_samplings, 1)]
+    return [(name, default_sampling(name), FAKE_SEED), *others]
 
 
 def sampling_args(sampling: dict[str, object]) -> list[str]:
@@ -121,7 +122,8 @@ def sampling_args(sampling: dict[str, object]) -> list[str]:
     return [arg for key, value in sampling.items() for arg in (f"--{key}", str(value))]
 
 
-def _stale_fakes(run: Path, fakes: Path, sampling: dict[str, object]) -> str | None:
+def _stale_fakes(run: Path, fakes: Path, sampling: dict[str, object], seed: int = FAKE_SEED
+                 ) -> str | None:
     """What differs between a kept fake folder and what the rebuild would draw now (its run's
     weights, seed, count, sampling), or None; a folder without a readable manifest differs."""
     from forensics import provenance
@@ -135,7 +137,7 @@ def _stale_fakes(run: Path, fakes: Path, sampling: dict[str, object]) -> str | N
         return "no readable manifest"
     model = load_run(run).model
     model.set_sampling(**sampling)
-    expected = {"seed": FAKE_SEED, "n": FAKE_COUNT, "sampling": model.sampling(),
+    expected = {"seed": seed, "n": FAKE_COUNT, "sampling": model.sampling(),
                 "checkpoint_sha256": provenance.sha256_file(run / WEIGHTS)}
     changed = [f"{key} {header.get(key)!r} (now {value!r})" for key, value in expected.items()
                if header.get(key) != value]
@@ -157,22 +159,22 @@ def main() -> None:
         run = args.work / "runs" / name
         stale = _stale(run, name)
         if stale:
-            folders = ", ".join(str(args.work / "fakes" / label) for label, _ in fake_sets(name))
+            folders = ", ".join(str(args.work / "fakes" / label) for label, _, _ in fake_sets(name))
             raise SystemExit(f"{run} was trained with other options than today's defaults ({stale}): "
                              f"remove it and {folders}, or use another --work")
         if not _finished(run):  # new, or interrupted: continue from its last finished epoch
             resume = ["--resume"] if (run / "config.json").exists() else []
             forensics("train", name, "--seed", "0", "--device", "cpu", "--out", str(run), *resume)
-        for label, sampling in fake_sets(name):
+        for label, sampling, seed in fake_sets(name):
             fakes = args.work / "fakes" / label
-            stale = _stale_fakes(run, fakes, sampling) if fakes.exists() else None
+            stale = _stale_fakes(run, fakes, sampling, seed) if fakes.exists() else None
             if stale:
                 raise SystemExit(f"{fakes} was drawn otherwise than the rebuild draws now ({stale}): "
                                  "remove it, or use another --work")
             if not fakes.exists():
-                forensics("generate", str(run), "--n", str(FAKE_COUNT), "--seed", str(FAKE_SEED),
+                forensics("generate", str(run), "--n", str(FAKE_COUNT), "--seed", str(seed),
                           *sampling_args(sampling), "--out", str(fakes))
-    fake_args = [arg for name in names for label, _ in fake_sets(name)
+    fake_args = [arg for name in names for label, _, _ in fake_sets(name)
                  for arg in ("--fake", str(args.work / "fakes" / label))]
     forensics("train-detector", *detector_args(), "--real", "mnist5k", *fake_args, "--out", str(args.out),
               "--force")

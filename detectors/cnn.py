@@ -185,7 +185,8 @@ class NetDetector(Detector):
         #: a network that never sees a plain image learns little of the plain traces. In the
         #: default detector's ensemble on its seven fake sets (2026-12-03, test split; README):
         #: 0.5 gave AUC 0.981 (GAN 0.986, InfoGAN 0.945), TPR 28.9 % at the threshold, and ≤ 1.2 %
-        #: of real digits called fake under each of 26 processings; at width 32, 1 gave AUC 0.935
+        #: of real digits called fake under each of 26 processings (the shipped build, its extra
+        #: fake sets on a seed of their own: AUC 0.980, ≤ 2.0 %); at width 32, 1 gave AUC 0.935
         #: (GAN 0.894, InfoGAN 0.795), TPR 21.9 %, and 0.75 / 0.5 AUC 0.968 / 0.987 but 3.4 % /
         #: 2.8 % of eroded real digits (a processing never trained on) called fake
         self.robust_share = robust_share

@@ -870,10 +870,11 @@ def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path,
                                                  "options": {**options, "width": 8}}))
     assert rebuild._stale(run, "diffusion") == "width 8 (default now 16)"
     # each other sampling the class names is a fake source of its own
-    assert rebuild.fake_sets("diffusion") == [("diffusion", {"sampler": "dpm-sde", "steps": 0}),
-                                              ("diffusion-ddim-25", {"sampler": "ddim", "steps": 25})]
-    assert rebuild.fake_sets("vae") == [("vae", {"sampler": "gmm"}), ("vae-prior", {"sampler": "prior"})]
-    assert rebuild.fake_sets("gan") == [("gan", {})]
+    assert rebuild.fake_sets("diffusion") == [("diffusion", {"sampler": "dpm-sde", "steps": 0}, 1),
+                                              ("diffusion-ddim-25", {"sampler": "ddim", "steps": 25}, 2)]
+    assert rebuild.fake_sets("vae") == [("vae", {"sampler": "gmm"}, 1),
+                                        ("vae-prior", {"sampler": "prior"}, 2)]
+    assert rebuild.fake_sets("gan") == [("gan", {}, 1)]
     assert rebuild.sampling_args({"sampler": "ddim", "steps": 25}) == ["--sampler", "ddim", "--steps", "25"]
 
     tiny = trained_run("diffusion")
@@ -883,6 +884,7 @@ def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path,
     assert rebuild._stale_fakes(tiny, kept, {"sampler": "ddim", "steps": 3}) is None
     stale = rebuild._stale_fakes(tiny, kept, {"sampler": "dpm-sde", "steps": 0})
     assert stale.startswith("sampling {'sampler': 'ddim', 'steps': 3} (now {'sampler': 'dpm-sde'")
+    assert rebuild._stale_fakes(tiny, kept, {"sampler": "ddim", "steps": 3}, seed=2) == "seed 1 (now 2)"
     assert rebuild._stale_fakes(tiny, tmp_path / "absent", {}) == "no readable manifest"
 
 
