@@ -113,8 +113,12 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
     epoch: dict[str, Any] = {}  # this epoch's (augmented) inputs and this rank's image count
 
     def batches(_: int) -> list[torch.Tensor]:
-        augmented = (inputs if not augment else robust_augment(inputs, rng, robust_share)
-                     if robust else blur_jpeg(inputs, rng))
+        if not augment:
+            augmented = inputs
+        elif robust:
+            augmented = robust_augment(inputs, rng, robust_share)
+        else:
+            augmented = blur_jpeg(inputs, rng)
         epoch["x"] = torch.from_numpy(augmented)
         order = torch.from_numpy(rng.permutation(len(inputs)))
         # rank r takes order[r::N]: its k-th batch is its share of the k-th global batch

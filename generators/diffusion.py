@@ -39,7 +39,6 @@ from generators.registry import register
 
 #: the schedules by name: ours → diffusers' ``beta_schedule``
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
-SAMPLERS = ("dpm-sde", "ddim", "ddpm")
 #: how a batch draws its timesteps: independently, or one shared offset on an even grid
 TIMESTEP_DRAWS = ("uniform", "stratified")
 #: each sampler's steps when ``steps`` is 0 (None: DDPM's full chain of T steps). Measured on
@@ -52,6 +51,7 @@ TIMESTEP_DRAWS = ("uniform", "stratified")
 #: spread, and 1,500 images within #13's minute on 2 cores (20 steps took 41.7 s per 1,000
 #: beside a 3.19 s reference, 1,500 ≈ 19.6 reference units against the minute's ≈ 17.6)
 DEFAULT_STEPS = {"dpm-sde": 15, "ddim": 25, "ddpm": None}
+SAMPLERS = tuple(DEFAULT_STEPS)
 
 
 @dataclasses.dataclass
