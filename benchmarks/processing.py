@@ -9,7 +9,8 @@ detector (default: the shipped one). For each: the share of the judged images ca
 the detector's saved threshold (with its 95 % Wilson interval), the share abstained on
 (out of its domain), and the median calibrated P(fake). ``seen`` marks the processings the
 detector's training and threshold cover (:data:`forensics.domain.PROCESSINGS`, at random
-strengths; JPEG also at each quality of :data:`detectors.training.JPEG_GRID`); the others
+strengths; JPEG, blur, resize and noise also at each strength of
+:data:`detectors.training.STRENGTH_GRID`); the others
 (gamma, contrast, rotation, shift, zoom, median filter, dilation, erosion, flip, …) it never
 met, and the threshold promises nothing for them. The same fixed strengths are applied to the
 fakes of every fake set of the default detector's recipe when ``--fakes DIR`` gives their
@@ -34,7 +35,7 @@ def processings() -> dict[str, tuple[bool, Any]]:
     cv2 = opencv()
 
     def codec(kind: str, q: int):  # the toolkit's own JPEG / WebP round trip, at quality q
-        return lambda a: process_one(a[:, :, None], kind, np.random.default_rng(0), quality=q)[:, :, 0]
+        return lambda a: process_one(a[:, :, None], kind, np.random.default_rng(0), strength=q)[:, :, 0]
 
     def jpeg(q: int):
         return codec("jpeg", q)

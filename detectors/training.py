@@ -9,8 +9,9 @@ that maximises balanced accuracy; needs fakes) and the false-positive-rate rule,
 lowest threshold at which at most ``target_fpr`` (default 1 %) of the real validation
 images are called fake, plain *and under each ordinary processing* alone
 (:data:`forensics.domain.PROCESSINGS`: JPEG, WebP, blur, resize and back, noise, PNG re-save,
-sharpening, two of them in a row, each at random strengths; and JPEG at each quality of
-:data:`JPEG_GRID` alone), as a false accusation costs more than a miss: pooling the processed
+sharpening, two of them in a row, each at random strengths; and JPEG, blur, resize and noise
+at each strength of :data:`STRENGTH_GRID` alone), as a false accusation costs more than a miss:
+pooling the processed
 copies would let one processing (say JPEG) reach several times the target while the pool
 keeps it. The FPR rule is the default and the only one for real-only detectors
 (``needs_fakes = False``). The real validation scores' quantiles are kept (at each level
@@ -124,18 +125,27 @@ def calibration_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
                               for i, kind in enumerate(PROCESSINGS)}}
 
 
-#: JPEG qualities the FPR rule also holds at one by one, beside JPEG at random qualities: a
-#: detector's response to JPEG need not be monotonic in the quality (the default ensemble with
-#: its threshold set on random qualities alone, 2026-12-03: 4.2 % of real test digits called fake
-#: at quality 40, 3.8 % at 70, 0.0 % at 50; the build shipped before it 3.0 % at 40, 5.2 % at 70)
-JPEG_GRID = (30, 40, 50, 60, 70, 80, 90)
+#: strengths the FPR rule also holds at one by one (``process``'s ``strength``: JPEG quality,
+#: blur σ in pixels at 28 px, resize scale, noise σ in 1/255), beside each processing at random
+#: strengths: a detector's response need not be monotonic in the strength, and a cap held on the
+#: random mix lets the strengths it rarely draws exceed it. The default ensemble with its
+#: threshold set on random JPEG qualities alone (2026-12-03): 4.2 % of real test digits called
+#: fake at quality 40, 3.8 % at 70, 0.0 % at 50; the quick suite's ensemble with blur and resize at
+#: random strengths alone (2026-12-04): 2.6 % of real digits blurred at σ 0.5, 1.4 % resized to
+#: 0.75×. Each strength lies within the random draw's range (:func:`forensics.domain.process`)
+STRENGTH_GRID: dict[str, tuple[float, ...]] = {
+    "jpeg": (30, 40, 50, 60, 70, 80, 90),
+    "blur": (0.3, 0.5, 0.75, 1.0, 1.5, 2.0),
+    "resize": (0.5, 0.6, 0.75, 0.9),
+    "noise": (2, 4, 8, 16),
+}
 
 
 def threshold_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """:func:`calibration_reals` and real images at each quality of :data:`JPEG_GRID`
-    (``"jpeg@Q"``): the sets the FPR rule holds on, each alone."""
-    grid = {f"jpeg@{quality}": process(real, np.random.default_rng(seed), "jpeg", quality)
-            for quality in JPEG_GRID}
+    """:func:`calibration_reals` and real images at each strength of :data:`STRENGTH_GRID`
+    (``"jpeg@40"``, ``"blur@0.5"``, …): the sets the FPR rule holds on, each alone."""
+    grid = {f"{kind}@{strength}": process(real, np.random.default_rng(seed), kind, strength)
+            for kind, strengths in STRENGTH_GRID.items() for strength in strengths}
     return {**calibration_reals(real, seed), **grid}
 
 
@@ -146,7 +156,8 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
     Youden's J on plain real vs fake validation images (only with fakes); the FPR rule on
     the real validation images plain and under each ordinary processing: the highest of
     their :func:`fpr_threshold` (:func:`threshold_reals`: each ordinary processing at random
-    strengths, and JPEG at each quality of :data:`JPEG_GRID`). Both are found
+    strengths, and JPEG, blur, resize and noise at each strength of :data:`STRENGTH_GRID`).
+    Both are found
     on the scores' log-odds (:meth:`Detector.log_odds`: a score that saturates to 1.0 in
     float still ranks), kept as ``threshold_log_odds_``; ``threshold_`` and the recorded
     ``thresholds`` are their sigmoids, for display. Recorded in ``detector.calibration_``

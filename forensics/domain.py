@@ -125,9 +125,10 @@ SINGLE = PROCESSINGS[:-1]
 
 
 def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
-                quality: int | None = None) -> np.ndarray:
-    """One uint8 ``(H, W, C)`` image through ``kind`` at a random strength (``quality``: JPEG's
-    or WebP's, fixed)."""
+                strength: float | None = None) -> np.ndarray:
+    """One uint8 ``(H, W, C)`` image through ``kind`` at a random strength, or at ``strength``
+    fixed: JPEG's or WebP's quality, blur's σ (pixels of a 28-px image), resize's scale, noise's
+    σ in 1/255 (sharpening, PNG and the chain take none: ignored)."""
     from forensics.images import opencv
 
     cv2 = opencv()
@@ -136,22 +137,23 @@ def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
     if kind in ("jpeg", "webp"):
         flag = (cv2.IMWRITE_JPEG_QUALITY, ".jpg") if kind == "jpeg" else (cv2.IMWRITE_WEBP_QUALITY, ".webp")
         ok, data = cv2.imencode(flag[1], hwc[:, :, ::-1] if colour else hwc,
-                                [flag[0], int(rng.integers(30, 96)) if quality is None else quality])
+                                [flag[0], int(rng.integers(30, 96)) if strength is None else int(strength)])
         decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE) if ok else None
         if decoded is None:
             raise ForensicsError(f"{kind}: OpenCV could not encode and decode a {hwc.shape} image")
         return (decoded[:, :, ::-1] if colour else decoded).reshape(height, width, -1)
     if kind == "blur":
         # σ in pixels of a 28-px image, scaled down for smaller ones (σ 2 would erase an 8×8 digit)
-        sigma = max(0.3, float(rng.uniform(0.3, 2.0)) * min(1.0, min(height, width) / 28))
+        drawn = float(rng.uniform(0.3, 2.0)) if strength is None else float(strength)
+        sigma = max(0.3, drawn * min(1.0, min(height, width) / 28))
         return cv2.GaussianBlur(hwc, (0, 0), sigma).reshape(height, width, -1)
     if kind == "resize":
-        scale = float(rng.uniform(0.5, 0.9))
+        scale = float(rng.uniform(0.5, 0.9)) if strength is None else float(strength)
         small = cv2.resize(hwc, (max(1, round(width * scale)), max(1, round(height * scale))),
                            interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
     if kind == "noise":
-        noise = rng.normal(0, rng.uniform(0.5, 16.0), hwc.shape)
+        noise = rng.normal(0, rng.uniform(0.5, 16.0) if strength is None else float(strength), hwc.shape)
         return np.clip(hwc + noise, 0, 255).round().astype(np.uint8)
     if kind == "sharpen":  # unsharp mask: x + amount · (x − blur(x))
         sigma, amount = float(rng.uniform(0.5, 1.5)), float(rng.uniform(0.3, 1.5))
@@ -164,10 +166,10 @@ def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
 
 
 def process(images: np.ndarray, rng: np.random.Generator, kind: str | None = None,
-            quality: int | None = None, among: tuple[str, ...] = PROCESSINGS) -> np.ndarray:
+            strength: float | None = None, among: tuple[str, ...] = PROCESSINGS) -> np.ndarray:
     """Each image through one ordinary processing (OpenCV), as uint8 would go through files:
     a random one of ``among`` (default :data:`PROCESSINGS`) per image, or ``kind`` for every
-    image (its strength still random; ``quality`` fixes JPEG's or WebP's, other kinds ignore it).
+    image (its strength random, or ``strength`` fixed, as :func:`process_one` reads it).
 
     JPEG or WebP quality 30–95, Gaussian blur σ 0.3–2 (× side / 28 below 28 px, at least 0.3), resize
     0.5–0.9× and back (area down, bilinear up), Gaussian noise σ 0.5–16/255, a plain PNG re-save
@@ -187,7 +189,7 @@ def process(images: np.ndarray, rng: np.random.Generator, kind: str | None = Non
     for i, image in enumerate(images):
         hwc = (np.clip(image.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
         drawn = among[int(rng.integers(len(among)))] if kind is None else kind
-        out[i] = process_one(hwc, drawn, rng, quality).transpose(2, 0, 1).astype(np.float32) / 255.0
+        out[i] = process_one(hwc, drawn, rng, strength).transpose(2, 0, 1).astype(np.float32) / 255.0
     return out
 
 

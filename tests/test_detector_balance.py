@@ -70,7 +70,7 @@ def test_platt_rule_is_fitted_on_validation_images_plain_and_processed():
     probability for an image that may have been processed, as the threshold assumes; the
     threshold itself also holds on JPEG at each quality of the grid."""
     from detectors.base import sigmoid
-    from detectors.training import JPEG_GRID, calibrate, calibration_reals, threshold_reals
+    from detectors.training import STRENGTH_GRID, calibrate, calibration_reals, threshold_reals
     from tests.test_new_detectors import transposed_conv_x2
 
     images = load_split("digits", "train").images
@@ -86,4 +86,5 @@ def test_platt_rule_is_fitted_on_validation_images_plain_and_processed():
     expected = fit_platt(sigmoid(np.concatenate(scores)), labels,
                          what="validation images, plain and under each ordinary processing")
     assert record == expected and len(reals) == 9
-    assert set(threshold_reals(real_val[:5])) == {*reals, *(f"jpeg@{q}" for q in JPEG_GRID)}
+    assert set(threshold_reals(real_val[:5])) == {*reals, *(f"{kind}@{v}" for kind, grid
+                                                            in STRENGTH_GRID.items() for v in grid)}

@@ -340,6 +340,32 @@ def test_one_processing_for_every_image(kind):
         assert changed.all() if kind != "png" else not changed.any()
 
 
+def test_a_fixed_strength_is_the_strength_applied():
+    """``strength`` fixes each processing's parameter: blur at σ 1 is OpenCV's Gaussian blur at
+    σ 1 on every image (a 28-px image), resize at 0.5× the area-down / bilinear-up round trip, and
+    a stronger setting changes the images more — what the threshold rule's grid relies on."""
+    import cv2
+
+    from forensics.data import load_split
+    from forensics.domain import process
+
+    real = load_split("mnist5k", "val").images[:20]
+    pixels = (np.clip(real[:, 0], 0, 1) * 255 + 0.5).astype(np.uint8)
+    blurred = process(real, np.random.default_rng(0), "blur", 1.0)
+    expected = np.stack([cv2.GaussianBlur(image, (0, 0), 1.0) for image in pixels]) / 255.0
+    assert np.allclose(blurred[:, 0], expected, atol=1e-6)
+    resized = process(real, np.random.default_rng(1), "resize", 0.5)
+    small = [cv2.resize(image, (14, 14), interpolation=cv2.INTER_AREA) for image in pixels]
+    back = np.stack([cv2.resize(image, (28, 28), interpolation=cv2.INTER_LINEAR) for image in small])
+    assert np.allclose(resized[:, 0], back / 255.0, atol=1e-6)
+    rounded = np.round(real * 255) / 255
+    for kind, weak, strong in (("blur", 0.3, 2.0), ("resize", 0.9, 0.5), ("noise", 2, 16),
+                               ("jpeg", 90, 30)):
+        change = [np.abs(process(real, np.random.default_rng(2), kind, value) - rounded).mean()
+                  for value in (weak, strong)]
+        assert change[1] > change[0], kind
+
+
 def test_an_unknown_processing_is_refused():
     from forensics.domain import process
     from forensics.errors import ForensicsError

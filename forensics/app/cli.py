@@ -439,7 +439,8 @@ def train_detector(
     threshold_rule: Annotated[str, typer.Option(
         "--threshold-rule", help="fpr (default): the lowest threshold calling at most --target-fpr of "
         "the real validation images fake, plain and under each ordinary processing (JPEG, WebP, blur, "
-        "resize, noise, PNG re-save, sharpening, two in a row) alone and at each JPEG quality 30…90; "
+        "resize, noise, PNG re-save, sharpening, two in a row) alone, and at fixed strengths one by one "
+        "(JPEG quality 30…90, blur σ 0.3…2, resize 0.5…0.9×, noise σ 2…16/255); "
         "youden: max TPR − FPR (needs fakes). "
         "Both are saved.")] = "fpr",
     target_fpr: Annotated[float, typer.Option(
