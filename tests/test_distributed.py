@@ -113,7 +113,9 @@ def test_gan_under_two_processes_differs_only_by_batchnorm_statistics(tmp_path):
     def distance(x: Path, y: Path) -> float:
         return ((flat(x) - flat(y)).norm() / flat(x).norm()).item()
 
-    assert distance(one, two) < 0.02
+    # one epoch at the GAN's default rates (D 4e-4, G 2e-3): the BatchNorm statistics' rounding
+    # moves the weights by a few percent, a different seed by far more
+    assert distance(one, two) < 0.05
     assert distance(one, other_seed) > 10 * distance(one, two)
     assert sorted(p.name for p in (two / "samples").iterdir()) == ["epoch_001.png"]
 
