@@ -34,14 +34,14 @@ def processings() -> dict[str, tuple[bool, Any]]:
 
     cv2 = opencv()
 
-    def codec(kind: str, q: int):  # the toolkit's own JPEG / WebP round trip, at quality q
-        return lambda a: process_one(a[:, :, None], kind, np.random.default_rng(0), strength=q)[:, :, 0]
+    def own(kind: str, strength: float):
+        """The toolkit's own processing (what training and calibration apply) at a fixed strength;
+        one seeded stream per processing, drawn image after image (noise)."""
+        rng = np.random.default_rng(0)
+        return lambda a: process_one(a[:, :, None], kind, rng, strength=strength)[:, :, 0]
 
     def jpeg(q: int):
-        return codec("jpeg", q)
-
-    def webp(q: int):
-        return codec("webp", q)
+        return own("jpeg", q)
 
     def affine(angle: float = 0.0, shift: float = 0.0, scale: float = 1.0):
         def apply(a: np.ndarray) -> np.ndarray:
@@ -54,10 +54,6 @@ def processings() -> dict[str, tuple[bool, Any]]:
     def unsharp(a: np.ndarray) -> np.ndarray:
         soft = cv2.GaussianBlur(a, (0, 0), 1.0).astype(np.float32)
         return np.clip(a + 1.0 * (a - soft) + 0.5, 0, 255).astype(np.uint8)
-
-    def noise(sigma: float):
-        rng = np.random.default_rng(0)
-        return lambda a: np.clip(a + rng.normal(0, sigma, a.shape), 0, 255).round().astype(np.uint8)
 
     def down_up(factor: float, method: int):
         def apply(a: np.ndarray) -> np.ndarray:
@@ -72,17 +68,15 @@ def processings() -> dict[str, tuple[bool, Any]]:
     table.update({
         "JPEG 20": (False, jpeg(20)),
         "JPEG 90 then 70": (True, lambda a: jpeg(70)(jpeg(90)(a))),
-        "WebP 50": (True, webp(50)),
-        "Gaussian blur σ 1": (True, lambda a: cv2.GaussianBlur(a, (0, 0), 1.0)),
-        "Gaussian blur σ 2": (True, lambda a: cv2.GaussianBlur(a, (0, 0), 2.0)),
-        "resize 0.5× and back (area, bilinear)": (True, lambda a: cv2.resize(
-            cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2), interpolation=cv2.INTER_AREA),
-            (a.shape[1], a.shape[0]), interpolation=cv2.INTER_LINEAR)),
-        "noise σ 8/255": (True, noise(8.0)),
+        "WebP 50": (True, own("webp", 50)),
+        "Gaussian blur σ 1": (True, own("blur", 1.0)),
+        "Gaussian blur σ 2": (True, own("blur", 2.0)),
+        "resize 0.5× and back (area, bilinear)": (True, own("resize", 0.5)),
+        "noise σ 8/255": (True, own("noise", 8.0)),
         "unsharp mask (σ 1, amount 1)": (True, unsharp),
         "resize 0.5× and back (bicubic)": (False, down_up(0.5, cv2.INTER_CUBIC)),
-        "noise σ 16/255": (True, noise(16.0)),
-        "noise σ 24/255": (False, noise(24.0)),
+        "noise σ 16/255": (True, own("noise", 16.0)),
+        "noise σ 24/255": (False, own("noise", 24.0)),
         "gamma 0.6": (False, lambda a: np.clip(255 * (a / 255.0) ** 0.6 + 0.5, 0, 255).astype(np.uint8)),
         "gamma 1.6": (False, lambda a: np.clip(255 * (a / 255.0) ** 1.6 + 0.5, 0, 255).astype(np.uint8)),
         "contrast 0.8×": (False, lambda a: (a * 0.8 + 0.5).astype(np.uint8)),

@@ -68,7 +68,7 @@ def test_platt_rule_is_fitted_on_validation_images_plain_and_processed():
     """``calibrate`` fits Platt's rule on the real and the fake validation images, each plain and
     under every ordinary processing (the fakes at other random strengths), so P(fake) is the
     probability for an image that may have been processed, as the threshold assumes; the
-    threshold itself also holds on JPEG at each quality of the grid."""
+    threshold itself also holds at each strength of the grid (JPEG, blur, resize, noise)."""
     from detectors.base import sigmoid
     from detectors.training import STRENGTH_GRID, calibrate, calibration_reals, threshold_reals
     from tests.test_new_detectors import transposed_conv_x2

@@ -101,11 +101,14 @@ def test_two_nodes_through_c10d_rendezvous(tmp_path):
 
 @pytest.mark.slow
 def test_gan_under_two_processes_differs_only_by_batchnorm_statistics(tmp_path):
-    one = train("gan", tmp_path / "one")
-    two = train("gan", tmp_path / "two", processes=2)
+    # InfoGAN's rates (half the GAN's defaults), at which the 2 % bound below was measured: the
+    # test is about what two processes change, and doubled rates amplify any difference (3.3 %)
+    rates = {"lr": 2e-4, "lr_g": 1e-3}
+    one = train("gan", tmp_path / "one", **rates)
+    two = train("gan", tmp_path / "two", processes=2, **rates)
     other_seed = tmp_path / "seed1"
     forensics("train", "gan", "--dataset", "digits", "--epochs", 1, "--device", "cpu", "--seed", 1,
-              "--out", other_seed, *[f"--set={k}={v}" for k, v in tiny_options("gan").items()])
+              "--out", other_seed, *[f"--set={k}={v}" for k, v in tiny_options("gan", **rates).items()])
 
     def flat(run: Path) -> torch.Tensor:
         return torch.cat([v.flatten() for k, v in sorted(weights(run).items()) if "running" not in k])
@@ -113,9 +116,7 @@ def test_gan_under_two_processes_differs_only_by_batchnorm_statistics(tmp_path):
     def distance(x: Path, y: Path) -> float:
         return ((flat(x) - flat(y)).norm() / flat(x).norm()).item()
 
-    # one epoch at the GAN's default rates (D 4e-4, G 2e-3): the BatchNorm statistics' rounding
-    # moves the weights by a few percent, a different seed by far more
-    assert distance(one, two) < 0.05
+    assert distance(one, two) < 0.02
     assert distance(one, other_seed) > 10 * distance(one, two)
     assert sorted(p.name for p in (two / "samples").iterdir()) == ["epoch_001.png"]
 
