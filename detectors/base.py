@@ -384,9 +384,14 @@ def _calibration(folder: str | Path, header: dict[str, Any]) -> dict[str, Any]:
         if ok:
             lv, qv = np.asarray(levels, float), np.asarray(values, float)
             ok = bool(np.all(np.diff(lv) > 0) and np.all(np.diff(qv) >= 0) and lv[0] >= 0 and lv[-1] <= 1)
+        top = scores.get("top", []) if ok else []
+        if ok and not (isinstance(top, list) and len(top) <= min(n, 10_000) and all(map(_number, top))
+                       and np.all(np.diff(np.asarray(top, float)) <= 0)):
+            ok = False
         if not ok:
-            raise ForensicsError(f"{where}: 'real_val_scores' must hold n and increasing levels in "
-                                 "[0, 1] with non-decreasing quantiles")
+            raise ForensicsError(f"{where}: 'real_val_scores' must hold n, increasing levels in "
+                                 "[0, 1] with non-decreasing quantiles, and at most n non-increasing "
+                                 "highest scores")
     probability = found.get("probability")
     if probability is not None and not (isinstance(probability, dict) and _number(probability.get("a"))
                                         and _number(probability.get("b"))):

@@ -306,6 +306,44 @@ def test_fpr_threshold_holds_its_target(target):
     assert abs(np.mean(fresh >= derived) - target) <= error
 
 
+@pytest.mark.parametrize("n", [300, 500, 2000])
+def test_fpr_rule_holds_its_rate_with_its_confidence(n):
+    """Calibrated again and again on n fresh real scores of a known law, the threshold's true
+    rate exceeds the target in at most 1 − confidence of the draws (plus sampling slack);
+    reading the 99th percentile itself exceeds it in about half of them. The recorded
+    quantiles give the same threshold as the scores themselves."""
+    from scipy.stats import norm
+
+    from detectors.training import fpr_threshold, score_quantiles, threshold_at_fpr
+
+    rng = np.random.default_rng(n)
+    draws = [rng.normal(size=n) for _ in range(1000)]
+    true_rate = np.array([norm.sf(fpr_threshold(x, 0.01, 0.95)) for x in draws])
+    slack = 3 * np.sqrt(0.05 * 0.95 / len(draws))
+    assert np.mean(true_rate > 0.01) <= 0.05 + slack
+    assert np.mean(true_rate) > 0.002  # not a threshold above everything
+    loose = np.array([norm.sf(fpr_threshold(x, 0.01, 0.5)) for x in draws])
+    assert 0.3 < np.mean(loose > 0.01) <= 0.5 + slack
+    for x in draws[:20]:
+        assert threshold_at_fpr(score_quantiles(x), 0.01) == fpr_threshold(x, 0.01)
+
+
+def test_fpr_rule_with_too_few_images_says_how_sure_it_is():
+    from detectors.training import (
+        allowed_above,
+        images_needed,
+        rule_confidence,
+        score_quantiles,
+        threshold_at_fpr,
+    )
+    from forensics.errors import ForensicsError
+
+    assert images_needed(0.01, 0.95) == 299 and allowed_above(100, 0.01, 0.95) == 0
+    assert abs(rule_confidence(100, 0.01, 0) - (1 - 0.99 ** 100)) < 1e-12
+    with pytest.raises(ForensicsError, match="needs at least 299 real validation images"):
+        threshold_at_fpr(score_quantiles(np.arange(100.0)), 0.01)
+
+
 def test_quantiles_of_several_sets_keep_the_rate_on_each():
     """Plain scores and a processing that shifts them up: the record's threshold is the
     shifted set's, so neither set is accused beyond the rate (a pooled record would let the
@@ -406,7 +444,7 @@ def test_trained_detector_saves_domain_and_thresholds(trained):
 
     header = json.loads((trained / "detector.json").read_text())
     assert header["domain"]["shape"] == [1, 8, 8] and header["domain"]["typicality"]["limit"] > 0
-    assert set(header["thresholds"]) == {"youden", "fpr", "target_fpr"}
+    assert set(header["thresholds"]) == {"youden", "fpr", "target_fpr", "confidence", "achieved_confidence"}
     assert header["threshold_rule"] == "fpr" and header["threshold"] == header["thresholds"]["fpr"]
     assert header["real_val_scores"]["n"] > 0
     loaded = load_detector(trained)
@@ -431,7 +469,7 @@ def test_threshold_option_forms(trained, tmp_path):
 
 @pytest.mark.parametrize(("value", "fragment"), [
     ("2", "lies in [0, 1]"), ("high", "give a number"), ("fpr:x", "needs a number"),
-    ("fpr:0", "0 < RATE < 1"), ("fpr:0.0001", "can resolve")])
+    ("fpr:0", "0 < RATE < 1"), ("fpr:0.0001", "needs at least")])
 def test_threshold_misuse_is_one_line(trained, tmp_path, value, fragment):
     image = tmp_path / "x.png"
     image.write_bytes(png_bytes(np.zeros((8, 8, 1), np.uint8)))

@@ -437,14 +437,21 @@ def train_detector(
     precision: Precision = None,
     compile: Compile = None,
     threshold_rule: Annotated[str, typer.Option(
-        "--threshold-rule", help="fpr (default): the lowest threshold calling at most --target-fpr of "
-        "the real validation images fake, plain and under each ordinary processing (JPEG, WebP, blur, "
+        "--threshold-rule", help="fpr (default): the lowest threshold that keeps the share of real "
+        "images called fake at most --target-fpr with --fpr-confidence, judged on the real validation "
+        "images plain and under each ordinary processing (JPEG, WebP, blur, "
         "resize, noise, PNG re-save, sharpening, two in a row) alone, and at fixed strengths one by one "
         "(JPEG quality 30…90, blur σ 0.3…2, resize 0.5…0.9×, noise σ 2…16/255); "
         "youden: max TPR − FPR (needs fakes). "
         "Both are saved.")] = "fpr",
     target_fpr: Annotated[float, typer.Option(
         "--target-fpr", help="The false-positive rate of the fpr rule (default 0.01).")] = 0.01,
+    fpr_confidence: Annotated[float, typer.Option(
+        "--fpr-confidence", help="How sure the fpr rule is that --target-fpr holds on new real "
+        "images, not only on the validation ones (default 0.95: of 500 real validation images at "
+        "0.01, at most one may score above the threshold; reading the 99th percentile itself "
+        "holds 0.01 about half the time). Too few validation images for it: the threshold lies "
+        "above all of them and the report says how sure it is.")] = 0.95,
 ) -> None:
     """Train a real-vs-fake detector; calibrate its threshold on validation; report on test.
 
@@ -488,6 +495,8 @@ def train_detector(
             raise ForensicsError("--threshold-rule youden needs --fake; without fakes the rule is fpr")
         if not 0.0 < target_fpr < 1.0:
             raise ForensicsError(f"--target-fpr must lie strictly between 0 and 1, not {target_fpr}")
+        if not 0.0 < fpr_confidence < 1.0:
+            raise ForensicsError(f"--fpr-confidence must lie strictly between 0 and 1, not {fpr_confidence}")
         if out.exists() and not force:
             raise ForensicsError(f"{out} already exists (use --force to overwrite)")
         check_writable(out)  # before training, not after
@@ -525,7 +534,7 @@ def train_detector(
                 if main else nullcontext():
             detector, report = fit(kind, data.real["train"], data.real["val"], data.real["test"],
                                    data.fakes, options, seed=seed, rule=threshold_rule,
-                                   target_fpr=target_fpr)
+                                   target_fpr=target_fpr, confidence=fpr_confidence)
         if not main:
             return
         save_detector(detector, out, extra={"data": data.provenance, "seed": seed,
@@ -538,6 +547,7 @@ def train_detector(
 
 def _print_training_report(report: dict, probability: dict | None) -> None:
     """The test numbers at the saved threshold, one fact a line (the same as detector.json's metrics)."""
+    from detectors.training import images_needed
     from forensics.text import printable
 
     balance = report["class_balance"]
@@ -547,9 +557,16 @@ def _print_training_report(report: dict, probability: dict | None) -> None:
                 else "not balanced" if balance["balanced"] is False else "this detector does not balance")
         typer.echo(f"warning: imbalanced training classes ({counts}, {balance['ratio']:.1f}:1); {done}",
                    err=True)
-    rules = {"fpr": f"fpr rule: at most {report['thresholds']['target_fpr']:g} of real validation images "
-                    "called fake, plain and under each processing",
+    limits = report["thresholds"]
+    sure = limits.get("achieved_confidence")
+    rules = {"fpr": f"fpr rule: at most {limits['target_fpr']:g} of real images called fake, plain and "
+                    "under each processing" + (f", with {sure:.0%} confidence" if sure is not None else ""),
              "youden": "youden rule: max TPR − FPR on validation"}
+    if report["threshold_rule"] == "fpr" and sure is not None and sure < limits["confidence"]:
+        needed = images_needed(limits["target_fpr"], limits["confidence"])
+        typer.echo(f"warning: {report['n']['val']['real']} real validation images hold the fpr rule's "
+                   f"{limits['target_fpr']:g} with {sure:.0%} confidence, not {limits['confidence']:.0%} "
+                   f"({needed} would): the threshold lies above all of them", err=True)
     rule = rules.get(report["threshold_rule"], report["threshold_rule"])
     never = " — above every score: nothing is called fake" if report["threshold"] > 1.0 else ""
     typer.echo(f"threshold {report['threshold']:.6g}{never} ({rule})"
@@ -623,7 +640,8 @@ def detect(
     threshold: Annotated[str | None, typer.Option(
         "--threshold", metavar="VALUE|fpr:RATE", help="Override the saved thresholds: a raw-score "
         "VALUE in [0, 1] for every detector, or fpr:RATE (each detector's threshold at that "
-        "false-positive rate, from its recorded real validation scores). Default: each detector's "
+        "false-positive rate with 95% confidence, from its recorded real validation scores; a "
+        "rate they are too few to hold so is refused). Default: each detector's "
         "saved threshold. Shown in every output.")] = None,
     combine: Annotated[str, typer.Option(
         "--combine", help="How several detectors' verdicts combine: any (fake when one says fake), "
