@@ -113,7 +113,7 @@ def resolve_threshold(detectors: dict[str, Any], spec: str | None = None
     detector's threshold at that false-positive rate derived from its real validation
     scores; a number: that raw-score threshold for every detector.
     """
-    from detectors.training import threshold_at_fpr
+    from detectors.training import DEFAULT_CONFIDENCE, fpr_confidence, threshold_at_fpr
 
     if spec is None:
         rules = dict.fromkeys(d.calibration_.get("threshold_rule", "saved") for d in detectors.values())
@@ -124,13 +124,18 @@ def resolve_threshold(detectors: dict[str, Any], spec: str | None = None
             rate = float(spec[4:])
         except ValueError:
             raise ForensicsError(f"--threshold {spec!r}: fpr:RATE needs a number, e.g. fpr:0.005") from None
-        each = {}
+        each, sure = {}, 1.0
         for name, detector in detectors.items():
+            record = detector.calibration_.get("real_val_scores")
             try:
-                each[name] = threshold_at_fpr(detector.calibration_.get("real_val_scores"), rate)
+                each[name] = threshold_at_fpr(record, rate)
             except ForensicsError as error:
                 raise ForensicsError(f"--threshold {spec}: detector {name}: {error}") from None
-        return each, f"fpr:{rate:g}"
+            sure = min(sure, fpr_confidence(record, rate))
+        # held with 95 % confidence; where a detector's validation images are too few for it
+        # (the threshold then lies above all of them), the rule's name says how sure it is
+        held = "" if sure >= DEFAULT_CONFIDENCE else f" at {sure:.0%} confidence"
+        return each, f"fpr:{rate:g}{held}"
     try:
         value = float(spec)
     except ValueError:

@@ -155,7 +155,8 @@ def score_quantiles(real_scores: np.ndarray | dict[str, np.ndarray]) -> dict[str
 def threshold_at_fpr(record: dict[str, Any] | None, rate: float,
                      confidence: float = DEFAULT_CONFIDENCE) -> float:
     """The log-odds threshold that keeps the false-positive rate at most ``rate`` with
-    probability ``confidence`` (:func:`allowed_above`), from recorded quantiles
+    probability ``confidence`` (:func:`allowed_above`; with too few recorded images, above all
+    of them: :func:`fpr_confidence` says how sure it then is), from recorded quantiles
     (:func:`score_quantiles`; a record of raw scores, from a detector calibrated before
     log-odds, gives the logit of its raw-score threshold)."""
     if not record:
@@ -164,10 +165,7 @@ def threshold_at_fpr(record: dict[str, Any] | None, rate: float,
     if not 0.0 < rate < 1.0:
         raise ForensicsError(f"fpr:RATE needs 0 < RATE < 1, not {rate}")
     n = int(record["n"])
-    if n < images_needed(rate, confidence):
-        raise ForensicsError(f"fpr:{rate} needs at least {images_needed(rate, confidence)} real "
-                             f"validation images to hold with {confidence:.0%} confidence; the "
-                             f"detector was calibrated on {n}")
+    # too few images for the confidence: above all of them (fpr_confidence says how sure)
     allowed = allowed_above(n, rate, confidence)
     top = record.get("top") or []
     if allowed < len(top):  # the (allowed+1)-th highest score, exactly as fpr_threshold reads it
@@ -176,6 +174,14 @@ def threshold_at_fpr(record: dict[str, Any] | None, rate: float,
         value = float(np.interp((n - 1 - allowed) / max(n - 1, 1), record["levels"], record["quantiles"]))
     value = float(np.nextafter(value, np.inf))
     return value if record.get("space") == "log-odds" else float(score_logit(value))
+
+
+def fpr_confidence(record: dict[str, Any], rate: float, confidence: float = DEFAULT_CONFIDENCE
+                   ) -> float:
+    """How sure :func:`threshold_at_fpr`'s threshold from ``record`` is to hold ``rate``:
+    ``confidence``, or less where the record counts too few real validation images."""
+    n = int(record["n"])
+    return rule_confidence(n, rate, allowed_above(n, rate, confidence))
 
 
 def calibration_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:

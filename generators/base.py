@@ -287,10 +287,13 @@ class CodeDensity(nn.Module):
         self.chol[:used] = torch.linalg.cholesky(torch.as_tensor(gmm.covariances_))
 
     @torch.no_grad()
-    def draw(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` codes (on the CPU) and the component each came from."""
+    def draw(self, n: int, rng: torch.Generator, temperature: float = 1.0
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` codes (on the CPU) and the component each came from; ``temperature`` scales each
+        component's spread (1: the fitted mixture; below 1, codes nearer the components' means:
+        the sampling temperature of Kingma & Dhariwal 2018, BigGAN's truncation in kind)."""
         component = torch.multinomial(self.weights.cpu(), n, replacement=True, generator=rng)
-        eps = torch.randn(n, self.means.shape[1], generator=rng)
+        eps = torch.randn(n, self.means.shape[1], generator=rng) * temperature
         chol, means = self.chol.cpu(), self.means.cpu()
         return means[component] + torch.einsum("nij,nj->ni", chol[component], eps), component
 

@@ -180,6 +180,9 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
         if (out / CONFIG).exists():
             raise ForensicsError(f"{out} already holds a run (use --resume, or another --out)")
         get(name).Options.refuse_inapplicable(options)
+        # every option resolved now (today's defaults): left out, a newer option would take the
+        # value that runs saved before it used (Options.earlier), not today's default
+        options = get(name).Options.from_dict(options).to_dict()
         config = {"generator": name, "options": options, "dataset": dataset,
                   "epochs": epochs or get(name).default_epochs, "seed": seed,
                   "data_root": data_root, "download": download}

@@ -872,7 +872,7 @@ def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path,
     # each other sampling the class names is a fake source of its own
     assert rebuild.fake_sets("diffusion") == [("diffusion", {"sampler": "dpm-sde", "steps": 0}, 1),
                                               ("diffusion-ddim-25", {"sampler": "ddim", "steps": 25}, 2)]
-    assert rebuild.fake_sets("vae") == [("vae", {"sampler": "gmm"}, 1),
+    assert rebuild.fake_sets("vae") == [("vae", {"sampler": "gmm", "temperature": 1.0}, 1),
                                         ("vae-prior", {"sampler": "prior"}, 2)]
     assert rebuild.fake_sets("gan") == [("gan", {}, 1)]
     assert rebuild.sampling_args({"sampler": "ddim", "steps": 25}) == ["--sampler", "ddim", "--steps", "25"]

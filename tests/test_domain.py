@@ -331,17 +331,19 @@ def test_fpr_rule_holds_its_rate_with_its_confidence(n):
 def test_fpr_rule_with_too_few_images_says_how_sure_it_is():
     from detectors.training import (
         allowed_above,
+        fpr_confidence,
         images_needed,
         rule_confidence,
         score_quantiles,
         threshold_at_fpr,
     )
-    from forensics.errors import ForensicsError
 
     assert images_needed(0.01, 0.95) == 299 and allowed_above(100, 0.01, 0.95) == 0
     assert abs(rule_confidence(100, 0.01, 0) - (1 - 0.99 ** 100)) < 1e-12
-    with pytest.raises(ForensicsError, match="needs at least 299 real validation images"):
-        threshold_at_fpr(score_quantiles(np.arange(100.0)), 0.01)
+    record = score_quantiles(np.arange(100.0))
+    assert threshold_at_fpr(record, 0.01) > 99.0  # above every validation score
+    assert abs(fpr_confidence(record, 0.01) - (1 - 0.99 ** 100)) < 1e-12
+    assert fpr_confidence(score_quantiles(np.arange(500.0)), 0.01) >= 0.95
 
 
 def test_quantiles_of_several_sets_keep_the_rate_on_each():
@@ -465,11 +467,16 @@ def test_threshold_option_forms(trained, tmp_path):
     assert rows[0]["threshold"] <= saved  # a 10 % false-positive rate lies below the 1 % one
     csv_out = invoke("detect", tmp_path, "--detector", trained, "--csv", "--threshold", "fpr:0.1")
     assert "fpr:0.1" in csv_out.stdout.splitlines()[1]
+    # 179 validation digits cannot hold 1 in 10,000 with 95 % confidence: the threshold lies above
+    # all of them and the rule's name says how sure it is (1 − 0.9999^179 ≈ 2 %)
+    rows = records(invoke("detect", tmp_path, "--detector", trained, "--json", "--threshold", "fpr:0.0001"))
+    assert {r["threshold_rule"] for r in rows} == {"fpr:0.0001 at 2% confidence"}
+    assert rows[0]["threshold"] >= saved
 
 
 @pytest.mark.parametrize(("value", "fragment"), [
     ("2", "lies in [0, 1]"), ("high", "give a number"), ("fpr:x", "needs a number"),
-    ("fpr:0", "0 < RATE < 1"), ("fpr:0.0001", "needs at least")])
+    ("fpr:0", "0 < RATE < 1")])
 def test_threshold_misuse_is_one_line(trained, tmp_path, value, fragment):
     image = tmp_path / "x.png"
     image.write_bytes(png_bytes(np.zeros((8, 8, 1), np.uint8)))

@@ -112,6 +112,10 @@ def test_code_density_recovers_a_mixture_and_draws_reproducibly():
     b, comp_b = density.draw(1000, seeded(3))
     assert torch.equal(a, b) and torch.equal(comp_a, comp_b)
     assert abs(a[:, 0].mean().item()) < 0.5  # both modes drawn, in their proportions
+    # a temperature scales each code's offset from its component's mean, the same draws
+    cooler, comp_c = density.draw(1000, seeded(3), temperature=0.5)
+    assert torch.equal(comp_c, comp_a)
+    torch.testing.assert_close(cooler - density.means[comp_c], 0.5 * (a - density.means[comp_a]))
 
 
 def test_vae_draws_from_the_fitted_mixture_or_the_course_prior(digits_train):
@@ -125,15 +129,20 @@ def test_vae_draws_from_the_fitted_mixture_or_the_course_prior(digits_train):
     prior = model.nets["prior"]
     torch.testing.assert_close((prior.weights[:, None] * prior.means).sum(0), means.mean(0),
                                atol=1e-3, rtol=1e-3)
-    assert model.sampling() == {"sampler": "gmm"}
+    assert model.sampling() == {"sampler": "gmm", "temperature": 1.0}
     images, codes = model.sample(2000, seeded(1))
     assert images.shape == (2000, *DIGITS) and "component" in codes
     assert np.allclose(codes["z"].mean(0), means.mean(0).numpy(), atol=0.15 * means.std().item())
     model.set_sampling(sampler="prior")
-    assert model.sampling() == {"sampler": "prior"}
+    assert model.sampling() == {"sampler": "prior", "temperature": 1.0}
     _, codes = model.sample(2000, seeded(1))
     assert "component" not in codes
     assert np.allclose(codes["z"].mean(0), 0, atol=0.1) and np.allclose(codes["z"].std(0), 1, atol=0.1)
+    model.set_sampling(temperature="0.5")  # the prior's σ too
+    _, cooler = model.sample(2000, seeded(1))
+    assert np.allclose(cooler["z"], 0.5 * codes["z"], atol=1e-6)
+    with pytest.raises(ForensicsError, match="temperature must be positive"):
+        model.set_sampling(temperature=0)
     with pytest.raises(ForensicsError, match="sampler must be one of"):
         model.set_sampling(sampler="ddim")
     # the mixture is part of the weights: saved and loaded with them
@@ -155,11 +164,46 @@ def test_generate_vae_with_each_sampler_records_it(trained_run, tmp_path):
                                      "--out", str(out)])
         assert result.exit_code == 0, result.output
         headers[sampler] = json.loads((out / "manifest.json").read_text())["header"]["sampling"]
-    assert headers == {"gmm": {"sampler": "gmm"}, "prior": {"sampler": "prior"},
-                       None: {"sampler": "gmm"}}
+    assert headers == {"gmm": {"sampler": "gmm", "temperature": 1.0},
+                       "prior": {"sampler": "prior", "temperature": 1.0},
+                       None: {"sampler": "gmm", "temperature": 1.0}}
     result = runner.invoke(app, ["generate", str(run), "--sampler", "ddpm", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "sampler must be one of" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_generate_ae_at_a_temperature_records_it_and_others_refuse_it(trained_run, tmp_path):
+    """The AE's samples at --temperature: recorded in the manifest (new runs default to 0.8);
+    codes nearer their components' means than at 1; a generator without the option refuses it."""
+    from typer.testing import CliRunner
+
+    from forensics.app.cli import app
+    from generators.training import load_run
+
+    runner = CliRunner()
+    run = trained_run("ae")
+    spread = {}
+    for temperature in ("1.0", "0.5", None):
+        out = tmp_path / str(temperature)
+        extra = ["--temperature", temperature] if temperature else []
+        result = runner.invoke(app, ["generate", str(run), "--n", "200", "--seed", "2", *extra,
+                                     "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        header = json.loads((out / "manifest.json").read_text())["header"]
+        spread[temperature] = header["sampling"]["temperature"]
+    assert spread == {"1.0": 1.0, "0.5": 0.5, None: load_run(run).model.options.temperature}
+    model = load_run(run).model
+    prior = model.nets["prior"]
+    offsets = {}
+    for temperature in (1.0, 0.5):
+        model.set_sampling(temperature=temperature)
+        _, codes = model.sample(500, seeded(7))
+        offsets[temperature] = (torch.as_tensor(codes["z"]) - prior.means[codes["component"]]).norm(dim=1)
+    torch.testing.assert_close(offsets[0.5], 0.5 * offsets[1.0])
+    result = runner.invoke(app, ["generate", str(trained_run("gan")), "--temperature", "0.5",
+                                 "--out", str(tmp_path / "gan")])
+    assert result.exit_code == 2 and "has no sampling option temperature" in result.output
+    assert not (tmp_path / "gan").exists()
 
 
 def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_samplings(tmp_path):
@@ -265,3 +309,20 @@ def test_a_run_saved_before_the_components_option_opens_and_resumes_as_trained(n
     assert images.shape[0] == 8 and codes["component"].max() < 10
     train(name, {}, out=out, dataset="digits", epochs=2, seed=0, device="cpu", resume=True)
     assert load_run(out).model.nets["prior"].weights.numel() == 10
+
+
+@pytest.mark.parametrize("name", ["ae", "vae"])
+def test_a_new_run_takes_todays_defaults_not_the_values_of_runs_saved_before_them(name, trained_run):
+    """The values older runs used (``Options.earlier``) fill only a saved config's gaps: a run
+    trained now without the option records and uses today's default (the CLI once trained
+    10-component mixtures for a day after the default became 40)."""
+    from generators.registry import get
+    from generators.runs import load_run
+
+    cls = get(name).Options
+    today = cls.from_dict(tiny_options(name)).to_dict()
+    recorded = json.loads((trained_run(name) / "config.json").read_text())["options"]
+    assert cls.earlier and all(recorded[key] == today[key] for key in cls.earlier)
+    model = load_run(trained_run(name)).model
+    assert model.nets["prior"].weights.numel() == today["components"]
+    assert model.options.temperature == today["temperature"]

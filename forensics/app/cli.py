@@ -35,6 +35,7 @@ from forensics.app.options import (
     Sampler,
     Seed,
     Steps,
+    Temperature,
 )
 from forensics.errors import ForensicsError
 from forensics.paths import check_writable, os_error_line
@@ -75,9 +76,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-def sampling_changes(sampler: str | None, steps: int | None) -> dict:
-    """The sampling options a command was given (``--sampler``, ``--steps``)."""
-    return {k: v for k, v in {"sampler": sampler, "steps": steps}.items() if v is not None}
+def sampling_changes(sampler: str | None, steps: int | None, temperature: float | None = None) -> dict:
+    """The sampling options a command was given (``--sampler``, ``--steps``, ``--temperature``)."""
+    given = {"sampler": sampler, "steps": steps, "temperature": temperature}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _known(package: str) -> dict[str, dict]:
@@ -348,6 +350,7 @@ def generate(
     device: Device = "auto",
     sampler: Sampler = None,
     steps: Steps = None,
+    temperature: Temperature = None,
 ) -> None:
     """Write N PNG images and a manifest with the provenance of each (and how they were sampled)."""
     try:
@@ -366,7 +369,7 @@ def generate(
             advance = opened_on_first_call(
                 stack, lambda: count_progress(console(), f"generating {n} images", n))
             make(run, n, out, seed=seed, mode=mode, force=force,
-                 sampling=sampling_changes(sampler, steps), callback=advance)
+                 sampling=sampling_changes(sampler, steps, temperature), callback=advance)
     except ForensicsError as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -384,6 +387,7 @@ def explore(
     device: Device = "auto",
     sampler: Sampler = None,
     steps: Steps = None,
+    temperature: Temperature = None,
 ) -> None:
     """Write the course's pictures: samples, reconstructions, latent space, interpolations,
     code traversals, a diffusion model's denoising trajectory (what the run's generator has),
@@ -394,7 +398,7 @@ def explore(
 
         check_writable(out or run_dir / "explore")
         written = draw(load_run(run_dir, device=device), out or run_dir / "explore", seed=seed,
-                       sampling=sampling_changes(sampler, steps))
+                       sampling=sampling_changes(sampler, steps, temperature))
     except ForensicsError as error:
         fail(str(error))
     for path in written:
@@ -640,8 +644,9 @@ def detect(
     threshold: Annotated[str | None, typer.Option(
         "--threshold", metavar="VALUE|fpr:RATE", help="Override the saved thresholds: a raw-score "
         "VALUE in [0, 1] for every detector, or fpr:RATE (each detector's threshold at that "
-        "false-positive rate with 95% confidence, from its recorded real validation scores; a "
-        "rate they are too few to hold so is refused). Default: each detector's "
+        "false-positive rate with 95% confidence, from its recorded real validation scores; where "
+        "they are too few for that, above all of them, the rule shown saying how sure it is). "
+        "Default: each detector's "
         "saved threshold. Shown in every output.")] = None,
     combine: Annotated[str, typer.Option(
         "--combine", help="How several detectors' verdicts combine: any (fake when one says fake), "

@@ -51,6 +51,10 @@ Sampler = Annotated[str | None, typer.Option(
     "prior (N(0, I), the course's).")]
 Steps = Annotated[int | None, typer.Option(
     "--steps", help="diffusion: denoising steps (default: dpm-sde 15, ddim 25, ddpm all T).")]
+Temperature = Annotated[float | None, typer.Option(
+    "--temperature", help="ae, vae: the spread of sampled codes, a share of the fitted one "
+    "(default: the run's own; new ae runs 0.8, vae 1). Below 1: samples nearer the codes' "
+    "modes, more often recognised, less varied.")]
 
 # -- the records of ``detect`` and ``merge`` (one format, so one spelling)
 AsJson = Annotated[bool, typer.Option(
