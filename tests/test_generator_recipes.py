@@ -149,6 +149,24 @@ def test_vae_draws_from_the_fitted_mixture_or_the_course_prior(digits_train):
     assert {"prior.weights", "prior.means", "prior.chol"} <= set(model.weights())
 
 
+def recorded_samplings(run, tmp_path, option: str, values, n: int = 5) -> dict:
+    """``generate RUN --OPTION VALUE`` for each value (None: the option left out); each
+    manifest's recorded sampling, by value."""
+    from typer.testing import CliRunner
+
+    from forensics.app.cli import app
+
+    headers = {}
+    for value in values:
+        out = tmp_path / f"{option}-{value}"
+        extra = [f"--{option}", value] if value else []
+        result = CliRunner().invoke(app, ["generate", str(run), "--n", str(n), "--seed", "2", *extra,
+                                          "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        headers[value] = json.loads((out / "manifest.json").read_text())["header"]["sampling"]
+    return headers
+
+
 def test_generate_vae_with_each_sampler_records_it(trained_run, tmp_path):
     from typer.testing import CliRunner
 
@@ -156,14 +174,7 @@ def test_generate_vae_with_each_sampler_records_it(trained_run, tmp_path):
 
     runner = CliRunner()
     run = trained_run("vae")
-    headers = {}
-    for sampler in ("gmm", "prior", None):
-        out = tmp_path / str(sampler)
-        extra = ["--sampler", sampler] if sampler else []
-        result = runner.invoke(app, ["generate", str(run), "--n", "5", "--seed", "2", *extra,
-                                     "--out", str(out)])
-        assert result.exit_code == 0, result.output
-        headers[sampler] = json.loads((out / "manifest.json").read_text())["header"]["sampling"]
+    headers = recorded_samplings(run, tmp_path, "sampler", ("gmm", "prior", None))
     assert headers == {"gmm": {"sampler": "gmm", "temperature": 1.0},
                        "prior": {"sampler": "prior", "temperature": 1.0},
                        None: {"sampler": "gmm", "temperature": 1.0}}
@@ -182,15 +193,8 @@ def test_generate_ae_at_a_temperature_records_it_and_others_refuse_it(trained_ru
 
     runner = CliRunner()
     run = trained_run("ae")
-    spread = {}
-    for temperature in ("1.0", "0.5", None):
-        out = tmp_path / str(temperature)
-        extra = ["--temperature", temperature] if temperature else []
-        result = runner.invoke(app, ["generate", str(run), "--n", "200", "--seed", "2", *extra,
-                                     "--out", str(out)])
-        assert result.exit_code == 0, result.output
-        header = json.loads((out / "manifest.json").read_text())["header"]
-        spread[temperature] = header["sampling"]["temperature"]
+    headers = recorded_samplings(run, tmp_path, "temperature", ("1.0", "0.5", None))
+    spread = {value: header["temperature"] for value, header in headers.items()}
     assert spread == {"1.0": 1.0, "0.5": 0.5, None: load_run(run).model.options.temperature}
     model = load_run(run).model
     prior = model.nets["prior"]
