@@ -11,7 +11,8 @@ the detector's saved threshold (with its 95 % Wilson interval), the share abstai
 detector's training and threshold cover (:data:`forensics.domain.PROCESSINGS`, at random
 strengths; JPEG, blur, resize and noise also at each strength of
 :data:`detectors.training.STRENGTH_GRID`); the others
-(gamma, contrast, rotation, shift, zoom, median filter, dilation, erosion, flip, …) it never
+(gamma, contrast, rotation, shift, zoom, median filter, dilation, erosion, flip, bilateral
+filter, JPEG 10, …) it never
 met, and the threshold promises nothing for them. The same fixed strengths are applied to the
 fakes of every fake set of the default detector's recipe when ``--fakes DIR`` gives their
 folders (one sub-folder per fake set), for the TPR under each processing.
@@ -63,6 +64,9 @@ def processings() -> dict[str, tuple[bool, Any]]:
         return apply
 
     kernel = np.ones((2, 2), np.uint8)
+    motion = np.zeros((5, 5), np.float32)
+    motion[2] = 1 / 5
+    laplacian = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32)
     table: dict[str, tuple[bool, Any]] = {"none (PNG)": (True, lambda a: a)}
     table.update({f"JPEG {q}": (True, jpeg(q)) for q in (30, 50, 75, 95)})
     table.update({
@@ -87,6 +91,17 @@ def processings() -> dict[str, tuple[bool, Any]]:
         "dilate 2×2": (False, lambda a: cv2.dilate(a, kernel)),
         "erode 2×2": (False, lambda a: cv2.erode(a, kernel)),
         "horizontal flip": (False, lambda a: np.ascontiguousarray(a[:, ::-1])),
+        # seen since 2026-12-04 (tone, gray levels, motion blur, stronger sharpening)
+        "black lifted to 8/255": (True, own("tone", 8)),
+        "black lifted to 16/255": (True, own("tone", 16)),
+        "16 gray levels": (True, own("quantize", 16)),
+        "thresholded at 128": (True, own("quantize", 2)),
+        "thresholded at 64": (True, lambda a: np.where(a >= 64, 255, 0).astype(np.uint8)),
+        "motion blur 5 px": (True, lambda a: cv2.filter2D(a, -1, motion)),
+        "Laplacian sharpening": (True, lambda a: cv2.filter2D(a, -1, laplacian)),
+        "JPEG 10": (False, jpeg(10)),
+        "bilateral filter": (False, lambda a: cv2.bilateralFilter(a, 5, 50, 5)),
+        "posterize 4 bits (PIL)": (False, lambda a: (a >> 4) << 4),
     })
     return table
 

@@ -10,8 +10,9 @@ lowest threshold that keeps the rate of real images called fake at most ``target
 (default 1 %) with probability ``confidence`` (default 95 %: :func:`allowed_above`; on 500
 real validation images, at most one of them above it), plain *and under each ordinary processing* alone
 (:data:`forensics.domain.PROCESSINGS`: JPEG, WebP, blur, resize and back, noise, PNG re-save,
-sharpening, two of them in a row, each at random strengths; and JPEG, blur, resize and noise
-at each strength of :data:`STRENGTH_GRID` alone), as a false accusation costs more than a miss:
+sharpening, a tone change, fewer gray levels, two of them in a row, each at random strengths;
+and JPEG, blur, resize, noise, tone and gray levels at each strength of :data:`STRENGTH_GRID`
+alone), as a false accusation costs more than a miss:
 pooling the processed
 copies would let one processing (say JPEG) reach several times the target while the pool
 keeps it. The FPR rule is the default and the only one for real-only detectors
@@ -193,7 +194,8 @@ def calibration_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 #: strengths the FPR rule also holds at one by one (``process``'s ``strength``: JPEG quality,
-#: blur σ in pixels at 28 px, resize scale, noise σ in 1/255), beside each processing at random
+#: blur σ in pixels at 28 px, resize scale, noise σ in 1/255, tone's lift of black in 1/255,
+#: quantize's gray levels), beside each processing at random
 #: strengths: a detector's response need not be monotonic in the strength, and a cap held on the
 #: random mix lets the strengths it rarely draws exceed it. The default ensemble with its
 #: threshold set on random JPEG qualities alone (2026-12-03): 4.2 % of real test digits called
@@ -205,6 +207,8 @@ STRENGTH_GRID: dict[str, tuple[float, ...]] = {
     "blur": (0.3, 0.5, 0.75, 1.0, 1.5, 2.0),
     "resize": (0.5, 0.6, 0.75, 0.9),
     "noise": (2, 4, 8, 16),
+    "tone": (4, 8, 16, 24),  # black lifted by 4…24/255
+    "quantize": (2, 4, 16),  # gray levels (2: thresholded at 128)
 }
 
 

@@ -68,7 +68,8 @@ def test_platt_rule_is_fitted_on_validation_images_plain_and_processed():
     """``calibrate`` fits Platt's rule on the real and the fake validation images, each plain and
     under every ordinary processing (the fakes at other random strengths), so P(fake) is the
     probability for an image that may have been processed, as the threshold assumes; the
-    threshold itself also holds at each strength of the grid (JPEG, blur, resize, noise)."""
+    threshold itself also holds at each strength of the grid (JPEG, blur, resize, noise, tone,
+    gray levels)."""
     from detectors.base import sigmoid
     from detectors.training import STRENGTH_GRID, calibrate, calibration_reals, threshold_reals
     from tests.test_new_detectors import transposed_conv_x2
@@ -85,6 +86,6 @@ def test_platt_rule_is_fitted_on_validation_images_plain_and_processed():
     labels = np.r_[np.zeros(len(real_val) * len(reals)), np.ones(len(fake_val) * len(others))]
     expected = fit_platt(sigmoid(np.concatenate(scores)), labels,
                          what="validation images, plain and under each ordinary processing")
-    assert record == expected and len(reals) == 9
+    assert record == expected and len(reals) == 11
     assert set(threshold_reals(real_val[:5])) == {*reals, *(f"{kind}@{v}" for kind, grid
                                                             in STRENGTH_GRID.items() for v in grid)}

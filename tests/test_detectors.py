@@ -326,7 +326,8 @@ def test_saturating_scores_still_give_a_usable_fpr_threshold(tmp_path):
     detector, report = train_detector("pixel-logreg", real["train"], real["val"], real["test"],
                                       {"noisy": fake.astype(np.float32)}, {"C": 100.0})
     sets = calibration_reals(real["val"])
-    assert list(sets) == ["plain", "jpeg", "blur", "resize", "noise", "png", "sharpen", "webp", "chain"]
+    assert list(sets) == ["plain", "jpeg", "blur", "resize", "noise", "png", "sharpen", "webp", "tone",
+                          "quantize", "chain"]
     validation = np.concatenate(list(sets.values()))
     saturated = detector.predict_proba(sets["resize"])  # resized real digits look noisy to it
     assert np.mean(saturated == 1.0) > 0.01  # the case: a P(fake) rule has nothing to rank
@@ -337,7 +338,8 @@ def test_saturating_scores_still_give_a_usable_fpr_threshold(tmp_path):
         assert np.mean(detector.log_odds(images) >= detector.threshold_log_odds_) <= 0.01, kind
     assert report["auc"] > 0.99 and report["fpr"] <= 0.02
     fpr = report["real_fpr"]  # on test, under each processing too
-    assert set(fpr["by_processing"]) == {"jpeg", "blur", "resize", "noise", "png", "sharpen", "webp", "chain"}
+    assert set(fpr["by_processing"]) == {"jpeg", "blur", "resize", "noise", "png", "sharpen", "webp",
+                                         "tone", "quantize", "chain"}
     assert fpr["processed_worst"] == fpr["by_processing"][fpr["worst_processing"]] <= 0.05
     assert fpr["processed_worst"] == max(fpr["by_processing"].values())
     # this detector calls resized real digits fake with certainty: a threshold set on plain

@@ -363,7 +363,8 @@ def test_quantiles_of_several_sets_keep_the_rate_on_each():
     assert np.mean(fresh >= pooled) > 0.01 + error  # what the per-set record prevents
 
 
-@pytest.mark.parametrize("kind", ["jpeg", "blur", "resize", "noise", "png", "sharpen", "webp", "chain"])
+@pytest.mark.parametrize("kind", ["jpeg", "blur", "resize", "noise", "png", "sharpen", "webp", "tone",
+                                  "quantize", "chain"])
 def test_one_processing_for_every_image(kind):
     from forensics.data import load_split
     from forensics.domain import process
@@ -400,10 +401,18 @@ def test_a_fixed_strength_is_the_strength_applied():
     assert np.allclose(resized[:, 0], back / 255.0, atol=1e-6)
     rounded = np.round(real * 255) / 255
     for kind, weak, strong in (("blur", 0.3, 2.0), ("resize", 0.9, 0.5), ("noise", 2, 16),
-                               ("jpeg", 90, 30)):
+                               ("jpeg", 90, 30), ("tone", 4, 24), ("quantize", 16, 2)):
         change = [np.abs(process(real, np.random.default_rng(2), kind, value) - rounded).mean()
                   for value in (weak, strong)]
         assert change[1] > change[0], kind
+    # tone lifts black by its strength (the background of a digit turns gray); quantize leaves
+    # that many evenly spaced gray levels, two of them a threshold at 128
+    lifted = np.round(process(real, np.random.default_rng(3), "tone", 8) * 255)
+    assert np.all(lifted[:, 0][pixels == 0] == 8)
+    for levels in (2, 4, 16):
+        values = np.unique(np.round(process(real, np.random.default_rng(4), "quantize", levels) * 255))
+        assert set(values) <= set(np.round(np.arange(levels) * 255 / (levels - 1)))
+    assert np.array_equal(process(real, np.random.default_rng(5), "quantize", 2)[:, 0] > 0.5, pixels >= 128)
 
 
 def test_an_unknown_processing_is_refused():

@@ -444,8 +444,9 @@ def train_detector(
         "--threshold-rule", help="fpr (default): the lowest threshold that keeps the share of real "
         "images called fake at most --target-fpr with --fpr-confidence, judged on the real validation "
         "images plain and under each ordinary processing (JPEG, WebP, blur, "
-        "resize, noise, PNG re-save, sharpening, two in a row) alone, and at fixed strengths one by one "
-        "(JPEG quality 30…90, blur σ 0.3…2, resize 0.5…0.9×, noise σ 2…16/255); "
+        "resize, noise, PNG re-save, sharpening, a tone change, fewer gray levels, two in a row) alone, "
+        "and at fixed strengths one by one (JPEG quality 30…90, blur σ 0.3…2, resize 0.5…0.9×, noise "
+        "σ 2…16/255, black lifted 4…24/255, 2…16 gray levels); "
         "youden: max TPR − FPR (needs fakes). "
         "Both are saved.")] = "fpr",
     target_fpr: Annotated[float, typer.Option(
