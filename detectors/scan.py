@@ -131,7 +131,7 @@ def resolve_threshold(detectors: dict[str, Any], spec: str | None = None
                 each[name] = threshold_at_fpr(record, rate)
             except ForensicsError as error:
                 raise ForensicsError(f"--threshold {spec}: detector {name}: {error}") from None
-            sure = min(sure, fpr_confidence(record, rate))
+            sure = min(sure, fpr_confidence(int(record["n"]), rate))
         # held with 95 % confidence; where a detector's validation images are too few for it
         # (the threshold then lies above all of them), the rule's name says how sure it is
         held = "" if sure >= DEFAULT_CONFIDENCE else f" at {sure:.0%} confidence"

@@ -177,11 +177,10 @@ def threshold_at_fpr(record: dict[str, Any] | None, rate: float,
     return value if record.get("space") == "log-odds" else float(score_logit(value))
 
 
-def fpr_confidence(record: dict[str, Any], rate: float, confidence: float = DEFAULT_CONFIDENCE
-                   ) -> float:
-    """How sure :func:`threshold_at_fpr`'s threshold from ``record`` is to hold ``rate``:
-    ``confidence``, or less where the record counts too few real validation images."""
-    n = int(record["n"])
+def fpr_confidence(n: int, rate: float, confidence: float = DEFAULT_CONFIDENCE) -> float:
+    """How sure the FPR rule's threshold set on ``n`` real validation images (:func:`fpr_threshold`,
+    or :func:`threshold_at_fpr` from a record of them) is to hold ``rate``: ``confidence``, or
+    less where ``n`` is too few."""
     return rule_confidence(n, rate, allowed_above(n, rate, confidence))
 
 
@@ -262,9 +261,8 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
         key: None if value is None else float(sigmoid(value)) for key, value in cuts.items()}
     thresholds["target_fpr"] = float(target_fpr)
     # every set holds the validation reals once, so one count of them may lie above each set's cut
-    allowed = allowed_above(len(real_val), target_fpr, confidence)
     thresholds["confidence"] = float(confidence)
-    thresholds["achieved_confidence"] = rule_confidence(len(real_val), target_fpr, allowed)
+    thresholds["achieved_confidence"] = fpr_confidence(len(real_val), target_fpr, confidence)
     detector.threshold_log_odds_ = float(cuts[rule])
     detector.threshold_ = float(thresholds[rule])
     detector.calibration_ = {"thresholds": thresholds, "threshold_rule": rule,

@@ -344,8 +344,8 @@ def test_fpr_rule_with_too_few_images_says_how_sure_it_is():
     assert abs(rule_confidence(100, 0.01, 0) - (1 - 0.99 ** 100)) < 1e-12
     record = score_quantiles(np.arange(100.0))
     assert threshold_at_fpr(record, 0.01) > 99.0  # above every validation score
-    assert abs(fpr_confidence(record, 0.01) - (1 - 0.99 ** 100)) < 1e-12
-    assert fpr_confidence(score_quantiles(np.arange(500.0)), 0.01) >= 0.95
+    assert abs(fpr_confidence(record["n"], 0.01) - (1 - 0.99 ** 100)) < 1e-12
+    assert fpr_confidence(score_quantiles(np.arange(500.0))["n"], 0.01) >= 0.95
 
 
 def test_quantiles_of_several_sets_keep_the_rate_on_each():
