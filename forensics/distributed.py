@@ -221,7 +221,10 @@ def wrap(module, device, *, compile: bool = False):
 
     if device.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-        parallel = DistributedDataParallel(module, device_ids=[device.index])
+        # SyncBatchNorm gives every rank the same running statistics, so DDP need not broadcast
+        # buffers; it must not: a GAN's D runs two forwards (real, fake) before one backward,
+        # and the broadcast before the second overwrote statistics cuDNN's backward keeps
+        parallel = DistributedDataParallel(module, device_ids=[device.index], broadcast_buffers=False)
     else:
         parallel = DistributedDataParallel(module)
     return torch.compile(parallel) if compile else parallel

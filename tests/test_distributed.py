@@ -170,6 +170,24 @@ def test_bf16_and_compile_train_the_same_model(tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gan_under_torchrun_on_cuda_trains_and_resumes(tmp_path):
+    """NCCL and SyncBatchNorm, the path first run on an H200 on 2026-12-04, where it had failed
+    twice: D sees the real and the fake batch in two forwards before one backward (DDP must not
+    re-broadcast BatchNorm buffers in between), and a resumed run's Adam state must follow its
+    weights onto the GPU (``exp_avgs is on cpu``)."""
+    out = tmp_path / "gan"
+    sets = [f"--set={k}={v}" for k, v in tiny_options("gan").items()]
+    for extra in (["--dataset", "digits", *sets, "--epochs", 1], ["--resume", "--epochs", 2]):
+        result = subprocess.run([*TORCHRUN, "1", "-m", "forensics", "train", "gan", "--device", "cuda",
+                                 "--out", str(out), *map(str, extra)],
+                                capture_output=True, text=True, env=ENV, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert [m["epoch"] for m in metrics(out)] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["device"].startswith("cuda")
+
+
 def test_one_process_helpers_are_identities():
     assert (distributed.rank(), distributed.size(), distributed.is_main()) == (0, 1, True)
     x = torch.arange(6.0).reshape(3, 2)
