@@ -91,6 +91,9 @@ class Detector:
     #: learns from several classes and has the ``balance`` option (class-weighted loss, on by
     #: default): train-detector's --no-balance turns it off
     balances: ClassVar[bool] = False
+    #: has the ``stretch`` option: judges each image after auto-levels
+    #: (:func:`detectors.cnn.stretch_tone`), blind to black level and contrast
+    stretches: ClassVar[bool] = False
     #: the smallest options for contract tests and tiny suites
     tiny_options: ClassVar[dict[str, Any]] = {}
     #: options added after folders were saved without them: ``{option: the value those

@@ -29,6 +29,30 @@ INFERENCE_BATCH = 2048
 LEAST_STAGES = 2
 #: the CNN's widths stop doubling at this multiple of ``width``
 MAX_WIDTH_FACTOR = 8
+#: ``stretch``: the share of an image's values at each end that auto-levels clips (1 %: the
+#: darkest 8 of a 28×28 digit's 784 pixels set its black, the brightest 8 its white)
+STRETCH_SHARE = 0.01
+#: images whose clipped range is narrower than this are left as they are (a blank image)
+STRETCH_MIN_SPAN = 0.1
+
+
+def stretch_tone(x: torch.Tensor) -> torch.Tensor:
+    """Auto-levels per image: the value at the darkest ``STRETCH_SHARE`` of its pixels (all
+    channels together) becomes 0 and the value at the brightest becomes 1, the rest mapped
+    linearly and clipped. A detector that sees only this is blind by construction to the black
+    level and the contrast: a real digit whose black was lifted by 8/255, or whose gain was
+    lowered, looks to it as the digit itself (which its maker could choose in any editor), so
+    the black level of a generator's images is no shortcut for it either."""
+    flat = x.flatten(1).float()
+    k = max(1, int(round(STRETCH_SHARE * flat.shape[1])))
+    low = flat.kthvalue(k, dim=1).values
+    high = flat.kthvalue(flat.shape[1] - k + 1, dim=1).values
+    span = high - low
+    keep = span < STRETCH_MIN_SPAN
+    low = torch.where(keep, torch.zeros_like(low), low)
+    span = torch.where(keep, torch.ones_like(span), span)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return ((x - low.view(shape).to(x.dtype)) / span.view(shape).to(x.dtype)).clamp(0.0, 1.0)
 
 
 def pool_stages(side: int) -> int:
@@ -43,8 +67,9 @@ class ConvNet(nn.Module):
     """
 
     def __init__(self, channels: int, outputs: int, width: int = 16,
-                 stages: int = LEAST_STAGES) -> None:
+                 stages: int = LEAST_STAGES, stretch: bool = False) -> None:
         super().__init__()
+        self.stretch = stretch  # see stretch_tone: the first thing the network does
 
         def block(cin: int, cout: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
@@ -60,6 +85,8 @@ class ConvNet(nn.Module):
         self.stages = stages
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stretch:
+            x = stretch_tone(x)
         return self.head(self.features(x * 2.0 - 1.0))
 
 
@@ -167,13 +194,14 @@ class NetDetector(Detector):
     torch_based = True
     has_saliency = True
     balances = True
+    stretches = True
     tiny_options = {"epochs": 1, "device": "cpu"}
 
     def __init__(self, *, width: int = 16, epochs: int = 5, batch_size: int = 64,
                  lr: float = 1e-3, seed: int = 0, augment: bool = True,
                  device: str = "auto", precision: str = "fp32", compile: bool = False,
                  pseudo_fakes: float = 0.0, robust: bool = False, robust_share: float = 1.0,
-                 balance: bool = True) -> None:
+                 balance: bool = True, stretch: bool = False) -> None:
         self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
@@ -195,10 +223,13 @@ class NetDetector(Detector):
         #: 2.8 % of eroded real digits (a processing never trained on) called fake
         self.robust_share = robust_share
         self.balance = balance  # class-weighted loss: each class weighs the same (base.class_weights)
+        #: judge each image after auto-levels (stretch_tone), after the training augmentation
+        #: and before scoring: blind to black level and contrast
+        self.stretch = stretch
 
     def build_net(self, channels: int, outputs: int, side: int) -> nn.Module:
         """The network this family trains for images of ``side`` (a module with ``outputs``)."""
-        return ConvNet(channels, outputs, self.width, pool_stages(side))
+        return ConvNet(channels, outputs, self.width, pool_stages(side), self.stretch)
 
     def _pseudo(self, real: np.ndarray) -> np.ndarray | None:
         """``pseudo_fakes × len(real)`` re-rendered real images, or None at 0 (nothing drawn)."""

@@ -96,8 +96,11 @@ class EnsembleDetector(Detector):
     def __init__(self, *, members: str = "cnn,npr,reconstruction", member_options: str = "{}",
                  holdout: float = 0.2, C: float = 1.0, seed: int = 0, device: str = "auto",
                  robust: bool = False, balance: bool = True,
-                 stacking: str = "equal") -> None:
+                 stacking: str = "equal", stretch: bool = False) -> None:
         self.balance = balance  # the combiner and every member that has the option
+        #: every member that has the option judges images after auto-levels (blind to black
+        #: level and contrast; detectors.cnn.stretch_tone), unless member_options says otherwise
+        self.stretch = stretch
         self.members = members
         self.member_options = member_options
         self.holdout = holdout
@@ -148,6 +151,8 @@ class EnsembleDetector(Detector):
                 options.setdefault("device", self.device)
             if get(kind).balances:
                 options.setdefault("balance", self.balance)
+            if get(kind).stretches and self.stretch:
+                options.setdefault("stretch", True)
             built.append(create(kind, **options))
         return built
 

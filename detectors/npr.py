@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detectors.cnn import CNNDetector
+from detectors.cnn import CNNDetector, stretch_tone
 from detectors.registry import register
 from forensics.errors import ForensicsError
 
@@ -35,8 +35,9 @@ def npr_residual(x: torch.Tensor) -> torch.Tensor:
 class NPRNet(nn.Module):
     """residual → conv(w) → conv(w) → pool 2 → conv(2w) → 1×1 conv → patch logits → mean."""
 
-    def __init__(self, channels: int, outputs: int = 1, width: int = 8) -> None:
+    def __init__(self, channels: int, outputs: int = 1, width: int = 8, stretch: bool = False) -> None:
         super().__init__()
+        self.stretch = stretch  # see detectors.cnn.stretch_tone
 
         def block(cin: int, cout: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
@@ -49,6 +50,8 @@ class NPRNet(nn.Module):
 
     def patch_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, outputs, H/2, W/2) logits, one per patch (receptive field 10×10 pixels)."""
+        if self.stretch:
+            x = stretch_tone(x)
         return self.head(self.features(npr_residual(x) * RESIDUAL_GAIN))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,15 +66,15 @@ class NPRDetector(CNNDetector):
                  lr: float = 2e-3, seed: int = 0, augment: bool = True,
                  device: str = "auto", precision: str = "fp32", compile: bool = False,
                  pseudo_fakes: float = 0.0, robust: bool = False, robust_share: float = 1.0,
-                 balance: bool = True) -> None:
+                 balance: bool = True, stretch: bool = False) -> None:
         super().__init__(width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                          augment=augment, device=device, precision=precision, compile=compile,
                          pseudo_fakes=pseudo_fakes, robust=robust, robust_share=robust_share,
-                         balance=balance)
+                         balance=balance, stretch=stretch)
 
     def build_net(self, channels: int, outputs: int, side: int) -> nn.Module:
         # local by design: one pool on the up-sampling grid and a mean of patch logits, at any side
-        return NPRNet(channels, outputs, self.width)
+        return NPRNet(channels, outputs, self.width, self.stretch)
 
     def fit(self, real: np.ndarray, fake: np.ndarray) -> NPRDetector:
         if min(np.shape(real)[2:]) < 2:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detectors.cnn import seeded_module, train_net
+from detectors.cnn import seeded_module, stretch_tone, train_net
 from detectors.oneclass import RealOnlyDetector
 from detectors.registry import register
 from forensics.errors import ForensicsError
@@ -105,12 +105,13 @@ class SurprisalDetector(RealOnlyDetector):
     """Real-only: ZED's coding-cost gap (NLL − entropy) at several scales, two-sided robust z."""
 
     torch_based = True
+    stretches = True
     tiny_options = {"epochs": 1, "width": 4, "layers": 1, "levels": 16}
 
     def __init__(self, *, scales: int = 2, levels: int = 256, width: int = 8, layers: int = 2,
                  epochs: int = 3, batch_size: int = 64, lr: float = 3e-3, holdout: float = 0.1,
                  seed: int = 0, device: str = "auto", precision: str = "fp32",
-                 compile: bool = False, robust: bool = False) -> None:
+                 compile: bool = False, robust: bool = False, stretch: bool = False) -> None:
         self.scales = scales
         self.levels = levels
         self.width = width
@@ -124,6 +125,11 @@ class SurprisalDetector(RealOnlyDetector):
         self.precision = precision  # training only
         self.compile = compile  # training only
         self.robust = robust  # learn from processed reals too (oneclass.RealOnlyDetector)
+        self.stretch = stretch  # code each image after auto-levels (detectors.cnn.stretch_tone)
+
+    def _seen(self, images: np.ndarray) -> np.ndarray:
+        """The images as the PixelCNN codes them: after auto-levels when ``stretch``."""
+        return stretch_tone(torch.from_numpy(images)).numpy() if self.stretch else images
 
     def _build(self, channels: int) -> PixelCNN:
         return PixelCNN(channels, self.levels, self.width, self.layers)
@@ -137,6 +143,7 @@ class SurprisalDetector(RealOnlyDetector):
 
     def _train(self, images: np.ndarray) -> None:
         self._check_options(images.shape)
+        images = self._seen(images)
         channels, self.nets_ = images.shape[1], nn.ModuleList()
         self.history_ = []
         for scale in range(self.scales):
@@ -154,6 +161,7 @@ class SurprisalDetector(RealOnlyDetector):
     def coding_cost(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(NLL, entropy) in bits per pixel and channel, each (N, scales)."""
         device = next(self.nets_.parameters()).device
+        images = self._seen(images)
         nll, entropy = [], []
         for scale, net in enumerate(self.nets_):
             net.eval()

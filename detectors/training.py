@@ -11,7 +11,7 @@ lowest threshold that keeps the rate of real images called fake at most ``target
 real validation images, at most one of them above it), plain *and under each ordinary processing* alone
 (:data:`forensics.domain.PROCESSINGS`: JPEG, WebP, blur, resize and back, noise, PNG re-save,
 sharpening, a tone change, fewer gray levels, two of them in a row, each at random strengths;
-and JPEG, blur, resize, noise, tone and gray levels at each strength of :data:`STRENGTH_GRID`
+and JPEG, blur, motion blur, resize, noise, tone and gray levels at each strength of :data:`STRENGTH_GRID`
 alone), as a false accusation costs more than a miss:
 pooling the processed
 copies would let one processing (say JPEG) reach several times the target while the pool
@@ -204,6 +204,7 @@ def calibration_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
 STRENGTH_GRID: dict[str, tuple[float, ...]] = {
     "jpeg": (30, 40, 50, 60, 70, 80, 90),
     "blur": (0.3, 0.5, 0.75, 1.0, 1.5, 2.0),
+    "motion": (3, 5),  # a straight motion blur of 3 and 5 px (a third of the random blurs)
     "resize": (0.5, 0.6, 0.75, 0.9),
     "noise": (2, 4, 8, 16),
     "tone": (4, 8, 16, 24),  # black lifted by 4…24/255

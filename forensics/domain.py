@@ -125,13 +125,31 @@ PROCESSINGS = ("jpeg", "blur", "resize", "noise", "png", "sharpen", "webp", "ton
 SINGLE = PROCESSINGS[:-1]
 
 
+#: what :func:`process` takes as ``kind``: the processings, and a straight motion blur alone
+#: (random draws meet it as a third of the blurs), so that a threshold can hold at its lengths
+KINDS = (*PROCESSINGS, "motion")
+
+
+def _motion_blur(hwc: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """A straight motion blur of ``length`` pixels at ``angle`` degrees, as OpenCV filters."""
+    from forensics.images import opencv
+
+    cv2 = opencv()
+    height, width = hwc.shape[:2]
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2] = 1.0 / length
+    centre = ((length - 1) / 2, (length - 1) / 2)
+    kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D(centre, angle, 1.0), (length, length))
+    return cv2.filter2D(hwc, -1, kernel / max(float(kernel.sum()), 1e-6)).reshape(height, width, -1)
+
+
 def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
                 strength: float | None = None) -> np.ndarray:
     """One uint8 ``(H, W, C)`` image through ``kind`` at a random strength, or at ``strength``
     fixed: JPEG's or WebP's quality, blur's σ (pixels of a 28-px image; Gaussian, where a random
-    one is a straight motion blur a third of the time), resize's scale, noise's σ in 1/255, tone's
-    lift of black in 1/255, quantize's number of gray levels (sharpening, PNG and the chain take
-    none: ignored)."""
+    one is a straight motion blur a third of the time), motion's length in pixels, resize's scale,
+    noise's σ in 1/255, tone's lift of black in 1/255, quantize's number of gray levels
+    (sharpening, PNG and the chain take none: ignored)."""
     from forensics.images import opencv
 
     cv2 = opencv()
@@ -150,14 +168,11 @@ def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
         drawn = float(rng.uniform(0.3, 2.0)) if strength is None else float(strength)
         sigma = max(0.3, drawn * min(1.0, min(height, width) / 28))
         if strength is None and rng.random() < 1 / 3:  # a straight motion blur of about 2σ + 1 px
-            length = max(2, round(2 * sigma + 1))
-            kernel = np.zeros((length, length), np.float32)
-            kernel[length // 2] = 1.0 / length
-            centre = ((length - 1) / 2, (length - 1) / 2)
-            turn = cv2.getRotationMatrix2D(centre, float(rng.uniform(0, 180)), 1.0)
-            kernel = cv2.warpAffine(kernel, turn, (length, length))
-            return cv2.filter2D(hwc, -1, kernel / max(float(kernel.sum()), 1e-6)).reshape(height, width, -1)
+            return _motion_blur(hwc, max(2, round(2 * sigma + 1)), float(rng.uniform(0, 180)))
         return cv2.GaussianBlur(hwc, (0, 0), sigma).reshape(height, width, -1)
+    if kind == "motion":  # drawn at random only inside blur; alone, for the fixed strengths
+        length = int(rng.integers(2, 6)) if strength is None else int(strength)
+        return _motion_blur(hwc, max(2, length), float(rng.uniform(0, 180)))
     if kind == "resize":
         scale = float(rng.uniform(0.5, 0.9)) if strength is None else float(strength)
         small = cv2.resize(hwc, (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -208,8 +223,8 @@ def process(images: np.ndarray, rng: np.random.Generator, kind: str | None = Non
     8/255 fake (26 % at 4/255), 12–41 % of thresholded ones, 12 % of Laplacian-sharpened and 6 %
     of motion-blurred ones.
     """
-    if kind is not None and kind not in PROCESSINGS:
-        raise ForensicsError(f"unknown processing {kind!r}; choose from {', '.join(PROCESSINGS)}")
+    if kind is not None and kind not in KINDS:
+        raise ForensicsError(f"unknown processing {kind!r}; choose from {', '.join(KINDS)}")
     images = np.asarray(images, dtype=np.float32)
     out = np.empty_like(images)
     for i, image in enumerate(images):

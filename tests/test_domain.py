@@ -366,7 +366,7 @@ def test_quantiles_of_several_sets_keep_the_rate_on_each():
 
 
 @pytest.mark.parametrize("kind", ["jpeg", "blur", "resize", "noise", "png", "sharpen", "webp", "tone",
-                                  "quantize", "chain"])
+                                  "quantize", "chain", "motion"])
 def test_one_processing_for_every_image(kind):
     from forensics.data import load_split
     from forensics.domain import process
@@ -403,7 +403,7 @@ def test_a_fixed_strength_is_the_strength_applied():
     assert np.allclose(resized[:, 0], back / 255.0, atol=1e-6)
     rounded = np.round(real * 255) / 255
     for kind, weak, strong in (("blur", 0.3, 2.0), ("resize", 0.9, 0.5), ("noise", 2, 16),
-                               ("jpeg", 90, 30), ("tone", 4, 24), ("quantize", 16, 2)):
+                               ("jpeg", 90, 30), ("tone", 4, 24), ("quantize", 16, 2), ("motion", 3, 5)):
         change = [np.abs(process(real, np.random.default_rng(2), kind, value) - rounded).mean()
                   for value in (weak, strong)]
         assert change[1] > change[0], kind
@@ -415,6 +415,9 @@ def test_a_fixed_strength_is_the_strength_applied():
         values = np.unique(np.round(process(real, np.random.default_rng(4), "quantize", levels) * 255))
         assert set(values) <= set(np.round(np.arange(levels) * 255 / (levels - 1)))
     assert np.array_equal(process(real, np.random.default_rng(5), "quantize", 2)[:, 0] > 0.5, pixels >= 128)
+    # motion at 5 px, its angle drawn: a line kernel keeps the total ink (away from the border)
+    smeared = process(real, np.random.default_rng(6), "motion", 5)
+    assert np.abs(smeared.sum((1, 2, 3)) - rounded.sum((1, 2, 3))).max() < 0.03 * rounded.sum((1, 2, 3)).min()
 
 
 def test_an_unknown_processing_is_refused():
