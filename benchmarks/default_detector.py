@@ -27,11 +27,10 @@ from pathlib import Path
 
 ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "default_detector"
 #: the quick suite's ``ensemble`` entry (``benchmarks/results/quick/``), chosen after each re-run
-#: from the summary's AUC and threshold columns together: in the latest run (2026-12-03, the
-#: diffusion model drawn by DPM-Solver++ SDE, this recipe's attribution member with half its
-#: images plain) it ranks first by worst-case LOGO AUC (0.894, on diffusion; 0.717 on the GAN
-#: with the member at share 1 in the run before), mean cross-generator AUC 0.908, ≤ 0.4 %
-#: processed-real FPR; the real-only ``surprisal`` is second (0.866). ``stretch`` (both members
+#: from the summary's AUC and threshold columns together: in the latest run (2026-12-04 17:32,
+#: with ``stretch``) it ranks first by worst-case LOGO AUC (0.876, on diffusion; 0.822 on the GAN
+#: without ``stretch`` that morning), mean cross-generator AUC 0.895, 0.0 % processed-real FPR;
+#: the real-only ``surprisal`` is second (0.804). ``stretch`` (both members
 #: judge images after auto-levels) joined on 2026-12-04: without it the threshold had to sit above
 #: real digits with a lifted black (both members scored them like fakes) and caught 0.7 % of the
 #: test fakes; with it 18.4 % but 1.6 % of real digits under a 5-px motion blur called fake; with
