@@ -131,11 +131,12 @@ KINDS = (*PROCESSINGS, "motion")
 
 
 def _motion_blur(hwc: np.ndarray, length: int, angle: float) -> np.ndarray:
-    """A straight motion blur of ``length`` pixels at ``angle`` degrees, as OpenCV filters."""
+    """A straight motion blur of ``length`` pixels (at least 2) at ``angle`` degrees, as OpenCV filters."""
     from forensics.images import opencv
 
     cv2 = opencv()
     height, width = hwc.shape[:2]
+    length = max(2, int(length))
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2] = 1.0 / length
     centre = ((length - 1) / 2, (length - 1) / 2)
@@ -168,11 +169,11 @@ def process_one(hwc: np.ndarray, kind: str, rng: np.random.Generator,
         drawn = float(rng.uniform(0.3, 2.0)) if strength is None else float(strength)
         sigma = max(0.3, drawn * min(1.0, min(height, width) / 28))
         if strength is None and rng.random() < 1 / 3:  # a straight motion blur of about 2σ + 1 px
-            return _motion_blur(hwc, max(2, round(2 * sigma + 1)), float(rng.uniform(0, 180)))
+            return _motion_blur(hwc, round(2 * sigma + 1), float(rng.uniform(0, 180)))
         return cv2.GaussianBlur(hwc, (0, 0), sigma).reshape(height, width, -1)
     if kind == "motion":  # drawn at random only inside blur; alone, for the fixed strengths
         length = int(rng.integers(2, 6)) if strength is None else int(strength)
-        return _motion_blur(hwc, max(2, length), float(rng.uniform(0, 180)))
+        return _motion_blur(hwc, length, float(rng.uniform(0, 180)))
     if kind == "resize":
         scale = float(rng.uniform(0.5, 0.9)) if strength is None else float(strength)
         small = cv2.resize(hwc, (max(1, round(width * scale)), max(1, round(height * scale))),

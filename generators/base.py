@@ -191,7 +191,7 @@ class Generator:
         self.nets.to(device)
         # a resumed run's optimizer state was loaded beside CPU weights: torch's own loading
         # puts each state tensor where its parameter now lives (a fused Adam's step too)
-        for opt in getattr(self, "optimizers", {}).values():
+        for opt in self.optimizers.values():
             if opt.state:
                 opt.load_state_dict(opt.state_dict())
         return self
