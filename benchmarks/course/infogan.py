@@ -6,11 +6,12 @@ followed during training: 500 samples with c1 uniform, the shipped digit
 classifier names their digit, and c1 is Hungarian-matched to digits
 (``forensics.app.audit``'s agreement helper). Configurations:
 
-- ``default``: the shipped options (Chen et al.'s recipe: G 1e-3, D/Q 2e-4, λ_disc = 1,
-  λ_cont = 0.1, 62-d noise, InfoGAN's 1,024-unit layers in G and D; batch 64);
-- ``lr_G=lr_Q=1e-3``: also the Q head at 1e-3 (``lr_q``; as in common reference
-  implementations, where Q is trained with G's optimizer), D at 2e-4;
-- ``lr_G=lr_Q=1e-3, fixed σ``: also the continuous codes' Q with unit variance
+- ``default``: the shipped options (G 2e-3, D/Q 4e-4, λ_disc = 1, λ_cont = 0.1, 16-d noise,
+  512-unit layers in G and D, batch 64; Chen et al.'s recipe has 62-d noise, 1,024 units, G 1e-3
+  and D/Q 2e-4: ``generators.infogan`` gives the measurements behind the change);
+- ``lr_Q=lr_G``: also the Q head at G's rate (``lr_q``; as in common reference
+  implementations, where Q is trained with G's optimizer), D at its own;
+- ``lr_Q=lr_G, fixed σ``: also the continuous codes' Q with unit variance
   (the Gaussian NLL becomes ½‖c − μ‖², a subclass here overrides ``_info``);
 - ``regular GAN``: λ_disc = λ_cont = 0, i.e. the same network with the codes as
   unused inputs (the course's figure b, "regular GAN").
@@ -57,10 +58,11 @@ def _fixed_variance_class():
     return FixedVarianceInfoGAN
 
 
+#: ``q_at_g``: the Q head at G's rate (whatever the options make it)
 CONFIGS = {
     "default": {"options": {}, "fixed": False},
-    "lr_G=lr_Q=1e-3": {"options": {"lr_g": 1e-3, "lr_q": 1e-3}, "fixed": False},
-    "lr_G=lr_Q=1e-3, fixed σ": {"options": {"lr_g": 1e-3, "lr_q": 1e-3}, "fixed": True},
+    "lr_Q=lr_G": {"options": {}, "fixed": False, "q_at_g": True},
+    "lr_Q=lr_G, fixed σ": {"options": {}, "fixed": True, "q_at_g": True},
     "regular GAN": {"options": {"lambda_disc": 0.0, "lambda_cont": 0.0}, "fixed": False},
 }
 
@@ -70,6 +72,8 @@ def _build(config: dict, shape, extra: dict):
     from generators.infogan import InfoGAN
 
     options = {**config["options"], **extra}
+    if config.get("q_at_g"):
+        options["lr_q"] = InfoGAN.Options.from_dict(options).lr_g
     if config["fixed"]:
         return _fixed_variance_class()(InfoGAN.Options.from_dict(options), shape)
     return generators.create("infogan", image_shape=shape, **options)
@@ -192,7 +196,8 @@ def _notes(runs: dict, best: str, iterations: int, n_train: int, batch: int) -> 
                  f"at {iterations} ({iterations * batch / n_train:.0f} epochs of {n_train} images); "
                  f"Chen et al. trained on 60,000 images for many more iterations.")
     if best != "default" and acc[best] - acc["default"] > 0.05:
-        changed = ", ".join(f"{k}={v}" for k, v in CONFIGS[best]["options"].items())
+        default = runs["default"]["options"]
+        changed = ", ".join(f"{k}={v}" for k, v in runs[best]["options"].items() if v != default.get(k))
         notes.append(f"Suggested (not changed here): the options of '{best}' ({changed}"
                      + (", Q's continuous codes at unit variance" if CONFIGS[best]["fixed"] else "")
                      + ").")
