@@ -151,8 +151,8 @@ class EnsembleDetector(Detector):
                 options.setdefault("device", self.device)
             if get(kind).balances:
                 options.setdefault("balance", self.balance)
-            if get(kind).stretches and self.stretch:
-                options.setdefault("stretch", True)
+            if get(kind).stretches:
+                options.setdefault("stretch", self.stretch)
             built.append(create(kind, **options))
         return built
 
