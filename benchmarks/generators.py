@@ -188,7 +188,8 @@ def main() -> None:
             entry.update(quality)
             entry["sample_ratio"] = round(entry["sample_seconds"] / reference_now["seconds"], 2)
             entry["other_samplings"] = _other_samplings(name, run, args, reference)
-            entry["epochs"] = json.loads((run / "config.json").read_text())["epochs"]
+            config = json.loads((run / "config.json").read_text())
+            entry["epochs"], entry["precision"] = config["epochs"], config.get("precision", "fp32")
             if "c1_accuracy" in entry:
                 entry.update(_code_seeds(name, root, args, entry, reference))
             entry["meets"] = _verdicts(name, entry)
@@ -275,6 +276,10 @@ def _histogram_figure(results: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def _yes_no(flag: bool | None) -> str:
+    return {True: "yes", False: "no"}.get(flag, "not recorded")
+
+
 def _markdown(results: dict) -> str:
     ref = results["real_test_reference"]
     before, after = results["reference_before"], results["reference_after"]
@@ -283,7 +288,8 @@ def _markdown(results: dict) -> str:
         "# Generators on mnist5k: training cost and sample quality", "",
         f"Machine: {results['machine']['processor']}, {results['machine']['cpu_count']} cores, "
         f"{results['machine']['platform']}; load average {results['machine'].get('load_average_1m')} "
-        f"at the start (the machine was shared); torch {results['versions'].get('torch')}; "
+        f"at the start (the machine was shared); CPU with native bf16: "
+        f"{_yes_no(results['machine'].get('cpu_native_bf16'))}; torch {results['versions'].get('torch')}; "
         f"seed {results['seed']}; measured {results['created']}.", "",
         f"Reference workload ({before['workload']}): {before['seconds']} s before the trainings "
         f"(load {before['load_average_1m_before']:.2f}), {after['seconds']} s after (load "
@@ -292,10 +298,12 @@ def _markdown(results: dict) -> str:
         "(its own column): the time target 90 s is "
         f"≈ {90 / quiet:.0f} reference units (diffusion's 5 min ≈ {300 / quiet:.0f}).", "",
         "Reproduce: `python -m benchmarks.generators [--only NAME[,NAME]]`.", "",
-        "| generator | epochs | train wall time (s) | reference (s) | ratio | load after "
+        "'precision' = what the default `--precision auto` ran (bf16 autocast where the CPU has "
+        "bf16 units, else fp32; entries without one predate it and ran fp32).", "",
+        "| generator | epochs | precision | train wall time (s) | reference (s) | ratio | load after "
         "| sampling (s; ratio) | confident share | smallest digit share | domain FD "
         "| c1 accuracy (median; seeds) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in results["generators"].items():
         seeds = ", ".join(f"{v:.1%}" for v in g.get("c1_accuracy_by_seed", {}).values())
@@ -303,7 +311,8 @@ def _markdown(results: dict) -> str:
         reference_s = g.get("reference", before)["seconds"]
         sampled = (f"{g['sample_seconds']}; {g['sample_ratio']}" if "sample_ratio" in g
                    else "not measured")
-        lines.append(f"| {name} | {g['epochs']} | {g['train_seconds']} | {reference_s} "
+        lines.append(f"| {name} | {g['epochs']} | {g.get('precision', 'fp32')} "
+                     f"| {g['train_seconds']} | {reference_s} "
                      f"| {g['reference_ratio']} "
                      f"| {g['load_average_1m_after']} | {sampled} | {g['confident_share']:.1%} "
                      f"| {min(g['digit_shares']):.1%} | {g['domain_fd']} | {c1} |")

@@ -3,7 +3,8 @@
 Run::
 
     python -m benchmarks.variants GENERATOR --tag NAME [--set KEY=VALUE ...] [--epochs N]
-        [--seeds 0,1,2] [--sampling KEY=VALUE[,KEY=VALUE] ...] [--out benchmarks/results/variants]
+        [--precision bf16] [--seeds 0,1,2] [--sampling KEY=VALUE[,KEY=VALUE] ...]
+        [--out benchmarks/results/variants]
 
 Each seed is trained by the real CLI (``forensics train GENERATOR --set ...``), timed
 beside the reference workload (:mod:`benchmarks.reference`) measured just before it,
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--tag", required=True, help="the variant's name in the table")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--epochs", type=int, default=0, help="0: the generator's default")
+    parser.add_argument("--precision", default="", help="fp32 | bf16 | auto (train's --precision; "
+                        "default: train's own)")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE[,…]")
     parser.add_argument("--n", type=int, default=1000)
@@ -59,6 +62,7 @@ def main() -> None:
                  "train_features": load_digit_classifier().features(train.images)}
     extra = tuple(arg for kv in args.sets for arg in ("--set", kv))
     extra += ("--epochs", str(args.epochs)) if args.epochs else ()
+    extra += ("--precision", args.precision) if args.precision else ()
     args.out.mkdir(parents=True, exist_ok=True)
     lines = args.out / "results.jsonl"
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -66,11 +70,12 @@ def main() -> None:
             run = Path(tmp) / "run"
             workload = measure()
             trained = train_by_cli(args.generator, run, seed, extra)
-            epochs = json.loads((run / "config.json").read_text())["epochs"]
+            config = json.loads((run / "config.json").read_text())
+            epochs, precision = config["epochs"], config.get("precision", "fp32")
             for sampling in samplings:
                 quality = sample_quality(run, args.n, seed, reference, sampling)[0]
                 record = {"generator": args.generator, "tag": args.tag, "options": args.sets,
-                          "epochs": epochs, "seed": seed, "sampling": sampling,
+                          "precision": precision, "epochs": epochs, "seed": seed, "sampling": sampling,
                           "train_seconds": trained["train_seconds"], "reference": workload,
                           "ratio": round(trained["train_seconds"] / workload["seconds"], 1),
                           "load_after": round(os.getloadavg()[0], 2), **quality,
@@ -90,7 +95,8 @@ def _markdown(records: list[dict]) -> str:
         fd = r.get("domain_fd")
         c1 = r.get("c1_accuracy")
         rows.append(f"| {r['generator']} | {r['tag']} | {' '.join(r['options']) or 'defaults'} | "
-                    f"{r['epochs']} | {r['seed']} | {sampling} | {r['train_seconds']} | "
+                    f"{r.get('precision', 'fp32')} | {r['epochs']} | {r['seed']} | {sampling} | "
+                    f"{r['train_seconds']} | "
                     f"{r.get('ratio') or '–'} | "
                     f"{r['confident_share']:.1%} | {r['rarest_digit_share']:.1%} | "
                     f"{'–' if fd is None else fd} | {'–' if c1 is None else f'{c1:.1%}'} | "
@@ -103,14 +109,16 @@ def _markdown(records: list[dict]) -> str:
         "rarest digit's share of all samples), the audit's domain FD and c1's Hungarian agreement "
         f"(InfoGAN). 'ratio' = training seconds / the reference workload measured just before it "
         f"(≈ {QUIET_SECONDS} s on the quiet reference machine): compare ratios, not seconds. "
+        "'precision': what trained (rows from before `--precision auto` ran float32). "
         "Rows whose FD reads – were measured by this script's first form (same training command, "
         "sampling seed and scoring, without the FD; the InfoGAN rows without the reference). "
         "Reproduce a row: "
-        "`python -m benchmarks.variants GENERATOR --tag T --set KEY=VALUE --seeds S --sampling …`.",
+        "`python -m benchmarks.variants GENERATOR --tag T --set KEY=VALUE --precision P --seeds S "
+        "--sampling …`.",
         "",
-        "| generator | tag | options | epochs | seed | sampling | train (s) | ratio | confident | "
-        "rarest digit | domain FD | c1 | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| generator | tag | options | precision | epochs | seed | sampling | train (s) | ratio | "
+        "confident | rarest digit | domain FD | c1 | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows, ""])
 
 

@@ -80,7 +80,11 @@ def machine() -> dict[str, object]:
     try:
         import torch
 
+        from forensics.runtime import native_bf16
+
         info["torch_threads"] = torch.get_num_threads()
+        # what --precision auto picks on this CPU (bf16 makes training 1.3-1.5x faster there)
+        info["cpu_native_bf16"] = native_bf16(torch.device("cpu"))
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except ImportError:
         pass

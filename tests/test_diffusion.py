@@ -133,11 +133,11 @@ def test_samplers_are_seeded_and_take_their_steps(sampler):
     torch.testing.assert_close(states[-1], model.sample(3, seeded(1))[0])
 
 
-def test_default_steps_dpm_sde_15_ddim_25_ddpm_the_whole_chain():
+def test_default_steps_dpm_sde_18_ddim_25_ddpm_the_whole_chain():
     model = _model(timesteps=200)
-    assert model.sampling() == {"sampler": "dpm-sde", "steps": 15}
+    assert model.sampling() == {"sampler": "dpm-sde", "steps": 18}
     scheduler = model.scheduler()
-    assert len(scheduler.timesteps) == 15 and scheduler.timesteps[0] == 199
+    assert len(scheduler.timesteps) == 18 and scheduler.timesteps[0] == 199
     # the stochastic second-order solver (a deterministic one scored 10 points lower)
     assert scheduler.config.algorithm_type == "sde-dpmsolver++" and scheduler.config.solver_order == 2
     assert scheduler.config.timestep_spacing == "trailing"

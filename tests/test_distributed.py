@@ -45,8 +45,10 @@ def forensics(*args: object, processes: int = 1, check: bool = True) -> subproce
 def train(name: str, out: Path, *extra: object, processes: int = 1, epochs: int = 1,
           **options: object) -> Path:
     sets = [f"--set={k}={v}" for k, v in tiny_options(name, **options).items()]
+    # float32 unless asked: what the processes change is measured to float32's rounding
+    precision = () if "--precision" in extra else ("--precision", "fp32")
     forensics("train", name, "--dataset", "digits", "--epochs", epochs, "--device", "cpu",
-              "--out", out, *sets, *extra, processes=processes)
+              "--out", out, *sets, *precision, *extra, processes=processes)
     return out
 
 
@@ -88,7 +90,8 @@ def test_two_nodes_through_c10d_rendezvous(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
          "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "test",
          "-m", "forensics", "train", "vae", "--dataset", "digits", "--epochs", "1", "--device", "cpu",
-         "--out", str(out), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+         "--precision", "fp32", "--out", str(out), *sets],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         for _ in range(2)]
     outputs = [launcher.communicate(timeout=300) for launcher in launchers]
     assert [launcher.returncode for launcher in launchers] == [0, 0], outputs
@@ -108,7 +111,8 @@ def test_gan_under_two_processes_differs_only_by_batchnorm_statistics(tmp_path):
     two = train("gan", tmp_path / "two", processes=2, **rates)
     other_seed = tmp_path / "seed1"
     forensics("train", "gan", "--dataset", "digits", "--epochs", 1, "--device", "cpu", "--seed", 1,
-              "--out", other_seed, *[f"--set={k}={v}" for k, v in tiny_options("gan", **rates).items()])
+              "--precision", "fp32", "--out", other_seed,
+              *[f"--set={k}={v}" for k, v in tiny_options("gan", **rates).items()])
 
     def flat(run: Path) -> torch.Tensor:
         return torch.cat([v.flatten() for k, v in sorted(weights(run).items()) if "running" not in k])
@@ -170,6 +174,25 @@ def test_bf16_and_compile_train_the_same_model(tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
 
 
+def test_auto_precision_is_resolved_for_the_device_and_recorded(tmp_path):
+    """A new run's default precision is ``auto``: bf16 where the device computes it natively,
+    float32 elsewhere; config.json records the resolved one, and a resumed run keeps it."""
+    from forensics.runtime import native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert [resolve_precision(p, cpu) for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+    assert resolve_precision("auto", torch.device("meta")) == "fp32"  # no bf16 units known there
+    expected = "bf16" if native_bf16(cpu) else "fp32"
+    assert resolve_precision("auto", cpu) == expected
+    out = tmp_path / "auto"
+    sets = [f"--set={k}={v}" for k, v in tiny_options("vae").items()]
+    forensics("train", "vae", "--dataset", "digits", "--epochs", 1, "--device", "cpu", "--out", out, *sets)
+    assert json.loads((out / "config.json").read_text())["precision"] == expected
+    forensics("train", "vae", "--out", out, "--resume", "--epochs", 2, "--device", "cpu")
+    assert json.loads((out / "config.json").read_text())["precision"] == expected
+    assert [m["epoch"] for m in metrics(out)] == [1, 2]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gan_under_torchrun_on_cuda_trains_and_resumes(tmp_path):
@@ -209,7 +232,7 @@ def test_bad_precision_and_compile_for_a_non_torch_detector_are_one_line_errors(
     runner = CliRunner()
     result = runner.invoke(app, ["train", "vae", "--dataset", "digits", "--precision", "fp16",
                                  "--out", str(tmp_path / "run")])
-    assert_one_line_error(result, 2, "precision must be fp32 or bf16")
+    assert_one_line_error(result, 2, "precision must be one of fp32, bf16, auto")
     result = runner.invoke(app, ["train-detector", "spectral-fft", "--fake", str(trained_run("vae")),
                                  "--real", "digits", "--out", str(tmp_path / "det"), "--compile"])
     assert_one_line_error(result, 2, "--compile is for the torch detectors")

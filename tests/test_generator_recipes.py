@@ -240,7 +240,9 @@ def test_generator_benchmark_keeps_unmeasured_entries_and_reports_other_sampling
         "total_train_seconds": 20.0})
     assert "- vae, sampler=prior: 40.0% confident, smallest digit 4.0%, domain FD 50.0" in text
     assert "- ae: measured 2026-01-01T00:00:00+00:00 by an earlier run" in text
-    assert "| ae | 2 | 10.0 | 4.0 | 2.5 | 0.5 | not measured | 80.0% |" in text
+    # an entry from before --precision auto ran float32, and says so
+    assert "| ae | 2 | fp32 | 10.0 | 4.0 | 2.5 | 0.5 | not measured | 80.0% |" in text
+    assert "CPU with native bf16: not recorded" in text
     assert "- ae: rarest 0.6%, most frequent 19.4%" in text  # 5 and 155 of the 800 recognised
 
 
@@ -287,8 +289,12 @@ def test_variants_benchmark_trains_scores_and_records_each_sampling(tmp_path):
         assert r["options"] == ["width=8", "hidden=16"] and r["epochs"] == 1 and r["samples"] == 50
         assert 0 <= r["confident_share"] <= 1 and len(r["digit_shares"]) == 10
         assert r["rarest_digit_share"] == min(r["digit_shares"]) and r["ratio"] > 0
+    # the precision that trained (train's default auto, resolved for this CPU) is recorded
+    precisions = {r["precision"] for r in records}
+    assert len(precisions) == 1 and precisions <= {"fp32", "bf16"}
     table = (out / "README.md").read_text()
-    assert table.count("| vae | tiny | width=8 hidden=16 | 1 | 0 |") == 2 and "sampler=prior" in table
+    row = f"| vae | tiny | width=8 hidden=16 | {records[0]['precision']} | 1 | 0 |"
+    assert table.count(row) == 2 and "sampler=prior" in table
     bad = subprocess.run([*command[:3], "vae", "--tag", "x", "--sampling", "oops", "--out",
                           str(out)], capture_output=True, text=True)
     assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr

@@ -26,8 +26,10 @@ Epochs = Annotated[int | None, typer.Option(
 BatchSize = Annotated[int | None, typer.Option(
     "--batch-size", help="Images per training batch (default: the model's own).")]
 Precision = Annotated[str | None, typer.Option(
-    "--precision", help="fp32 or bf16: bf16 autocast of the networks' forward passes (for GPUs "
-    "with bf16; on a CPU it is usually slower). Default fp32; a resumed run keeps its own.")]
+    "--precision", help="fp32, bf16 or auto: bf16 autocasts the networks' forward passes; auto "
+    "is bf16 where the device computes it natively (CUDA GPUs with bf16, CPUs with AVX512-BF16 "
+    "or AMX), fp32 elsewhere. Default: auto for train (config.json records what ran), fp32 for "
+    "train-detector; a resumed run keeps its own.")]
 Compile = Annotated[bool | None, typer.Option(
     "--compile/--no-compile", metavar=FLAG,
     help="torch.compile the networks (pays off on a GPU for long runs). Default: no; a resumed "
