@@ -81,8 +81,12 @@ def _stale(run: Path, name: str) -> str | None:
     options are not compared: the fakes are drawn with today's (:func:`default_sampling`)."""
     import json
 
+    import torch
+
+    from forensics.runtime import resolve_precision
     from generators.registry import get
     from generators.runs import saved_options
+    from generators.training import DEFAULT_PRECISION
 
     try:
         config = json.loads((run / "config.json").read_text())
@@ -95,6 +99,9 @@ def _stale(run: Path, name: str) -> str | None:
                if then.get(key) != value and key not in cls.sampling_options]
     if config.get("epochs") != cls.default_epochs:
         changed.append(f"epochs {config.get('epochs')!r} (default now {cls.default_epochs})")
+    precision = resolve_precision(DEFAULT_PRECISION, torch.device("cpu"))  # what train runs now
+    if config.get("precision", "fp32") != precision:
+        changed.append(f"precision {config.get('precision', 'fp32')!r} (default now {precision!r})")
     return ", ".join(changed) or None
 
 

@@ -144,8 +144,9 @@ def _real_splits(bench: Bench, dataset: Dataset) -> None:
 
 # -- stage 1: generators ----------------------------------------------------------------------
 def _train_generators(bench: Bench) -> None:
+    from forensics.runtime import pick_device, resolve_precision
     from generators.registry import get
-    from generators.training import CONFIG, METRICS, train
+    from generators.training import CONFIG, DEFAULT_PRECISION, METRICS, train
 
     items = list(bench.suite.generators.items())
     for i, (name, entry) in enumerate(items):
@@ -153,8 +154,11 @@ def _train_generators(bench: Bench) -> None:
         # keyed on every option as it resolves today (the suite's and the class defaults), so a
         # changed default (e.g. the diffusion model's sampler) is not served from an old run
         resolved = get(entry["kind"]).Options.from_dict(dict(entry.get("options", {}))).to_dict()
+        # the precision `train` resolves ``auto`` to on this device trains differently
+        precision = resolve_precision(DEFAULT_PRECISION, pick_device(bench.device))
         config = {"kind": entry["kind"], "options": resolved, "epochs": epochs,
-                  "dataset": bench.suite.dataset, "data": bench.keys["real"], "seed": bench.seed}
+                  "dataset": bench.suite.dataset, "data": bench.keys["real"], "seed": bench.seed,
+                  "precision": precision}
         folder, key = slot(bench.cache, "generators", name, config)
         bench.keys[f"generator:{name}"] = key
         bench.progress(f"training generator {name}", i, len(items))
@@ -177,14 +181,18 @@ def _make_fakes(bench: Bench) -> None:
 
     n = bench.suite.fakes_per_generator
     for i, name in enumerate(bench.runs):
-        config = {"generator": bench.keys[f"generator:{name}"], "n": n, "seed": bench.seed}
+        run = load_run(bench.runs[name])
+        # the sampling as it resolves today: a changed default (e.g. the diffusion model's
+        # steps, while the run's options say 0) is not served from old fakes
+        config = {"generator": bench.keys[f"generator:{name}"], "n": n, "seed": bench.seed,
+                  "sampling": run.model.sampling()}
         folder, key = slot(bench.cache, "synthetic", name, config)
         bench.keys[f"synthetic:{name}"] = key
         bench.progress(f"generating {n} images with {name}", i, len(bench.runs))
         if bench.fresh and folder.exists():
             shutil.rmtree(folder)
         if not folder.exists():
-            generate(load_run(bench.runs[name]), n, folder, seed=bench.seed)
+            generate(run, n, folder, seed=bench.seed)
         images = read_synthetic(folder, workers=bench.workers)
         # the split train_detector makes (seeded by the generator's name, whatever sources
         # are beside it): every detector is tested on fakes no detector trained on

@@ -45,8 +45,11 @@ def native_bf16(device) -> bool:
     diffusion U-Net 1.46× faster than in float32)."""
     import torch
 
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cuda":  # bf16 units, not the emulation older GPUs (T4, V100) offer
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # a torch without the argument counted only native support
+            return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":  # torch.cpu's probes are private: a missing one counts as no
         probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)

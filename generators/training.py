@@ -130,7 +130,7 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
         config.setdefault("created", provenance.now())
         config["device"] = str(dev)
         config["processes"] = distributed.size()
-        config["precision"] = resolve_precision(config["precision"], dev)  # recorded resolved
+        config["precision"] = _resolved_precision(config["precision"], dev)  # recorded resolved
         model.to(dev)
         model.precision = config["precision"]
         distributed.checked(lambda: distributed.local_batch(model.options.batch_size))
@@ -142,6 +142,17 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
         with model.parallel(wrap) if wrap else nullcontext():
             _fit(model, images, config, start, out, callback if main else None)
         return Run(out, config, model)
+
+
+def _resolved_precision(precision: str, device) -> str:
+    """``precision`` resolved for this rank's device; under torchrun every rank must resolve
+    ``auto`` alike (nodes of different hardware would otherwise train in different precisions)."""
+    resolved = resolve_precision(precision, device)
+    share = distributed.all_mean({"bf16": float(resolved == "bf16")})["bf16"]
+    distributed.agree(None if share in (0.0, 1.0) else
+                      "--precision auto resolves to bf16 on some ranks' devices and fp32 on others: "
+                      "pass --precision fp32 or bf16")
+    return resolved
 
 
 def _on_failure(action: Callable[[Path], None], out: Path):
@@ -195,7 +206,9 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
                   "epochs": epochs or get(name).default_epochs, "seed": seed,
                   "data_root": data_root, "download": download}
     check_config(config, out / CONFIG, keys=("generator", "options", "dataset", "seed", "epochs"))
-    config["precision"] = check_precision(precision or config.get("precision") or DEFAULT_PRECISION)
+    # a run saved before precision was recorded trained in float32, and resumes so
+    config["precision"] = check_precision(
+        precision or config.get("precision") or ("fp32" if resume else DEFAULT_PRECISION))
     config["compile"] = bool(config.get("compile", False) if compile is None else compile)
     return config
 

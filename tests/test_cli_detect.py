@@ -831,21 +831,30 @@ def test_detect_a_mixed_folder_reads_right_at_80_columns(world, tmp_path):
 def test_default_detector_rebuild_refuses_a_kept_run_with_other_options(tmp_path):
     """The rebuild reuses finished runs: one trained before a default changed (here an AE run
     saved before the ``components`` option, so 10 components) is named, not reused."""
+    import torch
+
     from benchmarks.default_detector import _stale
+    from forensics.runtime import resolve_precision
     from generators.registry import get
 
     cls = get("ae")
     run = tmp_path / "ae"
     run.mkdir()
     options = cls.Options.from_dict({}).to_dict()
+    now = resolve_precision("auto", torch.device("cpu"))  # what `train` runs on this CPU today
     (run / "config.json").write_text(json.dumps({"generator": "ae", "options": options,
-                                                 "epochs": cls.default_epochs}))
+                                                 "epochs": cls.default_epochs, "precision": now}))
     assert _stale(run, "ae") is None
     del options["components"]
     (run / "config.json").write_text(json.dumps({"generator": "ae", "options": options,
-                                                 "epochs": cls.default_epochs + 1}))
+                                                 "epochs": cls.default_epochs + 1, "precision": now}))
     assert _stale(run, "ae") == (f"components 10 (default now 40), epochs {cls.default_epochs + 1} "
                                  f"(default now {cls.default_epochs})")
+    # a run trained in another precision than today's default trains differently
+    other = "fp32" if now == "bf16" else "bf16"
+    (run / "config.json").write_text(json.dumps({"generator": "ae", "options": cls.Options.from_dict(
+        {}).to_dict(), "epochs": cls.default_epochs, "precision": other}))
+    assert _stale(run, "ae") == f"precision {other!r} (default now {now!r})"
     assert _stale(tmp_path / "absent", "ae") is None
 
 
@@ -854,7 +863,10 @@ def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path,
     """A diffusion run saved with the former default sampler (DDIM) is reused, not refused:
     sampling changes without retraining, and the fakes are drawn with today's default; a kept
     fake folder drawn another way than the rebuild would draw now is named, not reused."""
+    import torch
+
     import benchmarks.default_detector as rebuild
+    from forensics.runtime import resolve_precision
     from generators.registry import get
     from generators.synthesis import generate
     from generators.training import load_run
@@ -863,11 +875,12 @@ def test_default_detector_rebuild_draws_kept_runs_with_todays_sampling(tmp_path,
     run = tmp_path / "diffusion"
     run.mkdir()
     options = {**cls.Options.from_dict({}).to_dict(), "sampler": "ddim", "steps": 50}
+    now = resolve_precision("auto", torch.device("cpu"))
     (run / "config.json").write_text(json.dumps({"generator": "diffusion", "options": options,
-                                                 "epochs": cls.default_epochs}))
+                                                 "epochs": cls.default_epochs, "precision": now}))
     assert rebuild._stale(run, "diffusion") is None
     (run / "config.json").write_text(json.dumps({"generator": "diffusion", "epochs": cls.default_epochs,
-                                                 "options": {**options, "width": 8}}))
+                                                 "options": {**options, "width": 8}, "precision": now}))
     assert rebuild._stale(run, "diffusion") == "width 8 (default now 16)"
     # each other sampling the class names is a fake source of its own
     assert rebuild.fake_sets("diffusion") == [("diffusion", {"sampler": "dpm-sde", "steps": 0}, 1),

@@ -191,6 +191,12 @@ def test_auto_precision_is_resolved_for_the_device_and_recorded(tmp_path):
     forensics("train", "vae", "--out", out, "--resume", "--epochs", 2, "--device", "cpu")
     assert json.loads((out / "config.json").read_text())["precision"] == expected
     assert [m["epoch"] for m in metrics(out)] == [1, 2]
+    # a run saved before precision was recorded trained in float32: it resumes in float32
+    config = json.loads((out / "config.json").read_text())
+    del config["precision"]
+    (out / "config.json").write_text(json.dumps(config))
+    forensics("train", "vae", "--out", out, "--resume", "--epochs", 3, "--device", "cpu")
+    assert json.loads((out / "config.json").read_text())["precision"] == "fp32"
 
 
 @pytest.mark.slow

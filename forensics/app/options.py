@@ -52,7 +52,7 @@ Sampler = Annotated[str | None, typer.Option(
     "vae: gmm (default: a mixture fitted to the training codes) or "
     "prior (N(0, I), the course's).")]
 Steps = Annotated[int | None, typer.Option(
-    "--steps", help="diffusion: denoising steps (default: dpm-sde 15, ddim 25, ddpm all T).")]
+    "--steps", help="diffusion: denoising steps (default: dpm-sde 18, ddim 25, ddpm all T).")]
 Temperature = Annotated[float | None, typer.Option(
     "--temperature", help="ae, vae: the spread of sampled codes, a share of the fitted one "
     "(default: the run's own; new ae runs 0.8, vae 1). Below 1: samples nearer the codes' "
