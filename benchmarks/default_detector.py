@@ -83,10 +83,9 @@ def _stale(run: Path, name: str) -> str | None:
 
     import torch
 
-    from forensics.runtime import resolve_precision
     from generators.registry import get
     from generators.runs import saved_options
-    from generators.training import DEFAULT_PRECISION
+    from generators.training import new_run_precision
 
     try:
         config = json.loads((run / "config.json").read_text())
@@ -99,7 +98,7 @@ def _stale(run: Path, name: str) -> str | None:
                if then.get(key) != value and key not in cls.sampling_options]
     if config.get("epochs") != cls.default_epochs:
         changed.append(f"epochs {config.get('epochs')!r} (default now {cls.default_epochs})")
-    precision = resolve_precision(DEFAULT_PRECISION, torch.device("cpu"))  # what train runs now
+    precision = new_run_precision(torch.device("cpu"))  # the rebuild trains with --device cpu
     if config.get("precision", "fp32") != precision:
         changed.append(f"precision {config.get('precision', 'fp32')!r} (default now {precision!r})")
     return ", ".join(changed) or None

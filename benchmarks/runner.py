@@ -144,9 +144,9 @@ def _real_splits(bench: Bench, dataset: Dataset) -> None:
 
 # -- stage 1: generators ----------------------------------------------------------------------
 def _train_generators(bench: Bench) -> None:
-    from forensics.runtime import pick_device, resolve_precision
+    from forensics.runtime import pick_device
     from generators.registry import get
-    from generators.training import CONFIG, DEFAULT_PRECISION, METRICS, train
+    from generators.training import CONFIG, METRICS, new_run_precision, train
 
     items = list(bench.suite.generators.items())
     for i, (name, entry) in enumerate(items):
@@ -155,7 +155,7 @@ def _train_generators(bench: Bench) -> None:
         # changed default (e.g. the diffusion model's sampler) is not served from an old run
         resolved = get(entry["kind"]).Options.from_dict(dict(entry.get("options", {}))).to_dict()
         # the precision `train` resolves ``auto`` to on this device trains differently
-        precision = resolve_precision(DEFAULT_PRECISION, pick_device(bench.device))
+        precision = new_run_precision(pick_device(bench.device))
         config = {"kind": entry["kind"], "options": resolved, "epochs": epochs,
                   "dataset": bench.suite.dataset, "data": bench.keys["real"], "seed": bench.seed,
                   "precision": precision}

@@ -126,11 +126,11 @@ def train_net(net: nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn, 
     from detectors.augment import blur_jpeg
     from detectors.augment import robust as robust_augment
     from forensics import distributed, loop
-    from forensics.runtime import autocast, check_precision
+    from forensics.runtime import autocast, resolve_precision
 
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ForensicsError("epochs and batch_size must be positive, and lr above 0")
-    check_precision(precision)
+    precision = resolve_precision(precision, device)  # once: "auto" probes the device
     local = distributed.local_batch(batch_size)
     rng = np.random.default_rng(seed)
     net.to(device).train()

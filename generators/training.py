@@ -144,6 +144,12 @@ def train(name: str, options: dict[str, Any], *, out: str | Path, dataset: str =
         return Run(out, config, model)
 
 
+def new_run_precision(device) -> str:
+    """The precision a new run trains in on ``device`` (:data:`DEFAULT_PRECISION` resolved):
+    what caches and kept runs are compared against."""
+    return resolve_precision(DEFAULT_PRECISION, device)
+
+
 def _resolved_precision(precision: str, device) -> str:
     """``precision`` resolved for this rank's device; under torchrun every rank must resolve
     ``auto`` alike (nodes of different hardware would otherwise train in different precisions)."""
