@@ -142,14 +142,23 @@ def test_train_detector_stores_a_platt_calibration(world):
 
 
 def test_train_detector_no_balance_epochs_device(world, tmp_path):
-    """--no-balance is recorded (and no longer claims balancing); --epochs and --device reach
-    a torch detector; --epochs on a detector without epochs is one line."""
+    """--no-balance is recorded (and no longer claims balancing); --epochs, --device and
+    --precision reach a torch detector (the precision that ran is recorded); --epochs on a
+    detector without epochs is one line."""
     out = tmp_path / "cnn"
     result = invoke("train-detector", "cnn", "--real", "digits", "--fake", world["fakes"], "--out", out,
-                    "--epochs", 2, "--device", "cpu", "--no-balance", "--set", "width=4")
+                    "--epochs", 2, "--device", "cpu", "--no-balance", "--set", "width=4",
+                    "--precision", "auto")
     assert result.exit_code == 0, result.output
     header = json.loads((out / "detector.json").read_text())
     assert header["options"]["epochs"] == 2 and header["options"]["device"] == "cpu"
+    # the option as given, and what ran: auto resolved for this CPU
+    import torch
+
+    from forensics.runtime import resolve_precision
+
+    assert header["options"]["precision"] == "auto"
+    assert header["state"]["trained_precision"] == resolve_precision("auto", torch.device("cpu"))
     assert header["options"]["balance"] is False
     assert header["metrics"]["class_balance"]["balanced"] is False
     assert "not balanced" in result.stderr

@@ -99,6 +99,19 @@ def test_the_unet_has_one_stage_per_halving_of_the_side(side, stages):
         assert out.shape == (2, channels, side, side)
 
 
+def test_widest_caps_the_stage_widths_and_the_middle_block_is_optional():
+    model = create("diffusion", image_shape=(1, 64, 64), width=4, widest=2, mid_block=False,
+                   timesteps=10)
+    unet = model.nets["unet"]
+    assert tuple(unet.config.block_out_channels) == (4, 8, 8, 8, 8)
+    assert unet.mid_block is None
+    with torch.no_grad():
+        out = unet(torch.zeros(2, 1, 64, 64), torch.tensor([1, 5])).sample
+    assert out.shape == (2, 1, 64, 64)
+    default = create("diffusion", image_shape=(1, 28, 28), width=4, timesteps=10).nets["unet"]
+    assert tuple(default.config.block_out_channels) == (4, 8, 16) and default.mid_block is not None
+
+
 def test_ema_starts_as_the_weights_and_follows_them(digits_train):
     model = _model()
     ema, unet = model.nets["ema"], model.nets["unet"]
