@@ -174,6 +174,11 @@ CASES: dict[str, tuple[str, Callable[[], bytes], Outcome]] = {
     ),
     "bmp": ("img.bmp", lambda: encode(Image.fromarray(noise(5, 3)), "BMP"), (5, 3, 3)),
     "tiff": ("img.tif", lambda: encode(Image.fromarray(noise(4, 6, 1)), "TIFF"), (4, 6, 1)),
+    "pgm": ("img.pgm", lambda: encode(Image.fromarray(noise(4, 6, 1)), "PPM"), (4, 6, 1)),
+    "ppm": ("img.ppm", lambda: encode(Image.fromarray(noise(3, 5)), "PPM"), (3, 5, 3)),
+    "pgm-plain-ascii-16bit": ("plain.pgm", lambda: b"P2\n2 1\n65535\n0 65535\n", (1, 2, 1)),
+    "pgm-bomb-header": ("bomb.pgm", lambda: b"P5\n50000 50000\n255\n" + b"\0" * 64,
+                        "more than the limit"),
     "one-pixel": ("dot.png", lambda: encode(Image.fromarray(noise(1, 1, 1)), "PNG"), (1, 1, 1)),
     "wide-10000x1": (
         "wide.png",

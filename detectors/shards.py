@@ -19,7 +19,7 @@ import json
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,17 +42,20 @@ class Listing:
     entries: int  # entries of the whole walk, every shard's
     images: int  # entries of the shard not already known to be bad (what progress counts)
     sha256: str  # digest of the walk's paths: parts scanned from other folders do not merge
+    #: files inside the given folders that the walk does not read (no image suffix)
+    passed_over: list[Path] = field(default_factory=list)
 
 
 def listing(paths: Iterable[str | Path], shard: Shard = Shard()) -> Listing:
     """Walk ``paths`` once (names only, no file is opened)."""
     digest = hashlib.sha256()
     entries = images = 0
-    for index, (path, problem) in enumerate(iter_image_files(paths)):
+    passed_over: list[Path] = []
+    for index, (path, problem) in enumerate(iter_image_files(paths, passed_over)):
         digest.update(os.fsencode(path) + b"\0")
         entries += 1
         images += problem is None and index % shard.count == shard.index
-    return Listing(entries, images, digest.hexdigest())
+    return Listing(entries, images, digest.hexdigest(), passed_over)
 
 
 def header(paths: Iterable[str | Path], detectors: dict[str, Path], shapes: dict[str, Any],

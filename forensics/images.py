@@ -40,9 +40,12 @@ from forensics.text import capped_chunks, printable
 
 PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-#: The only formats Pillow is allowed to parse (no EPS/Ghostscript, no exotic parsers).
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF")  # JPEG covers MPO
+#: what a folder walk reads; a file named on the command line is read whatever its suffix
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff",
+                  ".pgm", ".ppm", ".pbm", ".pnm")
+#: The only formats Pillow is allowed to parse (no EPS/Ghostscript, no exotic parsers); PPM is
+#: netpbm's PBM / PGM / PPM (the format of many digit and face sets)
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF", "PPM")  # JPEG covers MPO
 #: Default limit: images declaring more pixels are refused before decoding.
 #: ``FORENSICS_MAX_PIXELS`` (read at each call) or ``max_pixels=`` override it.
 MAX_PIXELS = 40_000_000
@@ -388,7 +391,8 @@ def png_text(path: PathArg, *, max_pixels: int | None = None) -> dict[str, str]:
             os.close(fd)
 
 
-def iter_image_files(paths: Iterable[PathArg]) -> Iterator[tuple[Path, str | None]]:
+def iter_image_files(paths: Iterable[PathArg],
+                     passed_over: list[Path] | None = None) -> Iterator[tuple[Path, str | None]]:
     """Expand files and folders (recursively, sorted) into image paths.
 
     Yields ``(path, problem)``; ``problem`` is a one-line reason naming the
@@ -397,6 +401,8 @@ def iter_image_files(paths: Iterable[PathArg]) -> Iterator[tuple[Path, str | Non
     may be bytes (undecodable names are kept via surrogateescape). Symlinks to
     folders are not followed inside a walk. A ``None`` problem promises
     nothing: the file can still vanish or be bad; :func:`read_image` says so.
+    ``passed_over``, when given, collects the files inside the walked folders that the walk
+    does not read (no suffix of :data:`IMAGE_SUFFIXES`), so a caller can say so.
     """
     for raw in paths:
         path = _as_path(raw)
@@ -406,12 +412,12 @@ def iter_image_files(paths: Iterable[PathArg]) -> Iterator[tuple[Path, str | Non
             yield path, f"{display_name(path)}: {_os_reason(error, path)}"
             continue
         if stat.S_ISDIR(info.st_mode):
-            yield from _walk(path)
+            yield from _walk(path, passed_over)
         else:
             yield path, None
 
 
-def _walk(top: Path) -> Iterator[tuple[Path, str | None]]:
+def _walk(top: Path, passed_over: list[Path] | None) -> Iterator[tuple[Path, str | None]]:
     errors: list[OSError] = []
 
     def problems() -> Iterator[tuple[Path, str]]:
@@ -427,6 +433,8 @@ def _walk(top: Path) -> Iterator[tuple[Path, str | None]]:
         for name in sorted(files):
             if name.lower().endswith(IMAGE_SUFFIXES):
                 yield Path(root) / name, None
+            elif passed_over is not None:
+                passed_over.append(Path(root) / name)
         for name in dirs:
             if name.lower().endswith(IMAGE_SUFFIXES):
                 yield Path(root) / name, f"{display_name(Path(root) / name)}: is a directory"

@@ -114,6 +114,25 @@ def test_detect_in_a_real_process(corpus):
     check_report(stdout, stderr, corpus["cases"])
 
 
+def test_detect_names_the_files_a_folder_walk_passes_over(tmp_path):
+    """Files in a given folder without an image suffix are not read, and detect says which
+    (their names shown as data, never as terminal control); named, a file is read whatever
+    its suffix."""
+    (tmp_path / "a.png").write_bytes(png_bytes(np.zeros((28, 28, 1), np.uint8)))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "evil\x1b[2Jname\n.ico").write_bytes(b"\0")
+    result = invoke("detect", tmp_path, "--json")
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert len(result.stdout.splitlines()) == 1  # a.png only
+    [note] = [line for line in result.stderr.splitlines() if "not read: no image suffix" in line]
+    assert note.startswith("note: 2 file(s) in the folders") and "notes.txt" in note
+    assert "evil" in note and note.isprintable() and "\x1b" not in note
+    named = invoke("detect", tmp_path / "notes.txt", "--json")
+    assert named.exit_code == 1 and "not a recognised image" in named.stderr
+    assert "not read: no image suffix" not in named.stderr
+
+
 # -- the folder data set ----------------------------------------------------------------------
 
 

@@ -622,7 +622,8 @@ DETECT_WORKERS = 0
 @app.command()
 def detect(
     paths: Annotated[list[Path], typer.Argument(
-        metavar="PATH", help="Image files and folders (searched recursively).")],
+        metavar="PATH", help="Image files (read whatever their suffix) and folders (searched recursively "
+        "for image suffixes; a note names the files passed over).")],
     detector: Annotated[list[Path] | None, typer.Option(
         "--detector", metavar="DIR",
         help="A detector folder (repeatable); default: the one shipped with forensics.")] = None,
@@ -750,6 +751,7 @@ def detect(
         fail(os_error_line(error, str(out or "")))
     detect_app.warn_resized(counts, next(iter(loaded.values())).input_shape_)
     detect_app.note_out_of_domain(counts, force)
+    detect_app.note_passed_over(walk.passed_over)
     if explain is not None and writers[-1].count:
         typer.echo(f"explanations: {writers[-1].count} PNGs → {explain}", err=True)
     if part is not None:
