@@ -58,7 +58,7 @@ def _mutants(folder: Path, n: int, seed: int) -> int:
     sources = []
     for fmt, suffix, kwargs in (("PNG", "png", {}), ("JPEG", "jpg", {"quality": 85}),
                                 ("GIF", "gif", {}), ("WEBP", "webp", {"lossless": True}),
-                                ("BMP", "bmp", {}), ("TIFF", "tif", {})):
+                                ("BMP", "bmp", {}), ("TIFF", "tif", {}), ("PPM", "ppm", {})):
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format=fmt, **kwargs)
         sources.append((buffer.getvalue(), suffix))

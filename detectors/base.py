@@ -163,6 +163,14 @@ class Detector:
         return self.domain_ or Domain(self.input_shape_)
 
     # -- helpers for subclasses --------------------------------------------
+    def _training_precision(self) -> str:
+        """What a torch detector trains in: its ``precision`` option, ``auto`` resolved for
+        the device, kept as ``precision_`` so that detector.json records what ran."""
+        from forensics.runtime import resolve_precision
+
+        self.precision_ = resolve_precision(self.precision, self._device())
+        return self.precision_
+
     def _device(self):
         """The torch device of a detector with a ``device`` option (auto, cpu, cuda)."""
         from forensics.distributed import local_device
@@ -223,6 +231,8 @@ class Detector:
                   "state": state, "versions": versions(), "created": now()}
         if self.domain_ is not None:
             header["domain"] = self.domain_.to_dict()
+        if getattr(self, "precision_", None):  # a torch detector: the precision training ran in
+            header["trained_precision"] = self.precision_
         header.update({key: value for key, value in self.calibration_.items() if key in CALIBRATION_KEYS})
         clash = sorted(set(extra or {}) & (set(header) | {"files"}))
         if clash:
@@ -264,6 +274,8 @@ def _from_header(cls: type[Detector], folder: str | Path, header: dict[str, Any]
                              f"({first})") from None
     detector.input_shape_ = shape
     detector.threshold_ = float(threshold)
+    if header.get("trained_precision") in ("fp32", "bf16"):  # kept when saved again
+        detector.precision_ = header["trained_precision"]
     # what verdicts compare: the saved log-odds (finer than a threshold that rounds to 1.0)
     # where they are the saved threshold's; else (an older detector, or a threshold edited
     # by hand) logit(threshold): the same verdicts, as the log-odds rise with the score

@@ -250,16 +250,12 @@ class NetDetector(Detector):
         if self.robust_share != 1.0 and not (self.robust and self.augment):
             raise ForensicsError("robust_share applies to the robust augmentation: give robust=true "
                                  "(and augment=true), or leave robust_share at 1")
-        from forensics.runtime import resolve_precision
-
         channels, side = images.shape[1], min(images.shape[2:])
         self.net_ = seeded_module(self.seed, lambda: self.build_net(channels, outputs, side))
-        # what ran ("auto" resolved for the device), recorded in detector.json's state
-        self.precision_ = resolve_precision(self.precision, self._device())
         self.history_ = train_net(self.net_, images, targets, loss_fn, epochs=self.epochs,
                                   batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                                   augment=self.augment, device=self._device(),
-                                  precision=self.precision_, compile=self.compile,
+                                  precision=self._training_precision(), compile=self.compile,
                                   robust=self.robust, robust_share=self.robust_share)
 
     def fake_logit(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -280,11 +276,9 @@ class NetDetector(Detector):
         return np.concatenate(maps)
 
     def _state(self) -> tuple[dict, None, dict[str, Any]]:
-        state = {"channels": self.input_shape_[0], "outputs": self.net_.outputs,
-                 "side": min(self.input_shape_[1:])}
-        if hasattr(self, "precision_"):  # not on a detector loaded from an older save
-            state["trained_precision"] = self.precision_
-        return self.net_.state_dict(), None, state
+        return self.net_.state_dict(), None, {"channels": self.input_shape_[0],
+                                               "outputs": self.net_.outputs,
+                                               "side": min(self.input_shape_[1:])}
 
     def _restore(self, tensors: dict | None, sklearn: Any | None, state: dict[str, Any]) -> None:
         if tensors is None:
@@ -293,8 +287,6 @@ class NetDetector(Detector):
         net = self.build_net(int(state["channels"]), int(state["outputs"]), int(state.get("side", 28)))
         net.load_state_dict(tensors)
         self.net_ = net.to(self._device()).eval()
-        if "trained_precision" in state:
-            self.precision_ = str(state["trained_precision"])
 
 
 @register("cnn")

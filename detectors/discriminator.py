@@ -99,7 +99,7 @@ class DiscriminatorDetector(Detector):
         loss = weighted_bce([len(real), len(fake)], self.balance)
         options = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                    "seed": self.seed, "augment": False, "device": device,
-                   "precision": self.precision, "compile": self.compile}
+                   "precision": self._training_precision(), "compile": self.compile}
         if self.freeze:  # features once, then only the head learns
             for p in body.parameters():
                 p.requires_grad_(False)

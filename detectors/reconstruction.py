@@ -143,7 +143,7 @@ class ReconstructionDetector(RealOnlyDetector):
         self.net_ = seeded_module(self.seed, lambda: ConvAE(channels, self.width, self.code, stages))
         self.history_ = train_net(self.net_, images, images, F.mse_loss, epochs=self.epochs,
                                   batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                                  augment=False, device=self._device(), precision=self.precision,
+                                  augment=False, device=self._device(), precision=self._training_precision(),
                                   compile=self.compile)
 
     @torch.inference_mode()

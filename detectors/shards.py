@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from detectors.scan import Entry
 from forensics.errors import ForensicsError
-from forensics.images import display_name, iter_image_files
+from forensics.images import PassedOver, display_name, iter_image_files
 from forensics.shard import Shard
 from forensics.text import strict_dumps
 
@@ -42,15 +42,15 @@ class Listing:
     entries: int  # entries of the whole walk, every shard's
     images: int  # entries of the shard not already known to be bad (what progress counts)
     sha256: str  # digest of the walk's paths: parts scanned from other folders do not merge
-    #: files inside the given folders that the walk does not read (no image suffix)
-    passed_over: list[Path] = field(default_factory=list)
+    #: what inside the given folders the walk does not read (no image suffix, folder links)
+    passed_over: PassedOver = field(default_factory=PassedOver)
 
 
 def listing(paths: Iterable[str | Path], shard: Shard = Shard()) -> Listing:
     """Walk ``paths`` once (names only, no file is opened)."""
     digest = hashlib.sha256()
     entries = images = 0
-    passed_over: list[Path] = []
+    passed_over = PassedOver()
     for index, (path, problem) in enumerate(iter_image_files(paths, passed_over)):
         digest.update(os.fsencode(path) + b"\0")
         entries += 1
@@ -68,6 +68,7 @@ def header(paths: Iterable[str | Path], detectors: dict[str, Path], shapes: dict
             "detectors": [{"name": name, "sha256": sha256_file(Path(folder) / "detector.json"),
                            "input_shape": list(shapes[name])} for name, folder in detectors.items()],
             "shard": str(shard), "entries": walk.entries, "listing_sha256": walk.sha256,
+            "passed_over": walk.passed_over.to_dict(),
             "options": options or {}}
 
 

@@ -153,7 +153,7 @@ class SurprisalDetector(RealOnlyDetector):
             self.history_.append(train_net(
                 net, small, targets, lambda out, y, net=net: F.cross_entropy(net.logits(out), y),
                 epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed + scale,
-                augment=False, device=self._device(), precision=self.precision,
+                augment=False, device=self._device(), precision=self._training_precision(),
                 compile=self.compile))
             self.nets_.append(net)
 

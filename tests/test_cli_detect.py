@@ -158,7 +158,7 @@ def test_train_detector_no_balance_epochs_device(world, tmp_path):
     from forensics.runtime import resolve_precision
 
     assert header["options"]["precision"] == "auto"
-    assert header["state"]["trained_precision"] == resolve_precision("auto", torch.device("cpu"))
+    assert header["trained_precision"] == resolve_precision("auto", torch.device("cpu"))
     assert header["options"]["balance"] is False
     assert header["metrics"]["class_balance"]["balanced"] is False
     assert "not balanced" in result.stderr

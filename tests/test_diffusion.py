@@ -166,7 +166,8 @@ def test_default_steps_dpm_sde_18_ddim_25_ddpm_the_whole_chain():
     ({"schedule": "quadratic"}, "schedule must be one of"),
     ({"steps": 21}, "steps must lie between"),
     ({"ema": 1.0}, "ema must lie in"),
-    ({"width": 0}, "width and layers must be positive"),
+    ({"width": 0}, "width, widest and layers must be positive"),
+    ({"widest": 0}, "width, widest and layers must be positive"),
 ])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ForensicsError, match=message):

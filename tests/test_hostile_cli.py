@@ -125,12 +125,12 @@ def test_detect_names_the_files_a_folder_walk_passes_over(tmp_path):
     result = invoke("detect", tmp_path, "--json")
     assert result.exit_code == 0, (result.stderr, result.exception)
     assert len(result.stdout.splitlines()) == 1  # a.png only
-    [note] = [line for line in result.stderr.splitlines() if "not read: no image suffix" in line]
+    [note] = [line for line in result.stderr.splitlines() if "in the folders not read" in line]
     assert note.startswith("note: 2 file(s) in the folders") and "notes.txt" in note
     assert "evil" in note and note.isprintable() and "\x1b" not in note
     named = invoke("detect", tmp_path / "notes.txt", "--json")
     assert named.exit_code == 1 and "not a recognised image" in named.stderr
-    assert "not read: no image suffix" not in named.stderr
+    assert "in the folders not read" not in named.stderr
 
 
 # -- the folder data set ----------------------------------------------------------------------
@@ -150,6 +150,8 @@ def test_folder_dataset_loads_the_valid_and_lists_the_skipped(corpus):
     for case, (shown, fragment) in bad.items():
         [line] = [line for line in dataset.skipped if line.startswith(f"{shown}: ")]
         assert fragment in line and "\n" not in line, (case, line)
+    # the text file inside the folder named folder.png: not read, and the note says so
+    assert "; 1 file(s) in the folders not read" in dataset.note and "inside.txt" in dataset.note
 
 
 def test_folder_dataset_of_only_bad_files_is_one_error(corpus):
@@ -179,6 +181,7 @@ def digits_with_bad_files(tmp_path_factory) -> tuple[Path, int, int]:
     bad = build_corpus(folder, valid=True, bad=True,
                        skip=tuple(c for c in [*CASES, *FILESYSTEM]
                                   if c not in (*FEW_BAD, "dangling-symlink", "fifo")))
+    (folder / "readme.txt").write_text("passed over by the walk: no image suffix\n")
     return folder, len(images), len(bad)
 
 
@@ -192,6 +195,10 @@ def test_audit_goes_on_past_bad_files(digits_with_bad_files, tmp_path):
     assert report["audit"]["n_images"] == n_good
     assert report["audit"]["n_skipped"] == n_bad
     assert f"flag: {n_bad} file(s) skipped as unreadable" in result.stderr
+    # what the walk did not read is counted and said, as detect says it
+    assert report["audit"]["passed_over"] == {"count": 1, "names": [str(folder / "readme.txt")]}
+    assert "note: 1 file(s) in the folders not read" in result.stderr
+    assert "files not read (no image suffix, folder links) | 1" in (out / "audit.md").read_text()
 
 
 def test_train_detector_goes_on_past_bad_files(digits_with_bad_files, tmp_path):

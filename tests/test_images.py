@@ -111,6 +111,17 @@ def test_16bit_rgb_is_scaled(tmp_path):
     np.testing.assert_array_equal(_decode(tmp_path, "rgb-16bit"), [[[0, 128, 255]]])
 
 
+def test_netpbm_values_on_their_own_scale(tmp_path):
+    """A 16-bit PGM is on the 0..65535 scale however dark (200 → 1, not 200); 8-bit ones and
+    PPM as written."""
+    np.testing.assert_array_equal(_decode(tmp_path, "pgm-16bit-dark"), [[[0], [1]]])
+    name, build, _ = CASES["ppm"]
+    image = read_image(_write(tmp_path, name, build()))
+    from PIL import Image
+
+    np.testing.assert_array_equal(image, np.asarray(Image.open(io.BytesIO(build()))))
+
+
 def test_palette_colours(tmp_path):
     expected = np.array(PALETTE[:9], np.uint8).reshape(3, 3)[PAL_INDEX]
     np.testing.assert_array_equal(_decode(tmp_path, "palette"), expected)

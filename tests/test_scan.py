@@ -20,7 +20,15 @@ from typer.testing import CliRunner
 
 from forensics.app.cli import app
 from forensics.batches import iter_batches
-from forensics.images import iter_image_files, png_bytes, png_text, read_image, read_image_with_text, to_uint8
+from forensics.images import (
+    IMAGE_FORMATS,
+    iter_image_files,
+    png_bytes,
+    png_text,
+    read_image,
+    read_image_with_text,
+    to_uint8,
+)
 from forensics.provenance import PROVENANCE_KEY
 from forensics.shard import Shard
 from tests.cli_checks import assert_one_line_error
@@ -61,7 +69,8 @@ def detector(tmp_path_factory, digits) -> Path:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, digits) -> Path:
-    """31 files in nested folders: 28 digits (some tagged), a 20×30 RGB image, two bad files."""
+    """31 image files in nested folders: 28 digits (some tagged), a 20×30 RGB image, two bad
+    files; and a text file the walk passes over."""
     root = tmp_path_factory.mktemp("scan") / "in"
     for i in range(28):
         sub = root / ("a" if i % 3 else "b/deep") / ("c" if i % 5 == 0 else "")
@@ -72,6 +81,7 @@ def folder(tmp_path_factory, digits) -> Path:
     (root / "a" / "rgb.png").write_bytes(png_bytes(rgb))
     (root / "a" / "bad.png").write_text("not an image\n")
     (root / "b" / "empty.png").write_bytes(b"")
+    (root / "b" / "deep" / "notes.txt").write_text("passed over: no image suffix\n")
     return root
 
 
@@ -112,8 +122,8 @@ def test_batches_come_back_in_walk_order(folder, workers):
     assert [p for b in batches for p in b.paths] == [p for p in walk if p.name not in ("bad.png",
                                                                                        "empty.png")]
     assert sum(b.resized for b in batches) == 1
-    assert [line for b in batches for _, line in b.problems][0].endswith("bad.png: not a recognised image "
-                                                                         "(PNG, JPEG, BMP, WEBP, GIF, TIFF)")
+    assert [line for b in batches for _, line in b.problems][0].endswith(
+        f"bad.png: not a recognised image ({', '.join(IMAGE_FORMATS)})")
 
 
 def test_shards_partition_the_walk(folder):
@@ -171,8 +181,10 @@ def test_merged_shards_equal_one_run(folder, detector, tmp_path, count, workers,
     assert merged.exit_code == 0, merged.output
     assert merged.stdout_bytes == whole.stdout_bytes
     assert skipped(merged) == skipped(whole)
-    assert len(skipped(whole)) == 3  # two bad files and the note that the RGB image is out of domain
+    # two bad files, the note that the RGB image is out of domain, the note of the text file
+    assert len(skipped(whole)) == 4
     assert "note: 1 image(s) outside the detector's domain" in whole.stderr
+    assert "note: 1 file(s) in the folders not read" in whole.stderr and "notes.txt" in whole.stderr
     assert merged.stderr.splitlines()[-1] == whole.stderr.splitlines()[-1]
     assert whole.stderr.splitlines()[-1].startswith("29 scored, 2 skipped")
 

@@ -65,6 +65,7 @@ class _Folder:
     files: list[str]  # paths relative to the audited folder
     hashes: list[str]
     skipped: list[str]
+    passed_over: dict  # forensics.images.PassedOver.to_dict(): what the walk did not read
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def run_audit(folder: Path, real: str = "mnist5k", out: Path | None = None, seed
             "folder": str(folder), "real": real, "seed": seed, "out": str(out),
             "image_shape": list(shape), "n_images": len(loaded.images),
             "n_skipped": len(loaded.skipped), "skipped": loaded.skipped,
+            "passed_over": loaded.passed_over,
             "n_real_train": len(ref.train), "n_real_test": len(ref.test),
             "inputs_sha256": _inputs_hash(loaded.hashes), "note": DOMAIN_NOTE,
         },
@@ -217,10 +219,11 @@ def _read_folder(folder: Path, shape: tuple[int, ...],
     """Read and conform every image under ``folder`` (the walk of ``detect``: links are
     not followed, loops, FIFOs and bad files are skipped with a reason)."""
     from forensics.batches import Problems, decoded
-    from forensics.images import conform, iter_image_files, to_float
+    from forensics.images import PassedOver, conform, iter_image_files, to_float
     from forensics.provenance import sha256_file
 
-    found = list(iter_image_files([folder]))
+    passed_over = PassedOver()
+    found = list(iter_image_files([folder], passed_over))
 
     def counted():
         for i, entry in enumerate(found):
@@ -241,7 +244,7 @@ def _read_folder(folder: Path, shape: tuple[int, ...],
         files.append(path.relative_to(folder).as_posix())
     emit("read", len(found), len(found))
     batch = to_float(np.stack(images)) if images else np.zeros((0, *shape), np.float32)
-    return _Folder(batch, files, hashes, problems.lines)
+    return _Folder(batch, files, hashes, problems.lines, passed_over.to_dict())
 
 
 def _inputs_hash(hashes: list[str]) -> str:
@@ -537,6 +540,8 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         ("Input", ["item", "value"], [
             ["folder", audit["folder"]], ["real data set", audit["real"]],
             ["images read", str(audit["n_images"])], ["files skipped", str(audit["n_skipped"])],
+            ["files not read (no image suffix, folder links)",
+             str(audit.get("passed_over", {}).get("count", 0))],
             ["image shape", str(tuple(audit["image_shape"]))], ["seed", str(audit["seed"])],
             ["inputs sha256", audit["inputs_sha256"][:16] + "…"],
             ["seconds", _fmt(audit["seconds"])],

@@ -776,6 +776,7 @@ def merge(
     try:
         from detectors import shards
         from forensics.app import detect as detect_app
+        from forensics.images import PassedOver
 
         head, entries = shards.merge_parts(parts)
         names = [d["name"] for d in head["detectors"]]
@@ -791,6 +792,7 @@ def merge(
         fail(os_error_line(error, str(out or "")))
     detect_app.warn_resized(counts, head["detectors"][0]["input_shape"])
     detect_app.note_out_of_domain(counts, bool((head.get("options") or {}).get("force")))
+    detect_app.note_passed_over(PassedOver.from_dict(head.get("passed_over")))
     detect_app.finish(counts)
 
 
@@ -884,6 +886,10 @@ def audit(
 
     for line in result["audit"]["skipped"]:  # as detect reports them: the audit went on
         typer.secho(f"skipped: {printable(line)}", err=True, fg="yellow")
+    from forensics.app.detect import note_passed_over
+    from forensics.images import PassedOver
+
+    note_passed_over(PassedOver.from_dict(result["audit"].get("passed_over")))
     for flag in result.get("flags", []):
         typer.secho(f"flag: {printable(flag)}", err=True, fg="yellow")
     target = Path(result["audit"]["out"])

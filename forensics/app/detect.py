@@ -147,23 +147,13 @@ def note_out_of_domain(counts: tuple[int, ...], forced: bool = False) -> None:
                     fg="yellow")
 
 
-#: how many passed-over files the note names
-NAMED_PASSED_OVER = 3
-
-
-def note_passed_over(files: list) -> None:
-    """A line on stderr naming (the first few of) the files inside the given folders that the
-    walk did not read for want of an image suffix: an analyst must not believe a folder was
-    checked whole when some of it was not."""
-    if not files:
-        return
-    from forensics.images import IMAGE_SUFFIXES, display_name
-
-    named = ", ".join(display_name(f) for f in files[:NAMED_PASSED_OVER])
-    more = f" and {len(files) - NAMED_PASSED_OVER} more" if len(files) > NAMED_PASSED_OVER else ""
-    typer.secho(printable(f"note: {len(files)} file(s) in the folders not read: no image suffix "
-                          f"({' '.join(IMAGE_SUFFIXES)}): {named}{more}; name a file to read "
-                          "it whatever its suffix"), err=True, fg="yellow")
+def note_passed_over(passed_over) -> None:
+    """A line on stderr naming (the first few of) what the folder walk did not read
+    (:class:`forensics.images.PassedOver`): an analyst must not take a folder for checked
+    whole when some of it was not."""
+    line = passed_over.line()
+    if line:
+        typer.secho(f"note: {line}", err=True, fg="yellow")
 
 
 def finish(counts: tuple, empty_fails: bool = True) -> None:
