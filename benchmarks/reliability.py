@@ -3,7 +3,7 @@
 Run: ``python -m benchmarks.reliability [--out benchmarks/results/reliability] [--kills 5]``.
 
 1. Hostile files (the corpus of :mod:`benchmarks.hostile` plus ``--fuzz`` random
-   mutations of valid PNG/JPEG/GIF/WebP/BMP/TIFF files) through ``forensics detect``, each
+   mutations of valid PNG/JPEG/GIF/WebP/BMP/TIFF/PPM files) through ``forensics detect``, each
    file alone in-process and all together in a real process, and through the folder data
    set loader. A crash is a traceback, an exception other than the toolkit's one-line
    error, or an unexpected exit status; a file is *accounted for* when it got a record
