@@ -85,7 +85,7 @@ def _stale(run: Path, name: str) -> str | None:
 
     from generators.registry import get
     from generators.runs import saved_options
-    from generators.training import new_run_precision
+    from generators.training import new_run_precision, run_precision
 
     try:
         config = json.loads((run / "config.json").read_text())
@@ -99,8 +99,8 @@ def _stale(run: Path, name: str) -> str | None:
     if config.get("epochs") != cls.default_epochs:
         changed.append(f"epochs {config.get('epochs')!r} (default now {cls.default_epochs})")
     precision = new_run_precision(torch.device("cpu"))  # the rebuild trains with --device cpu
-    if config.get("precision", "fp32") != precision:
-        changed.append(f"precision {config.get('precision', 'fp32')!r} (default now {precision!r})")
+    if run_precision(config) != precision:
+        changed.append(f"precision {run_precision(config)!r} (default now {precision!r})")
     return ", ".join(changed) or None
 
 

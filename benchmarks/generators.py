@@ -60,6 +60,15 @@ def train_by_cli(name: str, run: Path, seed: int, extra: tuple[str, ...] = ()) -
     return {"train_seconds": round(seconds, 1), "peak_rss_mb_so_far": round(peak_mb)}
 
 
+def trained_as(run: Path) -> tuple[int, str]:
+    """(epochs, precision) of a trained run, from its config.json: one reading for this
+    benchmark and :mod:`benchmarks.variants`."""
+    from generators.training import CONFIG, run_precision
+
+    config = json.loads((run / CONFIG).read_text())
+    return config["epochs"], run_precision(config)
+
+
 def sample_quality(run: Path, n: int, seed: int, reference: dict,
                    sampling: dict | None = None) -> tuple[dict, np.ndarray]:
     """``n`` samples of a trained run (drawn with ``seed``; ``sampling`` changes, e.g. steps)
@@ -188,8 +197,7 @@ def main() -> None:
             entry.update(quality)
             entry["sample_ratio"] = round(entry["sample_seconds"] / reference_now["seconds"], 2)
             entry["other_samplings"] = _other_samplings(name, run, args, reference)
-            config = json.loads((run / "config.json").read_text())
-            entry["epochs"], entry["precision"] = config["epochs"], config.get("precision", "fp32")
+            entry["epochs"], entry["precision"] = trained_as(run)
             if "c1_accuracy" in entry:
                 entry.update(_code_seeds(name, root, args, entry, reference))
             entry["meets"] = _verdicts(name, entry)

@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.generators import sample_quality, train_by_cli
+from benchmarks.generators import sample_quality, train_by_cli, trained_as
 from benchmarks.reference import QUIET_SECONDS, measure
 from forensics.errors import ForensicsError
 from forensics.registry import parse_sets
@@ -70,8 +70,7 @@ def main() -> None:
             run = Path(tmp) / "run"
             workload = measure()
             trained = train_by_cli(args.generator, run, seed, extra)
-            config = json.loads((run / "config.json").read_text())
-            epochs, precision = config["epochs"], config.get("precision", "fp32")
+            epochs, precision = trained_as(run)
             for sampling in samplings:
                 quality = sample_quality(run, args.n, seed, reference, sampling)[0]
                 record = {"generator": args.generator, "tag": args.tag, "options": args.sets,

@@ -79,7 +79,13 @@ class TrainingOptions:
     def of(cls, config: dict[str, Any], model: Generator) -> TrainingOptions:
         """The training options of a run ``config`` for its ``model``."""
         return cls(int(config["epochs"]), int(config["seed"]), int(model.options.batch_size),
-                   config.get("precision", "fp32"), bool(config.get("compile", False)))
+                   run_precision(config), bool(config.get("compile", False)))
+
+
+def run_precision(config: dict[str, Any]) -> str:
+    """The precision a run's ``config`` says it trained in: a run saved before precision was
+    recorded trained in float32 (and resumes so)."""
+    return config.get("precision") or "fp32"
 
 
 def _data(config: dict[str, Any]):
@@ -212,9 +218,8 @@ def _config(name: str, options: dict[str, Any], out: Path, *, dataset: str, epoc
                   "epochs": epochs or get(name).default_epochs, "seed": seed,
                   "data_root": data_root, "download": download}
     check_config(config, out / CONFIG, keys=("generator", "options", "dataset", "seed", "epochs"))
-    # a run saved before precision was recorded trained in float32, and resumes so
     config["precision"] = check_precision(
-        precision or config.get("precision") or ("fp32" if resume else DEFAULT_PRECISION))
+        precision or (run_precision(config) if resume else DEFAULT_PRECISION))
     config["compile"] = bool(config.get("compile", False) if compile is None else compile)
     return config
 
