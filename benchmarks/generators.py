@@ -7,7 +7,8 @@ says how many it recognises with confidence ≥ 0.9 and which digits they are.
 Beside them: the domain Fréchet distance (the audit's: the digit classifier's
 128-d features, fake vs real train, next to the real-test-vs-train floor), and for
 a generator with a categorical code c1 (InfoGAN) its agreement with the digit after
-Hungarian matching, over three training seeds. Times are stated next to
+Hungarian matching, over three training seeds, and beside it Chen et al.'s own figure: Q's
+c1 as a classifier of the held-out real digits, matched to their labels. Times are stated next to
 :func:`benchmarks.reference.measure` run in the same process (before and after the
 trainings) and the load average: compare the ratios, not the seconds.
 """
@@ -75,6 +76,8 @@ def sample_quality(run: Path, n: int, seed: int, reference: dict,
     scored by the shipped digit classifier: confident share, digit shares, the audit's domain
     FD, c1's agreement (InfoGAN); also the images. One scoring for this benchmark and
     :mod:`benchmarks.variants`."""
+    import torch
+
     from forensics import metrics
     from forensics.classifier import load_digit_classifier
     from generators.base import seeded
@@ -105,7 +108,21 @@ def sample_quality(run: Path, n: int, seed: int, reference: dict,
     }
     if "c1" in codes:
         entry["c1_accuracy"] = _c1_accuracy(codes["c1"], digits)
+        # Chen et al.'s own figure: Q as a classifier of the held-out real digits
+        entry["q_real_accuracy"] = _c1_accuracy(
+            model.classify(torch.from_numpy(reference["test_images"])), reference["test_labels"])
     return entry, images
+
+
+def scoring_reference() -> dict:
+    """What :func:`sample_quality` compares samples with: mnist5k's held-out real digits
+    (their number, images and labels) and the classifier's features of the training images."""
+    from forensics.classifier import load_digit_classifier
+    from forensics.data import load_split
+
+    test, train = load_split("mnist5k", "test"), load_split("mnist5k", "train")
+    return {"n": len(test), "test_images": test.images, "test_labels": test.labels,
+            "train_features": load_digit_classifier().features(train.images)}
 
 
 def _c1_accuracy(c1: np.ndarray, digits: np.ndarray) -> float:
@@ -171,10 +188,10 @@ def main() -> None:
                      "seed": args.seed, "created": provenance.now(), "targets": TARGETS,
                      "reference_quiet_seconds": QUIET_SECONDS, "generators": {}}
     results["reference_before"] = _reference_workload()
-    real, train = load_split("mnist5k", "test"), load_split("mnist5k", "train")
+    real = load_split("mnist5k", "test")
     classifier = load_digit_classifier()
     proba = classifier.predict_proba(real.images)
-    reference = {"n": len(real), "train_features": classifier.features(train.images)}
+    reference = scoring_reference()
     floor = metrics.frechet_distance(classifier.features(real.images), reference["train_features"])
     results["real_test_reference"] = {
         "confident_share": round(float((proba.max(1) >= CONFIDENT).mean()), 3),
@@ -245,16 +262,17 @@ def _other_samplings(name: str, run: Path, args, reference: dict) -> dict:
 
 def _code_seeds(name: str, tmp: Path, args, first: dict, reference: dict) -> dict:
     """c1's agreement with the digit for each of :data:`CODE_SEEDS` (seed ``args.seed`` reused)."""
-    by_seed = {}
+    by_seed, q_by_seed = {}, {}
     for seed in CODE_SEEDS:
-        if seed == args.seed:
-            by_seed[str(seed)] = first["c1_accuracy"]
-            continue
-        run = tmp / f"{name}_seed{seed}"
-        train_by_cli(name, run, seed)
-        by_seed[str(seed)] = sample_quality(run, args.n, seed, reference)[0]["c1_accuracy"]
+        scored = first
+        if seed != args.seed:
+            run = tmp / f"{name}_seed{seed}"
+            train_by_cli(name, run, seed)
+            scored = sample_quality(run, args.n, seed, reference)[0]
+        by_seed[str(seed)], q_by_seed[str(seed)] = scored["c1_accuracy"], scored["q_real_accuracy"]
     return {"c1_accuracy_by_seed": by_seed,
-            "c1_accuracy_median": float(np.median(list(by_seed.values())))}
+            "c1_accuracy_median": float(np.median(list(by_seed.values()))),
+            "q_real_accuracy_by_seed": q_by_seed}
 
 
 def _recognised_shares(entry: dict) -> list[float]:
@@ -310,12 +328,14 @@ def _markdown(results: dict) -> str:
         "bf16 units, else fp32; entries without one predate it and ran fp32).", "",
         "| generator | epochs | precision | train wall time (s) | reference (s) | ratio | load after "
         "| sampling (s; ratio) | confident share | smallest digit share | domain FD "
-        "| c1 accuracy (median; seeds) |",
+        "| c1 accuracy (median; seeds; Q on real digits) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in results["generators"].items():
         seeds = ", ".join(f"{v:.1%}" for v in g.get("c1_accuracy_by_seed", {}).values())
         c1 = f"{g['c1_accuracy_median']:.1%} ({seeds})" if seeds else "–"
+        q_real = ", ".join(f"{v:.1%}" for v in g.get("q_real_accuracy_by_seed", {}).values())
+        c1 += f"; Q on real digits {q_real}" if q_real else ""
         reference_s = g.get("reference", before)["seconds"]
         sampled = (f"{g['sample_seconds']}; {g['sample_ratio']}" if "sample_ratio" in g
                    else "not measured")

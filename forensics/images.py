@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import functools
 import io
+import json
 import os
 import re
 import stat
@@ -464,9 +465,11 @@ class PassedOver:
         if not self.count:
             return None
         more = f" and {self.count - len(self.names)} more" if self.count > len(self.names) else ""
+        # each name quoted as a JSON string: a name holding ", " or a quote still reads as one
+        named = ", ".join(json.dumps(name, ensure_ascii=False) for name in self.names)
         return printable(f"{self.count} file(s) in the folders not read (no image suffix of "
                          f"{' '.join(IMAGE_SUFFIXES)}, or a link to a folder): "
-                         f"{', '.join(self.names)}{more}; name a file to read it whatever its suffix")
+                         f"{named}{more}; name a file to read it whatever its suffix")
 
 
 def iter_image_files(paths: Iterable[PathArg],

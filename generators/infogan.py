@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -202,6 +203,15 @@ class InfoGAN(GAN):
         minimise(self.optimizers["G"], adv + info)
         self.average()
         return {"G_loss": adv.item(), "info_loss": info.item()}
+
+    @torch.no_grad()
+    def classify(self, x: torch.Tensor) -> np.ndarray:
+        """Q's most probable c1 for each image: Chen et al. use Q as a classifier of real digits
+        ("5 % error rate in classifying MNIST digits" after matching categories to digits)."""
+        self.nets.eval()
+        q, body = self.nets["Q"], self.nets["body"]
+        return torch.cat([q(body(part.to(self.device)))["logits"].argmax(1).cpu()
+                          for part in x.split(1024)]).numpy()
 
     @torch.no_grad()
     def traverse(self, which: str, rng: torch.Generator, rows: int = 10, steps: int = 10,

@@ -41,7 +41,8 @@ CHECKS = {
     "gan-losses": lambda n: all(g >= 0 for c in n["curves"].values() for g in c["grad_norm"])
     and all(_fraction(r["confident_share"]) and _fraction(r["d_accuracy_heldout"])
             for r in n["k_budget"]),
-    "infogan": lambda n: all(_fraction(r["final"]["accuracy"]) for r in n["runs"].values())
+    "infogan": lambda n: all(_fraction(r["final"]["accuracy"])
+                             and _fraction(r["final"]["q_real_accuracy"]) for r in n["runs"].values())
     and n["best"] in n["runs"] and "c2" in n["continuous"]["spearman"],
     "semi-supervised": lambda n: all(_fraction(t["mean"]) for t in n["accuracy"].values()),
 }

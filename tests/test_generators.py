@@ -806,6 +806,23 @@ def test_infogan_traverses_the_continuous_codes_it_has(continuous):
         assert grid.shape == (rows, *DIGITS) and torch.isfinite(grid).all()
 
 
+def test_classify_is_q_inferring_c1():
+    """``classify`` reads c1 back from an image by Q (Chen et al.'s use of Q as a classifier):
+    after Q has trained on G's fakes, it names the category that made a fake far above chance,
+    in eval mode and in chunks, leaving the weights untouched."""
+    torch.manual_seed(0)
+    model = create("infogan", image_shape=(1, 8, 8), width=8, hidden=16, noise_dim=4, lr_q="1e-2")
+    real = torch.rand(64, 1, 8, 8, generator=seeded(2))
+    for _ in range(150):
+        model.train_step(real)
+    images, codes = model.sample(400, seeded(3))
+    before = {k: v.clone() for k, v in model.nets.state_dict().items()}
+    found = model.classify(images)
+    assert found.shape == (400,) and found.dtype.kind == "i"
+    assert (found == codes["c1"]).mean() > 0.5  # chance: 0.1
+    assert all(torch.equal(before[k], v) for k, v in model.nets.state_dict().items())
+
+
 def test_lr_q_sets_only_the_q_heads_learning_rate():
     model = create("infogan", image_shape=(1, 8, 8), width=8, lr="2e-4", lr_q="1e-3")
     groups = model.optimizers["D"].param_groups

@@ -9,6 +9,7 @@ ImageReadError whose single-line message names the file.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from benchmarks.hostile import (
 from forensics.errors import ForensicsError
 from forensics.images import (
     ImageReadError,
+    PassedOver,
     conform,
     display_name,
     iter_image_files,
@@ -226,6 +228,20 @@ def test_directory_named_like_an_image(tmp_path):
     folder.mkdir()
     assert_refused(folder, "is a directory")
     assert list(iter_image_files([tmp_path])) == [(folder, f"{folder}: is a directory")]
+
+
+def test_passed_over_names_each_file_unambiguously(tmp_path):
+    """The note of what a walk passed over quotes each name: a name holding ", " or a quote
+    reads as one name, not two."""
+    for name in ("a, b.txt", 'say "hi".txt', "z.txt"):
+        (tmp_path / name).write_text("not an image")
+    (tmp_path / "x.png").write_bytes(png_bytes(np.zeros((4, 4, 1), np.uint8)))
+    passed = PassedOver()
+    assert [p.name for p, _ in iter_image_files([tmp_path], passed)] == ["x.png"]
+    line = passed.line()
+    assert passed.count == 3 and line.isprintable()
+    named = line.split(": ", 1)[1].split("; name a file")[0]
+    assert json.loads(f"[{named}]") == [str(tmp_path / n) for n in ("a, b.txt", 'say "hi".txt', "z.txt")]
 
 
 def test_symlink_loop_and_dangling_symlink(tmp_path):
