@@ -225,6 +225,9 @@ class Table:
                                     "(Platt, equal priors); "
                                     "verdicts compare the raw score with the threshold"),
                               highlight=False, soft_wrap=True)
+            if any(r["verdict"] == "real" for r in rows):
+                console.print(_text(_real_means(first["threshold_rule"])), highlight=False,
+                              soft_wrap=True)
         for r in rows:  # below the table, whole: a column would squeeze the file names
             if r["domain_reason"]:
                 line = Text.assemble(("out of domain ", "yellow"),
@@ -239,6 +242,15 @@ def _shared_folder(files: list[str]) -> str:
         return ""
     shared = os.path.commonprefix(folders)
     return shared[: shared.rfind("/") + 1]
+
+
+def _real_means(rule: str) -> str:
+    """What a ``real`` verdict says: not shown to be fake, at a threshold chosen for what."""
+    if rule == "fpr":
+        return ("real: not shown to be fake. The threshold is set so that real images, plain or "
+                "processed, are rarely called fake, and many fakes score below it: sort by score "
+                "to triage")
+    return "real: not shown to be fake at this threshold: sort by score to triage"
 
 
 def _rule(threshold: float, rule: str) -> str:

@@ -364,6 +364,12 @@ def test_detect_real_images_mostly_real(world, tmp_path):
     assert all(row["provenance_tag"] is None for row in rows)
     assert np.mean([row["in_domain"] for row in rows]) >= 0.99  # real digits are judged
     assert np.mean([row["verdict"] == "real" for row in rows]) > 0.5
+    # the table says what a "real" verdict means: not shown to be fake, at a threshold for few
+    # false alarms; a table without any "real" verdict does not
+    table = invoke("detect", folder, "--detector", world["detectors"]["pixel-logreg"])
+    assert "real: not shown to be fake. The threshold is set so that real images" in table.stdout
+    fakes = invoke("detect", folder, "--detector", _always_fake(world, tmp_path), "--force")
+    assert fakes.exit_code == 0 and "not shown to be fake" not in fakes.stdout
 
 
 # -- detect: bad input --------------------------------------------------------------------------

@@ -664,6 +664,9 @@ def detect(
     Each detector says fake when its raw score reaches its threshold (shown in every
     output); the calibrated P(fake) is shown for detectors that store one. With several
     detectors, --combine decides (default any) and `disagree` marks split verdicts.
+    A `real` verdict means "not shown to be fake": the shipped detector's threshold keeps
+    false alarms on real digits, plain or processed, under 1 %, and many fakes score
+    below it (sort by score to triage).
 
     An image unlike the detector's real training data (another size or channel count, or
     atypical content: a photograph for a digit detector) is not judged: its verdict is
