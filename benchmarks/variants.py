@@ -103,7 +103,7 @@ def _markdown(records: list[dict]) -> str:
         "drawn with that seed, scored by the shipped digit classifier (confident share ≥ 0.9, the "
         "rarest digit's share of all samples), the audit's domain FD and c1's Hungarian agreement "
         "with the digit the classifier names (InfoGAN; 'Q, real': Q's c1 on the 500 held-out real "
-        "digits against their labels, Chen et al.'s own measurement, rows since 2026-12-05). "
+        "digits against their labels, Chen et al.'s own measurement; – where not measured). "
         "'ratio' = training seconds / the reference workload measured just before it "
         f"(≈ {QUIET_SECONDS} s on the quiet reference machine): compare ratios, not seconds. "
         "'precision': what trained (rows from before `--precision auto` ran float32). "

@@ -245,12 +245,12 @@ def _shared_folder(files: list[str]) -> str:
 
 
 def _real_means(rule: str) -> str:
-    """What a ``real`` verdict says: not shown to be fake, at a threshold chosen for what."""
-    if rule == "fpr":
-        return ("real: not shown to be fake. The threshold is set so that real images, plain or "
-                "processed, are rarely called fake, and many fakes score below it: sort by score "
-                "to triage")
-    return "real: not shown to be fake at this threshold: sort by score to triage"
+    """What a ``real`` verdict says: not shown to be fake, at thresholds chosen for what (several
+    detectors' rules are joined by ``+``; a false-positive-rate rule is ``fpr`` or ``fpr:RATE…``)."""
+    if all(part.startswith("fpr") for part in rule.split("+")):
+        return ("real: not shown to be fake. Thresholds of the fpr rule are set so that real images "
+                "are rarely called fake, and fakes may score below them: sort by score to triage")
+    return "real: not shown to be fake at these thresholds: sort by score to triage"
 
 
 def _rule(threshold: float, rule: str) -> str:

@@ -465,8 +465,9 @@ class PassedOver:
         if not self.count:
             return None
         more = f" and {self.count - len(self.names)} more" if self.count > len(self.names) else ""
-        # each name quoted as a JSON string: a name holding ", " or a quote still reads as one
-        named = ", ".join(json.dumps(name, ensure_ascii=False) for name in self.names)
+        # each name, made printable, then quoted as a JSON string: a name holding ", " or a
+        # quote still reads as one, and the quoted form stays valid JSON
+        named = ", ".join(json.dumps(printable(name), ensure_ascii=False) for name in self.names)
         return printable(f"{self.count} file(s) in the folders not read (no image suffix of "
                          f"{' '.join(IMAGE_SUFFIXES)}, or a link to a folder): "
                          f"{named}{more}; name a file to read it whatever its suffix")

@@ -209,8 +209,7 @@ class InfoGAN(GAN):
         """Q's most probable c1 for each image: Chen et al. use Q as a classifier of real digits
         ("5 % error rate in classifying MNIST digits" after matching categories to digits)."""
         self.nets.eval()
-        q, body = self.nets["Q"], self.nets["body"]
-        return torch.cat([q(body(part.to(self.device)))["logits"].argmax(1).cpu()
+        return torch.cat([self.heads(part.to(self.device, torch.float32))[1]["logits"].argmax(1).cpu()
                           for part in x.split(1024)]).numpy()
 
     @torch.no_grad()

@@ -34,7 +34,15 @@ def forensics(*args, **env: str) -> subprocess.Popen:
     environ = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "COLUMNS": "100", **env}
     environ.pop("FORCE_COLOR", None)
     return subprocess.Popen([sys.executable, "-m", "forensics", *map(str, args)], env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    """In the child before Python starts: Ctrl-C (SIGINT) back to its default, so the child
+    gets Python's KeyboardInterrupt even when the suite runs as a background job (a shell
+    starts those with SIGINT ignored, and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # -- config.json records what ran -------------------------------------------------------------

@@ -821,6 +821,12 @@ def test_classify_is_q_inferring_c1():
     assert found.shape == (400,) and found.dtype.kind == "i"
     assert (found == codes["c1"]).mean() > 0.5  # chance: 0.1
     assert all(torch.equal(before[k], v) for k, v in model.nets.state_dict().items())
+    # one image alone gets its answer (eval mode: BatchNorm in train mode refuses a batch of
+    # one), and a set larger than a chunk reads as its parts do; float64 input is accepted
+    model.nets.train()
+    assert model.classify(images[:1]).tolist() == found[:1].tolist()
+    many = torch.cat([images] * 3).double()
+    assert model.classify(many).tolist() == np.tile(found, 3).tolist()
 
 
 def test_lr_q_sets_only_the_q_heads_learning_rate():

@@ -242,6 +242,13 @@ def test_passed_over_names_each_file_unambiguously(tmp_path):
     assert passed.count == 3 and line.isprintable()
     named = line.split(": ", 1)[1].split("; name a file")[0]
     assert json.loads(f"[{named}]") == [str(tmp_path / n) for n in ("a, b.txt", 'say "hi".txt', "z.txt")]
+    # names read back from a file (a part header) may hold DEL or C1 controls: shown escaped,
+    # still one valid JSON string each
+    read_back = PassedOver.from_dict({"count": 2, "names": ["del\x7fname", "c1\x85name"]})
+    line = read_back.line()
+    assert line.isprintable()
+    named = line.split(": ", 1)[1].split("; name a file")[0]
+    assert json.loads(f"[{named}]") == ["del\\x7fname", "c1\\x85name"]
 
 
 def test_symlink_loop_and_dangling_symlink(tmp_path):

@@ -90,16 +90,9 @@ def c1_agreement(model, classifier, n: int, rng) -> dict:
             "c1_to_digit": found["c1_to_digit"]}
 
 
-def q_on_real(model, images, labels) -> float:
-    """The paper's own figure: Q's c1 as a classifier of held-out real digits, its categories
-    Hungarian-matched to the labels ("5 % error rate in classifying MNIST digits")."""
-    from forensics.measures import code_agreement
-
-    return code_agreement(model.classify(images), labels.numpy())["c1_hungarian_accuracy"]
-
-
 def run(ctx: Context) -> dict:
 
+    from benchmarks.generators import q_real_accuracy
     from forensics.classifier import load_digit_classifier
 
     x_train, _ = ctx.tensors("train")
@@ -125,7 +118,7 @@ def run(ctx: Context) -> dict:
                 found = c1_agreement(model, classifier, ctx.pick(500, 50), ctx.rng(1000 + it))
                 curve.append({"iteration": it, "epoch": it * batch / len(x_train), **found})
         final = c1_agreement(model, classifier, ctx.pick(2000, 100), ctx.rng(7))
-        final["q_real_accuracy"] = q_on_real(model, x_test, y_test)
+        final["q_real_accuracy"] = q_real_accuracy(model, x_test, y_test)
         runs[name] = {"curve": curve, "final": final,
                       "seconds": round(time.perf_counter() - began, 1),
                       "options": model.options.to_dict(),
