@@ -466,11 +466,12 @@ class PassedOver:
             return None
         more = f" and {self.count - len(self.names)} more" if self.count > len(self.names) else ""
         # each name, made printable, then quoted as a JSON string: a name holding ", " or a
-        # quote still reads as one, and the quoted form stays valid JSON
+        # quote still reads as one, and the quoted form stays valid JSON (and printable: the
+        # line needs no escaping of its own)
         named = ", ".join(json.dumps(printable(name), ensure_ascii=False) for name in self.names)
-        return printable(f"{self.count} file(s) in the folders not read (no image suffix of "
-                         f"{' '.join(IMAGE_SUFFIXES)}, or a link to a folder): "
-                         f"{named}{more}; name a file to read it whatever its suffix")
+        return (f"{self.count} file(s) in the folders not read (no image suffix of "
+                f"{' '.join(IMAGE_SUFFIXES)}, or a link to a folder): "
+                f"{named}{more}; name a file to read it whatever its suffix")
 
 
 def iter_image_files(paths: Iterable[PathArg],
