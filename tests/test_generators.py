@@ -601,6 +601,24 @@ def test_infogan_q_head_gives_raw_logits_and_codes_are_laid_out():
     assert traversal.shape == (12, *DIGITS)
 
 
+def test_infogan_noise_has_the_spread_its_option_gives():
+    """z ~ N(0, noise_scale² I) (0.3 by default, ClusterGAN's small-variance noise beside the
+    one-hot c1); the codes keep their own scales; a spread of 0 or less is refused."""
+    default = create("infogan", image_shape=DIGITS, **tiny_options("infogan"))
+    assert default.options.noise_scale == 0.3
+    spreads = {}
+    for scale in (0.3, 1.0):
+        model = create("infogan", image_shape=DIGITS, **tiny_options("infogan", noise_scale=scale))
+        codes = model.draw_codes(20000, seeded(0))
+        spreads[scale] = float(codes["z"].std())
+        assert abs(float(codes["z"].mean())) < 0.02 * scale
+        assert codes["c_cont"].abs().max() <= 1 and 0.9 < float(codes["c_cont"].abs().max())
+    assert spreads[0.3] == pytest.approx(0.3, rel=0.02) and spreads[1.0] == pytest.approx(1.0, rel=0.02)
+    for bad in (0, -0.5):
+        with pytest.raises(ForensicsError, match="noise_scale must be positive"):
+            create("infogan", image_shape=DIGITS, **tiny_options("infogan", noise_scale=bad))
+
+
 # -- GAN training schedule -------------------------------------------------------------------
 
 
