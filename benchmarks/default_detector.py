@@ -36,8 +36,7 @@ ASSET = Path(__file__).resolve().parent.parent / "forensics" / "assets" / "defau
 #: test fakes; with it 18.4 % but 1.6 % of real digits under a 5-px motion blur called fake; with
 #: motion blurs in the threshold's strengths and the augmentation, 14.7 % at 0.0 % under each
 #: of the processing benchmark's 36 processings; rebuilt on InfoGAN's 16-d-noise fakes, 13.8 %;
-#: on the fakes of the bf16 trainings (diffusion 34 epochs, 18 steps), 5.6 %; after InfoGAN's
-#: noise became N(0, 0.3² I), 2.6 % at 0.0 % FPR (README)
+#: on the fakes of the bf16 trainings (diffusion 34 epochs, 18 steps), 5.6 % (README)
 DETECTOR = {"kind": "ensemble", "seed": 0, "options": {
     "members": "attribution,surprisal", "robust": True, "stretch": True,
     "member_options": '{"attribution": {"robust": true, "robust_share": 0.5, "epochs": 15}, '

@@ -321,30 +321,28 @@ def test_a_run_saved_before_the_components_option_opens_and_resumes_as_trained(n
     assert load_run(out).model.nets["prior"].weights.numel() == 10
 
 
-def test_an_infogan_run_saved_before_noise_scale_draws_its_noise_as_trained(tmp_path):
-    """Runs saved before ``noise_scale`` existed drew z ~ N(0, I): such a folder (no key in
-    config.json) opens with 1.0, samples as it did, and resumes so; a new run records 0.3."""
+def test_an_infogan_run_keeps_its_noise_scale_on_reload_and_resume(tmp_path):
+    """A run trained with ``noise_scale`` records it, samples with it after reloading (the same
+    noise and images as the model that trained), and resumes with it; a folder saved before the
+    option (no key in config.json) opens with 1, the N(0, I) those runs drew from."""
     from generators.base import seeded
     from generators.runs import load_run
     from generators.training import train
 
     out = tmp_path / "run"
-    train("infogan", tiny_options("infogan", noise_scale=1.0), out=out, dataset="digits",
+    train("infogan", tiny_options("infogan", noise_scale=0.3), out=out, dataset="digits",
           epochs=1, seed=0, device="cpu")
-    before = load_run(out).model.sample(6, seeded(3, 0))
+    assert json.loads((out / "config.json").read_text())["options"]["noise_scale"] == 0.3
+    images, codes = load_run(out).model.sample(400, seeded(3, 0))
+    assert float(np.std(codes["z"])) == pytest.approx(0.3, rel=0.1)
+    again = load_run(out).model.sample(400, seeded(3, 0))
+    assert torch.equal(images, again[0]) and np.array_equal(codes["z"], again[1]["z"])
+    train("infogan", {}, out=out, dataset="digits", epochs=2, seed=0, device="cpu", resume=True)
+    assert load_run(out).model.options.noise_scale == 0.3
     config = json.loads((out / "config.json").read_text())
     del config["options"]["noise_scale"]
     (out / "config.json").write_text(json.dumps(config))
-    run = load_run(out)
-    assert run.model.options.noise_scale == 1.0
-    after = run.model.sample(6, seeded(3, 0))
-    assert torch.equal(before[0], after[0]) and np.array_equal(before[1]["z"], after[1]["z"])
-    train("infogan", {}, out=out, dataset="digits", epochs=2, seed=0, device="cpu", resume=True)
     assert load_run(out).model.options.noise_scale == 1.0
-    fresh = tmp_path / "fresh"
-    train("infogan", tiny_options("infogan"), out=fresh, dataset="digits", epochs=1, seed=0,
-          device="cpu")
-    assert json.loads((fresh / "config.json").read_text())["options"]["noise_scale"] == 0.3
 
 
 @pytest.mark.parametrize("name", ["ae", "vae"])

@@ -602,10 +602,11 @@ def test_infogan_q_head_gives_raw_logits_and_codes_are_laid_out():
 
 
 def test_infogan_noise_has_the_spread_its_option_gives():
-    """z ~ N(0, noise_scale² I) (0.3 by default, ClusterGAN's small-variance noise beside the
-    one-hot c1); the codes keep their own scales; a spread of 0 or less is refused."""
+    """z ~ N(0, noise_scale² I) (1 by default, the course's N(0, I); smaller is ClusterGAN's
+    small-variance noise beside the one-hot c1); the codes keep their own scales; a spread of 0
+    or less is refused."""
     default = create("infogan", image_shape=DIGITS, **tiny_options("infogan"))
-    assert default.options.noise_scale == 0.3
+    assert default.options.noise_scale == 1.0
     spreads = {}
     for scale in (0.3, 1.0):
         model = create("infogan", image_shape=DIGITS, **tiny_options("infogan", noise_scale=scale))
