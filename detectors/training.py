@@ -220,6 +220,14 @@ def threshold_reals(real: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     return {**calibration_reals(real, seed), **grid}
 
 
+def threshold_sets(per_set: dict[str, float]) -> dict[str, Any]:
+    """The report of each real validation set's own FPR-rule threshold (:func:`calibrate`):
+    ``set_by`` names the set whose cut is the rule's (the highest), ``plain`` the plain images'
+    alone, ``by_set`` every set's (scores, as ``thresholds`` shows them)."""
+    by_set = {kind: float(sigmoid(value)) for kind, value in per_set.items()}
+    return {"set_by": max(per_set, key=per_set.get), "plain": by_set["plain"], "by_set": by_set}
+
+
 def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarray],
               rule: str = "fpr", target_fpr: float = DEFAULT_TARGET_FPR, seed: int = 0,
               confidence: float = DEFAULT_CONFIDENCE) -> float:
@@ -242,9 +250,10 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
         raise ForensicsError("the youden rule needs fake images; a real-only detector uses fpr")
     real_scores = {kind: detector.log_odds(images)
                    for kind, images in threshold_reals(real_val, seed).items()}
-    cuts: dict[str, float | None] = {
-        "fpr": max(fpr_threshold(scores, target_fpr, confidence) for scores in real_scores.values()),
-        "youden": None}
+    # each set's own cut: the highest is the rule's; which set it is tells what the threshold
+    # guards against (recorded for the report, ``threshold_sets``)
+    per_set = {kind: fpr_threshold(scores, target_fpr, confidence) for kind, scores in real_scores.items()}
+    cuts: dict[str, float | None] = {"fpr": max(per_set.values()), "youden": None}
     probability = None
     if fakes_val:
         # the fakes plain and under the same processings (other random strengths); the reals'
@@ -267,7 +276,8 @@ def calibrate(detector: Detector, real_val: np.ndarray, fakes_val: list[np.ndarr
     detector.threshold_log_odds_ = float(cuts[rule])
     detector.threshold_ = float(thresholds[rule])
     detector.calibration_ = {"thresholds": thresholds, "threshold_rule": rule,
-                             "real_val_scores": score_quantiles(real_scores)}
+                             "real_val_scores": score_quantiles(real_scores),
+                             "fpr_by_set": per_set}
     if probability is not None and probability["a"] > 0:  # a score that falls with fakeness is no rule
         detector.calibration_["probability"] = probability
     return detector.threshold_
@@ -370,6 +380,7 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
     calibration = detector.calibration_
     cut = detector.threshold_log_odds_  # what verdicts compare (threshold is its sigmoid)
     common = {"threshold": threshold, "threshold_rule": rule, "thresholds": calibration["thresholds"],
+              "threshold_sets": threshold_sets(calibration["fpr_by_set"]),
               "real_fpr": real_fpr(detector, real["test"], cut, seed), "seed": seed,
               "class_balance": class_balance(detector, real["train"], train_fakes)}
     if not split:
@@ -387,6 +398,9 @@ def train_detector(kind: str, real_train: np.ndarray, real_val: np.ndarray,
         per_source[source] = float(roc_auc_score(
             np.r_[np.zeros(len(real_scores)), np.ones(len(own))], np.r_[real_scores, own]))
         per_source_tpr[source] = float(np.mean(own >= cut))
+    # what the processings cost: the fakes caught at the cut plain real images alone would allow
+    common["threshold_sets"]["tpr_at_plain"] = float(np.mean(
+        fake_scores >= calibration["fpr_by_set"]["plain"]))
     predicted = scores >= cut
     report = {
         "auc": float(roc_auc_score(labels, scores)),

@@ -103,6 +103,9 @@ def test_train_detector_prints_the_json_metrics_at_the_threshold(world):
     assert "accuracy 0." not in line.replace("balanced accuracy", "")
     assert f"TPR gan {metrics['per_source_tpr']['gan']:.3f}" in result.stdout
     assert "fpr rule" in result.stdout
+    sets = metrics["threshold_sets"]  # which real validation set put the threshold where it is
+    assert (f"the fpr threshold is set by real images under {sets['set_by']};" in result.stdout) \
+        is (sets["set_by"] != "plain")
     # the metrics themselves: recomputed from the test counts they describe
     n = metrics["n"]["test"]
     assert metrics["balanced_accuracy"] == pytest.approx((metrics["tpr"] + 1 - metrics["fpr"]) / 2)

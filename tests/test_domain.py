@@ -448,7 +448,7 @@ def test_fpr_threshold_with_ties_never_exceeds_target():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """pixel-logreg on 8×8 digits against noisy copies, trained and calibrated through the library."""
-    from detectors.training import save_detector, train_detector
+    from detectors.training import save_detector, split_fakes, train_detector
     from forensics.data import load, split_indices
 
     data = load("digits")
@@ -460,6 +460,15 @@ def trained(tmp_path_factory) -> Path:
     assert report["thresholds"]["youden"] is not None and report["thresholds"]["target_fpr"] == 0.01
     assert set(report["real_fpr"]) == {"plain", "processed", "by_processing", "processed_worst",
                                        "worst_processing"}
+    # which validation set sets the fpr threshold, and what plain images alone would allow
+    sets = report["threshold_sets"]
+    assert sets["by_set"][sets["set_by"]] == pytest.approx(report["threshold"], rel=1e-12)
+    assert max(sets["by_set"].values()) == sets["by_set"][sets["set_by"]] >= sets["plain"]
+    assert sets["plain"] == sets["by_set"]["plain"]
+    assert {"chain", "jpeg@30", "blur@2.0"} <= set(sets["by_set"])
+    test_fakes = split_fakes({"noise": noisy.astype(np.float32)}, 0)["noise"]["test"]
+    plain_cut = detector.calibration_["fpr_by_set"]["plain"]
+    assert sets["tpr_at_plain"] == np.mean(detector.log_odds(test_fakes) >= plain_cut) >= report["tpr"]
     folder = tmp_path_factory.mktemp("domain") / "det"
     save_detector(detector, folder)
     return folder

@@ -577,6 +577,13 @@ def _print_training_report(report: dict, probability: dict | None) -> None:
     typer.echo(f"threshold {report['threshold']:.6g}{never} ({rule})"
                + ("; score calibrated to P(fake) (Platt, equal priors)" if probability
                   else "; the score is not a probability (no fakes to calibrate it on)"))
+    sets = report.get("threshold_sets")
+    if report["threshold_rule"] == "fpr" and sets and sets["set_by"] != "plain":
+        caught = (f", where {sets['tpr_at_plain']:.4f} of the test fakes score"
+                  if "tpr_at_plain" in sets else "")
+        typer.echo(f"the fpr threshold is set by real images under {sets['set_by']}; plain real images "
+                   f"alone would allow {sets['plain']:.6g}{caught} (detector.json: "
+                   "metrics.threshold_sets)")
     fpr = report["real_fpr"]
     if "auc" in report:
         n = report["n"]["test"]
