@@ -20,7 +20,7 @@ import math
 import os
 from typing import Any, TextIO
 
-from forensics.text import csv_cell, printable, strict_dumps
+from forensics.text import capped, csv_cell, printable, strict_dumps
 
 
 class JsonLines:
@@ -267,11 +267,16 @@ def _verdict(record: dict[str, Any]):
     return verdict
 
 
+#: the most characters of a provenance tag the table shows (a stranger's tag may hold 4,096 of
+#: them, a screenful per file: ``--json`` and ``--csv`` keep what was read)
+TAG_SHOWN = 60
+
+
 def _tag(record: dict[str, Any]) -> str:
     tag = record["provenance_tag"]
     if isinstance(tag, dict):
         tag = f"{tag.get('generator', '?')} {tag.get('variant', '')}".strip()
-    return str(tag) if tag else "—"
+    return capped(printable(str(tag)), TAG_SHOWN) if tag else "—"
 
 
 def _detector_cell(record: dict[str, Any], name: str):

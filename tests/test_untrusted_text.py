@@ -124,6 +124,23 @@ def test_detect_table_shows_markup_and_control_codes_as_text(hostile):
     assert "\\x1b" in flat
 
 
+def test_detect_table_cuts_a_long_tag(hostile):
+    """A 4,096-character tag would fill a screen per file: the table shows its first
+    TAG_SHOWN characters (escaped first, so an escape is never cut in half); --json keeps it."""
+    from detectors.output import TAG_SHOWN, _tag
+
+    assert _tag({"provenance_tag": "1" * 4000}) == "1" * TAG_SHOWN + TRUNCATED
+    assert _tag({"provenance_tag": "\x1b" * 100}).startswith("\\x1b" * (TAG_SHOWN // 4))
+    result = invoke("detect", hostile)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    rows = len(list(hostile.iterdir()))
+    # each file's row folds into a few lines at most (a 4,096-character tag folded into 200)
+    assert len(result.stdout.splitlines()) < 8 * rows + 30, len(result.stdout.splitlines())
+    tags = {Path(r["file"]).name: r["provenance_tag"] for r in map(strict, invoke(
+        "detect", hostile, "--json").stdout.splitlines())}
+    assert str(tags["huge-int.png"]) == "1" * 4000  # read as the JSON number it is
+
+
 def test_detect_csv_defuses_formula_cells(hostile):
     result = invoke("detect", hostile, "--csv")
     assert result.exit_code == 0, (result.stderr, result.exception)
