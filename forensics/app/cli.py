@@ -579,11 +579,9 @@ def _print_training_report(report: dict, probability: dict | None) -> None:
                   else "; the score is not a probability (no fakes to calibrate it on)"))
     sets = report.get("threshold_sets")
     if report["threshold_rule"] == "fpr" and sets and sets["set_by"] != "plain":
-        caught = (f", where {sets['tpr_at_plain']:.4f} of the test fakes score"
-                  if "tpr_at_plain" in sets else "")
+        caught = f", TPR {sets['tpr_at_plain']:.4f} there" if "tpr_at_plain" in sets else ""
         typer.echo(f"the fpr threshold is set by real images under {sets['set_by']}; plain real images "
-                   f"alone would allow {sets['plain']:.6g}{caught} (detector.json: "
-                   "metrics.threshold_sets)")
+                   f"alone would allow {sets['plain']:.6g}{caught} (metrics.threshold_sets)")
     fpr = report["real_fpr"]
     if "auc" in report:
         n = report["n"]["test"]
