@@ -463,8 +463,11 @@ def train_detector(
     Prints, on held-out test images, the balanced accuracy, the TPR
     (fakes called fake) and the FPR (reals called fake) at the saved
     threshold, each fake source's TPR, and for attribution each class's
-    recall; warns when one class outnumbers another more than 3:1 in
-    training (classes are balanced in the loss unless --no-balance).
+    recall; names the processing of real validation images that set the
+    fpr rule's threshold, with the threshold plain real images alone would
+    allow and the TPR there (metrics.threshold_sets); warns when one class
+    outnumbers another more than 3:1 in training (classes are balanced in
+    the loss unless --no-balance).
     With fakes, the raw score is also calibrated (Platt's rule on
     validation images plain and under each ordinary processing, equal
     priors) into the P(fake) `forensics detect` shows; verdicts compare
